@@ -1,0 +1,30 @@
+"""The root click group and the helpers every verb shares."""
+
+from __future__ import annotations
+
+import click
+
+from sybilgnn.config import Settings, load_settings
+
+__all__ = ["cli", "settings_of", "pass_settings"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file (default: ./sybilgnn.yaml when present).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one config value; repeatable.")
+@click.version_option(package_name="sybilgnn")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]) -> None:
+    """Find coordinated fleets of fake accounts in a Neo4j account graph."""
+    ctx.obj = load_settings(config_file, list(overrides))
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+pass_settings = click.make_pass_decorator(Settings)

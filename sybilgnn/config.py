@@ -1,0 +1,240 @@
+"""One typed configuration for every stage.
+
+Sources, later wins: built-in defaults, a YAML file (``--config`` or ``sybilgnn.yaml`` in the
+working directory), environment variables ``SYBILGNN__SECTION__KEY=value`` and CLI
+``--set section.key=value``. Validation happens once at start; errors name the key and value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sybilgnn.errors import SybilgnnError
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "Neo4jSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "SYBILGNN__"
+DEFAULT_CONFIG_FILE = "sybilgnn.yaml"
+
+
+class ConfigError(SybilgnnError, ValueError):
+    """A configuration value is missing or invalid; the message names key and value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Neo4jSettings(_Section):
+    """Connection to Neo4j, and the local server the package manages when ``managed``."""
+
+    uri: str = "bolt://127.0.0.1:7687"
+    user: str = "neo4j"
+    password: str | None = Field(default=None, description="overrides password_file; avoid in files")
+    password_file: Path = Path(".sybilgnn/neo4j/password")
+    database: str = "neo4j"
+    managed: bool = True
+    home: Path = Path(".sybilgnn/neo4j")
+    lib_dir: Path = Path(".sybilgnn/neo4j-lib")
+    bolt_port: int = Field(default=7687, ge=1, le=65535)
+    http_port: int = Field(default=7474, ge=1, le=65535)
+    heap: str = "1g"
+    pagecache: str = "512m"
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("heap", "pagecache")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not value or not value[:-1].isdigit() or value[-1].lower() not in "kmg":
+            raise ValueError(f"expected a size like '512m' or '2g', got {value!r}")
+        return value
+
+
+class HashingSettings(_Section):
+    """Keyed hash (HMAC-SHA256) that replaces raw IPs and payment tokens before Neo4j."""
+
+    secret: str | None = None
+    secret_file: Path = Path(".sybilgnn/hash-secret")
+
+
+class SimulateSettings(_Section):
+    accounts: int = Field(default=20_000, gt=0)
+    scenario: str = "medium"
+    seed: int = 7
+
+
+class IngestSettings(_Section):
+    batch_size: int = Field(default=10_000, gt=0)
+    quarantine_file: str = "quarantine.csv"
+
+
+class SimilaritySettings(_Section):
+    """Near-duplicate prompts (MinHash + LSH) aggregated to account pairs."""
+
+    num_perm: int = Field(default=64, ge=16, le=512)
+    shingle_size: int = Field(default=3, ge=1, le=10)
+    threshold: float = Field(default=0.6, gt=0, le=1)
+    max_edges_per_account: int = Field(default=20, ge=1)
+    max_bucket_size: int = Field(default=200, ge=2)
+    min_shared_prompts: int = Field(default=1, ge=1)
+
+
+class SplitSettings(_Section):
+    """Time split on ``label_at`` plus an optional group held out whole."""
+
+    train_fraction: float = Field(default=0.6, gt=0, lt=1)
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    holdout_property: str | None = "campaign"
+    holdout_value: str | None = None
+
+
+class ExportSettings(_Section):
+    cache_dir: Path = Path(".sybilgnn/snapshots")
+    fetch_size: int = Field(default=100_000, gt=0)
+
+
+class ModelSettings(_Section):
+    layer_type: Literal["sage", "gat", "graph"] = "sage"
+    hidden: int = Field(default=64, ge=4)
+    layers: int = Field(default=2, ge=1, le=6)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    aggr: Literal["mean", "sum", "max"] = "mean"
+
+
+class TrainSettings(_Section):
+    epochs: int = Field(default=200, ge=1)
+    patience: int = Field(default=30, ge=1)
+    lr: float = Field(default=0.01, gt=0)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    loss: Literal["weighted_bce", "focal"] = "weighted_bce"
+    target_precision: float = Field(default=0.9, gt=0, le=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class TuneSettings(_Section):
+    n_trials: int = Field(default=20, ge=1)
+    timeout_s: float | None = None
+    storage: str = "sqlite:///mlruns/optuna.db"
+    study_name: str = "sybilgnn"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    search_space: Path | None = None
+
+
+class RegistrySettings(_Section):
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_root: Path = Path("mlruns/artifacts")
+    experiment: str = "sybilgnn"
+    model_name: str = "sybilgnn"
+    promote_margin: float = Field(default=0.0, ge=0)
+    promote_metric: str = "auprc"
+
+
+class ScoringSettings(_Section):
+    batch_size: int = Field(default=10_000, gt=0)
+    model_alias: str = "champion"
+    min_fleet_size: int = Field(default=3, ge=2)
+    fleet_stability_jaccard: float = Field(default=0.5, gt=0, le=1)
+    report_dir: Path = Path(".sybilgnn/reports")
+
+
+class Settings(_Section):
+    neo4j: Neo4jSettings = Neo4jSettings()
+    hashing: HashingSettings = HashingSettings()
+    simulate: SimulateSettings = SimulateSettings()
+    ingest: IngestSettings = IngestSettings()
+    similarity: SimilaritySettings = SimilaritySettings()
+    split: SplitSettings = SplitSettings()
+    export: ExportSettings = ExportSettings()
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    tune: TuneSettings = TuneSettings()
+    registry: RegistrySettings = RegistrySettings()
+    scoring: ScoringSettings = ScoringSettings()
+
+    def resolved_password(self) -> str:
+        """Password from the setting, else from the owner-only password file."""
+        if self.neo4j.password:
+            return self.neo4j.password
+        path = self.neo4j.password_file
+        if not path.exists():
+            raise ConfigError(
+                f"neo4j.password_file: {path} does not exist; run `sybilgnn neo4j start` for the "
+                "local server, or set SYBILGNN__NEO4J__PASSWORD for a remote one"
+            )
+        return path.read_text().strip()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _set_nested(tree: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+    parts = [p for p in dotted.split(".") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"{origin}: key {dotted!r} must look like section.key")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: {dotted!r} goes through a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _parse_scalar(raw: str) -> Any:
+    """YAML-parse an override so that numbers, booleans and null keep their types."""
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build validated settings from defaults, file, environment and ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    path = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
+    if config_file and not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        tree.update(loaded)
+    env = os.environ if environ is None else environ
+    for name, raw in sorted(env.items()):
+        if name.startswith(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            _set_nested(tree, dotted, _parse_scalar(raw), f"environment variable {name}")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        key, raw = item.split("=", 1)
+        _set_nested(tree, key.strip(), _parse_scalar(raw), f"--set {item!r}")
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{key}: unknown key (value {err.get('input')!r})")
+            else:
+                problems.append(f"{key}: {err['msg']} (value {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

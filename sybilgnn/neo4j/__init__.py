@@ -1,0 +1,7 @@
+"""Neo4j: the local server's lifecycle, connections, ingest, export and write-back."""
+
+from sybilgnn.neo4j.connection import bolt_uri, driver_session, open_driver
+from sybilgnn.neo4j.server import LocalNeo4j, Neo4jServerError, ServerStatus
+
+__all__ = ["LocalNeo4j", "Neo4jServerError", "ServerStatus", "bolt_uri", "driver_session",
+           "open_driver"]

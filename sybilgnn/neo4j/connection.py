@@ -1,0 +1,37 @@
+"""Open a Neo4j driver from the settings, for the managed local server or a remote one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from neo4j import Driver, GraphDatabase
+
+from sybilgnn.config import Settings
+
+__all__ = ["bolt_uri", "open_driver", "driver_session"]
+
+
+def bolt_uri(settings: Settings) -> str:
+    """The managed server listens on ``neo4j.bolt_port``; otherwise ``neo4j.uri`` is used."""
+    if settings.neo4j.managed:
+        return f"bolt://127.0.0.1:{settings.neo4j.bolt_port}"
+    return settings.neo4j.uri
+
+
+def open_driver(settings: Settings, **kwargs: Any) -> Driver:
+    """A driver with the configured credentials; callers close it (use it as a context)."""
+    return GraphDatabase.driver(
+        bolt_uri(settings), auth=(settings.neo4j.user, settings.resolved_password()), **kwargs
+    )
+
+
+@contextmanager
+def driver_session(settings: Settings) -> Iterator[Driver]:
+    driver = open_driver(settings)
+    try:
+        driver.verify_connectivity()
+        yield driver
+    finally:
+        driver.close()

@@ -1,0 +1,79 @@
+"""Shared fixtures: one real Neo4j server per test session, in a throw-away home.
+
+The server uses free ports, so it runs beside a developer's own server. Jars come from the
+shared lib folder (``SYBILGNN_TEST_NEO4J_LIB`` or the default ``.sybilgnn/neo4j-lib``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sybilgnn.config import Settings, load_settings
+from sybilgnn.neo4j.connection import open_driver
+from sybilgnn.neo4j.server import LocalNeo4j
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings of a running test server; stopped at the end of the session."""
+    home = tmp_path_factory.mktemp("neo4j-home")
+    lib = Path(os.environ.get("SYBILGNN_TEST_NEO4J_LIB", REPO_ROOT / ".sybilgnn" / "neo4j-lib"))
+    settings = load_settings(
+        config_file=None,
+        overrides=[
+            f"neo4j.home={home}",
+            f"neo4j.lib_dir={lib}",
+            f"neo4j.password_file={home / 'password'}",
+            f"neo4j.bolt_port={free_port()}",
+            f"neo4j.http_port={free_port()}",
+            "neo4j.heap=768m",
+            "neo4j.pagecache=256m",
+            f"hashing.secret_file={home / 'hash-secret'}",
+            f"export.cache_dir={home / 'snapshots'}",
+        ],
+        environ={},
+    )
+    server = LocalNeo4j(settings.neo4j)
+    server.start()
+    try:
+        yield settings
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(neo4j_settings: Settings) -> LocalNeo4j:
+    return LocalNeo4j(neo4j_settings.neo4j)
+
+
+@pytest.fixture()
+def neo4j_driver(neo4j_settings: Settings) -> Iterator[Any]:
+    """A driver on an empty database: every node, constraint and index is removed first."""
+    with open_driver(neo4j_settings) as driver:
+        wipe_database(driver)
+        yield driver
+
+
+def wipe_database(driver: Any) -> None:
+    """Delete all data, constraints and (non-lookup) indexes so each test starts empty."""
+    with driver.session() as session:
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        for record in list(session.run("SHOW CONSTRAINTS YIELD name RETURN name")):
+            session.run(f"DROP CONSTRAINT `{record['name']}` IF EXISTS").consume()
+        for record in list(session.run("SHOW INDEXES YIELD name, type RETURN name, type")):
+            if record["type"] != "LOOKUP":
+                session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
