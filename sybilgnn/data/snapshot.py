@@ -1,0 +1,92 @@
+"""A point-in-time export of the account graph: PyG ``HeteroData`` plus the id maps.
+
+Saved as plain tensors (``torch.save`` of a dict of tensors, loaded with
+``weights_only=True``) and JSON, so loading a snapshot never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+__all__ = ["Snapshot", "ACCOUNT", "IP", "PAYMENT"]
+
+ACCOUNT, IP, PAYMENT = "account", "ip", "payment"
+_SEP = "__"
+
+
+@dataclass
+class Snapshot:
+    data: HeteroData
+    id_maps: dict[str, np.ndarray]
+    feature_names: dict[str, list[str]]
+    feature_stats: dict[str, dict[str, list[float]]]
+    content_hash: str
+    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_accounts(self) -> int:
+        return int(self.data[ACCOUNT].num_nodes)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``tensors.pt`` (tensors only) and ``snapshot.json`` (everything else)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        extras: dict[str, dict[str, Any]] = {}
+        items = list(self.data.node_items()) + list(self.data.edge_items())
+        for key, store in items:
+            name = key if isinstance(key, str) else _SEP.join(key)
+            for attr, value in store.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{name}{_SEP}{_SEP}{attr}"] = value
+                else:
+                    extras.setdefault(name, {})[attr] = value
+        torch.save(tensors, out / "tensors.pt")
+        meta = {
+            "id_maps": {k: [str(v) for v in ids] for k, ids in self.id_maps.items()},
+            "feature_names": self.feature_names,
+            "feature_stats": self.feature_stats,
+            "content_hash": self.content_hash,
+            "created_at": self.created_at.isoformat(),
+            "meta": self.meta,
+            "extras": extras,
+            "num_nodes": {t: int(self.data[t].num_nodes) for t in self.data.node_types},
+        }
+        (out / "snapshot.json").write_text(json.dumps(meta, default=str))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Snapshot:
+        src = Path(directory)
+        meta = json.loads((src / "snapshot.json").read_text())
+        tensors = torch.load(src / "tensors.pt", weights_only=True)
+        data = HeteroData()
+        for node_type, count in meta["num_nodes"].items():
+            data[node_type].num_nodes = count
+        for flat, value in tensors.items():
+            name, attr = flat.split(_SEP * 2, 1)
+            key: str | tuple[str, ...] = tuple(name.split(_SEP)) if _SEP in name else name
+            data[key][attr] = value
+        for name, attrs in meta["extras"].items():
+            key = tuple(name.split(_SEP)) if _SEP in name else name
+            for attr, value in attrs.items():
+                if attr != "num_nodes":
+                    data[key][attr] = value
+        return cls(
+            data=data,
+            id_maps={k: np.asarray(v, dtype=object) for k, v in meta["id_maps"].items()},
+            feature_names=meta["feature_names"],
+            feature_stats=meta["feature_stats"],
+            content_hash=meta["content_hash"],
+            created_at=datetime.fromisoformat(meta["created_at"]),
+            meta=meta["meta"],
+        )
