@@ -25,6 +25,15 @@ def neo4j_group() -> None:
     """The local Neo4j server and ad-hoc read queries."""
 
 
+@neo4j_group.command("install")
+@pass_settings
+def install(settings: Settings) -> None:
+    """Resolve the server and Browser jars through Maven into neo4j.lib_dir (cached)."""
+    server = _local(settings)
+    server.install()
+    click.echo(f"neo4j jars ready in {server.lib_dir}")
+
+
 @neo4j_group.command("start")
 @pass_settings
 def start(settings: Settings) -> None:

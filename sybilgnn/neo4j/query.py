@@ -47,7 +47,7 @@ def run_read_query(settings: Settings, cypher: str,
 def format_table(keys: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(k) for k in keys]] + [["" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(keys))] if keys else []
-    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     if lines:
         lines.insert(1, "-+-".join("-" * w for w in widths))
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

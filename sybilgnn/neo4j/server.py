@@ -150,6 +150,8 @@ class LocalNeo4j:
             "server.config.strict_validation.enabled=false",
             "db.tx_log.rotation.retention_policy=2 files",
             "browser.allow_outgoing_connections=false",
+            # the sybilgnn guide and style are served locally (`sybilgnn guide --serve`)
+            "browser.remote_content_hostname_allowlist=localhost,127.0.0.1",
         ]
         (self.home / "conf" / "neo4j.conf").write_text("\n".join(lines) + "\n")
 
@@ -172,7 +174,8 @@ class LocalNeo4j:
         if self.password_file.exists():
             password = self.password_file.read_text().strip()
         else:
-            password = secrets.token_urlsafe(24)
+            # hex, so the password never starts with "-" (the admin tool would read an option)
+            password = secrets.token_hex(20)
             self.password_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
