@@ -129,6 +129,13 @@ class TuneSettings(_Section):
     study_name: str = "sybilgnn"
     pruner: Literal["median", "hyperband", "none"] = "median"
     search_space: Path | None = None
+    seed: int = 0
+    trial_epochs: int | None = Field(default=None, ge=1, description="max epochs per trial; "
+                                     "default train.epochs")
+    pruner_warmup_epochs: int = Field(default=5, ge=0)
+    pruner_startup_trials: int = Field(default=3, ge=0)
+    heartbeat_interval_s: int = Field(default=10, ge=1)
+    grace_period_s: int | None = Field(default=None, ge=1)
 
 
 class RegistrySettings(_Section):
@@ -138,6 +145,8 @@ class RegistrySettings(_Section):
     model_name: str = "sybilgnn"
     promote_margin: float = Field(default=0.0, ge=0)
     promote_metric: str = "auprc"
+    promote_split: Literal["test", "val", "holdout"] = "test"
+    lock_file: Path = Path("mlruns/retrain.lock")
 
 
 class ScoringSettings(_Section):

@@ -19,6 +19,8 @@ __all__ = ["cli", "main"]
 # Modules that define verbs; add yours here.
 _COMMAND_MODULES = [
     "sybilgnn.cli.neo4j_cmds",
+    "sybilgnn.cli.train_cmds",
+    "sybilgnn.cli.ingest_cmd",
 ]
 
 for _module in _COMMAND_MODULES:

@@ -1,0 +1,34 @@
+"""MLflow tracking and registry: log, register, aliases, the promotion gate, safe loading."""
+
+from __future__ import annotations
+
+from sybilgnn.registry._log import (CHALLENGER, CHAMPION, RegisteredVersion, flat_metrics,
+                                    log_and_register)
+from sybilgnn.registry._model_io import (ID_MAP_SCHEMA, LoadedModel, ModelNotFoundError,
+                                         SybilgnnPyfunc, load_model_dir, load_registered_model,
+                                         resolve_version, save_model_dir)
+from sybilgnn.registry._promote import (PromotionDecision, evaluate_on_snapshot, promote,
+                                        set_champion)
+from sybilgnn.registry._tracking import client_for, configure_tracking
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "ID_MAP_SCHEMA",
+    "LoadedModel",
+    "ModelNotFoundError",
+    "PromotionDecision",
+    "RegisteredVersion",
+    "SybilgnnPyfunc",
+    "client_for",
+    "configure_tracking",
+    "evaluate_on_snapshot",
+    "flat_metrics",
+    "load_model_dir",
+    "load_registered_model",
+    "log_and_register",
+    "promote",
+    "resolve_version",
+    "save_model_dir",
+    "set_champion",
+]

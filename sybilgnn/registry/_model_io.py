@@ -1,0 +1,211 @@
+"""The model on disk and in the registry, without pickle.
+
+A model folder holds ``weights.pt`` (``torch.save`` of the state dict; loaded with
+``weights_only=True``) and ``model.json`` (model config, calibrator, threshold, feature names
+and statistics, id-map schema). MLflow stores that folder as the artifacts of a small pyfunc
+model so that ``mlflow.pyfunc.load_model`` works for tooling; that path unpickles the
+``SybilgnnPyfunc`` class by reference. Scoring uses ``load_registered_model`` instead, which
+downloads the folder and rebuilds the network from JSON and tensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from sybilgnn.config import Settings
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import SybilgnnError
+from sybilgnn.registry._tracking import client_for
+
+__all__ = [
+    "LoadedModel",
+    "ModelNotFoundError",
+    "SybilgnnPyfunc",
+    "FORMAT_VERSION",
+    "ID_MAP_SCHEMA",
+    "MODEL_ARTIFACT",
+    "save_model_dir",
+    "load_model_dir",
+    "log_pyfunc_model",
+    "load_registered_model",
+    "resolve_version",
+]
+
+FORMAT_VERSION = 1
+MODEL_ARTIFACT = "model"
+WEIGHTS_FILE, META_FILE = "weights.pt", "model.json"
+# Node type -> the Neo4j key property whose values the snapshot's id map holds.
+ID_MAP_SCHEMA = {"account": "account_id", "ip": "ip_id", "payment": "pm_id"}
+
+
+class ModelNotFoundError(SybilgnnError):
+    """The registry holds no such model, version or alias."""
+
+
+@dataclass
+class LoadedModel:
+    """Everything scoring needs; field names match ``TrainResult`` so ``predict`` takes it."""
+
+    state_dict: dict[str, torch.Tensor]
+    model_config: dict[str, Any]
+    calibrator: dict[str, Any]
+    threshold: float
+    feature_names: dict[str, list[str]]
+    feature_stats: dict[str, dict[str, list[float]]]
+    snapshot_hash: str
+    id_map_schema: dict[str, str] = field(default_factory=lambda: dict(ID_MAP_SCHEMA))
+    version: str | None = None
+    run_id: str | None = None
+    model_name: str | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def predict(self, snapshot: Snapshot) -> np.ndarray:
+        """Calibrated fake-account probability for every account of ``snapshot``."""
+        from sybilgnn.training import predict
+
+        self.check_features(snapshot)
+        return np.asarray(predict(self, snapshot), dtype=np.float64)
+
+    def check_features(self, snapshot: Snapshot) -> None:
+        for node_type, names in self.feature_names.items():
+            have = list(snapshot.feature_names.get(node_type, []))
+            if have != list(names):
+                raise SybilgnnError(
+                    f"model {self.model_name} v{self.version} expects {node_type} features "
+                    f"{names} but the snapshot has {have}; retrain on the current schema "
+                    "(`sybilgnn retrain`) or export with the model's feature set")
+
+
+def save_model_dir(result: Any, directory: str | Path) -> Path:
+    """Write a ``TrainResult`` (or ``LoadedModel``) as weights + JSON."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in result.state_dict.items()}
+    torch.save(state, out / WEIGHTS_FILE)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model_config": result.model_config,
+        "calibrator": result.calibrator,
+        "threshold": float(result.threshold),
+        "feature_names": result.feature_names,
+        "feature_stats": result.feature_stats,
+        "snapshot_hash": result.snapshot_hash,
+        "id_map_schema": getattr(result, "id_map_schema", ID_MAP_SCHEMA),
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
+    raise TypeError(f"model metadata holds a {type(value).__name__}, which JSON cannot store")
+
+
+def load_model_dir(directory: str | Path) -> LoadedModel:
+    """Rebuild from a model folder: JSON and ``weights_only`` tensors, never unpickling."""
+    src = Path(directory)
+    if not (src / META_FILE).is_file() or not (src / WEIGHTS_FILE).is_file():
+        raise ModelNotFoundError(f"{src} holds no {META_FILE} + {WEIGHTS_FILE}: not a sybilgnn "
+                                 "model folder")
+    meta = json.loads((src / META_FILE).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SybilgnnError(f"{src / META_FILE}: model format {meta.get('format_version')} is "
+                            f"not the supported {FORMAT_VERSION}; upgrade sybilgnn")
+    state = torch.load(src / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    return LoadedModel(
+        state_dict=state,
+        model_config=meta["model_config"],
+        calibrator=meta["calibrator"],
+        threshold=float(meta["threshold"]),
+        feature_names=meta["feature_names"],
+        feature_stats=meta["feature_stats"],
+        snapshot_hash=meta["snapshot_hash"],
+        id_map_schema=meta.get("id_map_schema", dict(ID_MAP_SCHEMA)),
+    )
+
+
+class SybilgnnPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """pyfunc wrapper: input rows name saved snapshot folders; output one row per account."""
+
+    def load_context(self, context: Any) -> None:
+        self._model = load_model_dir(Path(context.artifacts["model_dir"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        frames = []
+        for folder in model_input["snapshot_dir"]:
+            snapshot = Snapshot.load(folder)
+            scores = self._model.predict(snapshot)
+            frames.append(pd.DataFrame({
+                "snapshot_dir": folder,
+                "account_id": snapshot.id_maps["account"].astype(str),
+                "score": scores,
+                "flag": scores >= self._model.threshold,
+            }))
+        return pd.concat(frames, ignore_index=True)
+
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "snapshot_dir")]),
+    outputs=Schema([ColSpec("string", "snapshot_dir"), ColSpec("string", "account_id"),
+                    ColSpec("double", "score"), ColSpec("boolean", "flag")]),
+)
+
+
+def log_pyfunc_model(result: Any) -> Any:
+    """Log the model folder as a pyfunc model of the active run; returns ``ModelInfo``."""
+    with tempfile.TemporaryDirectory(prefix="sybilgnn-model-") as tmp:
+        folder = save_model_dir(result, Path(tmp) / "model_dir")
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=SybilgnnPyfunc(),
+            artifacts={"model_dir": str(folder)},
+            signature=SIGNATURE,
+            pip_requirements=["sybilgnn", "torch", "torch-geometric", "mlflow"],
+        )
+
+
+def resolve_version(settings: Settings, alias_or_version: str | int) -> Any:
+    """The ``ModelVersion`` named by an alias (``champion``) or a version number."""
+    client, _ = client_for(settings)
+    name = settings.registry.model_name
+    ref = str(alias_or_version)
+    try:
+        if ref.isdigit():
+            return client.get_model_version(name, ref)
+        return client.get_model_version_by_alias(name, ref)
+    except mlflow.exceptions.MlflowException:
+        kind = "version" if ref.isdigit() else "alias"
+        raise ModelNotFoundError(
+            f"registered model {name!r} has no {kind} {ref!r} in {settings.registry.tracking_uri}; "
+            "train one (`sybilgnn train` / `sybilgnn retrain`) or list versions in the MLflow UI"
+        ) from None
+
+
+def load_registered_model(settings: Settings, alias_or_version: str | int) -> LoadedModel:
+    """Download a registered version's artifacts and rebuild it without unpickling."""
+    version = resolve_version(settings, alias_or_version)
+    name = settings.registry.model_name
+    with tempfile.TemporaryDirectory(prefix="sybilgnn-load-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version.version}", dst_path=tmp))
+        candidates = [p.parent for p in local.rglob(META_FILE)]
+        if len(candidates) != 1:
+            raise ModelNotFoundError(f"{name} v{version.version}: expected one {META_FILE} in its "
+                                     f"artifacts, found {len(candidates)}")
+        model = load_model_dir(candidates[0])
+    model.version, model.run_id, model.model_name = str(version.version), version.run_id, name
+    return model

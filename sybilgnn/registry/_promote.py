@@ -1,0 +1,163 @@
+"""The promotion gate: the challenger becomes champion only when it is better on the same data.
+
+Both models are re-scored on one snapshot (the current export) and compared on
+``registry.promote_metric`` over ``registry.promote_split``; the challenger must beat the
+champion by more than ``registry.promote_margin``. Every decision is written as tags on the
+versions involved, so the registry itself tells why the champion is the champion.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from sybilgnn.config import Settings
+from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.registry._log import CHALLENGER, CHAMPION
+from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_registered_model, \
+    resolve_version
+from sybilgnn.registry._tracking import client_for
+
+__all__ = ["PromotionDecision", "promote", "evaluate_on_snapshot", "set_champion"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promoted: bool
+    reason: str
+    champion_version: str | None      # champion after the decision
+    challenger_version: str | None
+    previous_champion: str | None
+    metric: str
+    split: str
+    challenger_score: float | None = None
+    champion_score: float | None = None
+
+    def describe(self) -> str:
+        scores = ""
+        if self.challenger_score is not None:
+            champ = "n/a" if self.champion_score is None else f"{self.champion_score:.4f}"
+            scores = (f" ({self.split} {self.metric}: challenger {self.challenger_score:.4f}, "
+                      f"champion {champ})")
+        verdict = "promoted" if self.promoted else "not promoted"
+        return f"v{self.challenger_version} {verdict}: {self.reason}{scores}"
+
+
+def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str) -> dict[str, float]:
+    """The model's metrics on ``split`` of ``snapshot`` (labelled accounts only)."""
+    from sybilgnn.training.metrics import evaluate
+
+    store = snapshot.data[ACCOUNT]
+    mask_name = f"{split}_mask"
+    if mask_name not in store:
+        raise InputError(f"registry.promote_split: the snapshot has no {mask_name}")
+    y = store.y.cpu().numpy()
+    mask = store[mask_name].cpu().numpy().astype(bool) & (y >= 0)
+    if mask.sum() == 0 or len(np.unique(y[mask])) < 2:
+        raise InputError(f"registry.promote_split={split!r}: the snapshot's {split} split needs "
+                         "labelled accounts of both classes to compare models; label more "
+                         "accounts or choose another split")
+    scores = model.predict(snapshot)
+    fleets = store.fleet.cpu().numpy()[mask] if "fleet" in store else None
+    metrics = evaluate(y[mask], scores[mask], model.threshold, fleets=fleets)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _tag_versions(settings: Settings, tags_by_version: dict[str, dict[str, Any]]) -> None:
+    client, _ = client_for(settings)
+    name = settings.registry.model_name
+    for version, tags in tags_by_version.items():
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
+
+
+def _version_of(settings: Settings, alias: str) -> str | None:
+    try:
+        return str(resolve_version(settings, alias).version)
+    except ModelNotFoundError:
+        return None
+
+
+def set_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
+    """Point ``champion`` at ``version`` without a comparison: explicit rollback / roll-forward."""
+    target = str(resolve_version(settings, version).version)
+    previous = _version_of(settings, CHAMPION)
+    client, _ = client_for(settings)
+    client.set_registered_model_alias(settings.registry.model_name, CHAMPION, target)
+    now = datetime.now(timezone.utc).isoformat()
+    tags = {target: {"promotion.decision": "manual", "promotion.reason": reason,
+                     "promotion.at": now, "promotion.previous_champion": previous or ""}}
+    if previous and previous != target:
+        tags[previous] = {"promotion.replaced_by": target, "promotion.replaced_at": now}
+    _tag_versions(settings, tags)
+    return PromotionDecision(True, reason, target, target, previous,
+                             settings.registry.promote_metric, settings.registry.promote_split)
+
+
+def promote(settings: Settings, snapshot: Snapshot | None = None, *,
+            version: str | int | None = None) -> PromotionDecision:
+    """Run the gate for the current challenger, or move champion to ``version`` explicitly."""
+    reg = settings.registry
+    if version is not None:
+        return set_champion(settings, version, reason=f"explicit promote --version {version}")
+    challenger = _version_of(settings, CHALLENGER)
+    if challenger is None:
+        raise ModelNotFoundError(f"registered model {reg.model_name!r} has no {CHALLENGER!r} "
+                                 "alias; train one first (`sybilgnn train`)")
+    champion = _version_of(settings, CHAMPION)
+    now = datetime.now(timezone.utc).isoformat()
+    if champion is None:
+        decision = set_champion(settings, challenger, reason="first model: no champion yet")
+        return PromotionDecision(True, decision.reason, challenger, challenger, None,
+                                 reg.promote_metric, reg.promote_split)
+    if champion == challenger:
+        return PromotionDecision(False, "challenger already is the champion", champion,
+                                 challenger, champion, reg.promote_metric, reg.promote_split)
+    if snapshot is None:
+        raise InputError("the promotion gate needs an evaluation snapshot; pass one or run "
+                         "`sybilgnn promote` with a reachable Neo4j")
+    challenger_model = load_registered_model(settings, challenger)
+    challenger_metrics = evaluate_on_snapshot(challenger_model, snapshot, reg.promote_split)
+    if reg.promote_metric not in challenger_metrics:
+        raise InputError(f"registry.promote_metric {reg.promote_metric!r} is not a metric; "
+                         f"choose one of {', '.join(sorted(challenger_metrics))}")
+    chal_score = challenger_metrics[reg.promote_metric]
+    champ_score: float | None
+    try:
+        champ_model = load_registered_model(settings, champion)
+        champ_score = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split)[reg.promote_metric]
+    except SybilgnnError as exc:
+        # The champion cannot score today's data (e.g. the feature schema changed).
+        log.warning("champion v%s cannot be evaluated on this snapshot: %s", champion, exc)
+        champ_score = None
+    if champ_score is None or math.isnan(champ_score):
+        promoted, reason = True, "champion cannot score the current snapshot"
+    elif not math.isnan(chal_score) and chal_score > champ_score + reg.promote_margin:
+        promoted, reason = True, f"beats the champion by more than the margin {reg.promote_margin}"
+    else:
+        promoted, reason = False, (f"does not beat champion v{champion} by more than the margin "
+                                   f"{reg.promote_margin}")
+    record = {"promotion.decision": "promoted" if promoted else "rejected",
+              "promotion.reason": reason, "promotion.at": now,
+              "promotion.metric": f"{reg.promote_split}_{reg.promote_metric}",
+              "promotion.snapshot_hash": snapshot.content_hash,
+              "promotion.challenger_score": f"{chal_score:.6g}",
+              "promotion.champion_score": "" if champ_score is None else f"{champ_score:.6g}",
+              "promotion.compared_with": champion}
+    tags: dict[str, dict[str, Any]] = {challenger: record}
+    if promoted:
+        client, _ = client_for(settings)
+        client.set_registered_model_alias(reg.model_name, CHAMPION, challenger)
+        tags[champion] = {"promotion.replaced_by": challenger, "promotion.replaced_at": now}
+    _tag_versions(settings, tags)
+    return PromotionDecision(promoted, reason, challenger if promoted else champion, challenger,
+                             champion, reg.promote_metric, reg.promote_split, chal_score,
+                             champ_score)

@@ -1,0 +1,160 @@
+"""Run (or join, or resume) the Optuna study over one snapshot.
+
+Each trial trains with the sampled parameters through ``sybilgnn.training.train``, which
+reports validation AUPRC per epoch to the trial and raises ``optuna.TrialPruned`` when the
+pruner says so. The objective is the trial model's validation AUPRC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from sybilgnn.config import Settings
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import InputError
+from sybilgnn.tuning._space import SearchSpace, load_search_space
+from sybilgnn.tuning._storage import (MLFLOW_RUN_ATTR, WORKER_ATTR, fail_dead_local_trials,
+                                      open_study, worker_id)
+from sybilgnn.tuning._summary import PruningSummary, summarize_pruning
+from sybilgnn.tuning._tracking import (close_trial_run, log_epoch, parent_run_for_study,
+                                       start_trial_run)
+
+__all__ = ["TuneResult", "run_study", "trial_settings", "FINISHED_STATES"]
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class TuneResult:
+    study_name: str
+    best_params: dict[str, Any]
+    best_value: float | None
+    best_trial: int | None
+    finished_since_start: int
+    counts: dict[str, int]
+    pruning: PruningSummary
+    parent_run_id: str
+    revived: list[int] = field(default_factory=list)
+
+
+def trial_settings(settings: Settings) -> Settings:
+    """Settings for one trial: epochs capped at ``tune.trial_epochs`` when set."""
+    epochs = settings.tune.trial_epochs
+    if epochs is None:
+        return settings
+    return settings.model_copy(update={"train": settings.train.model_copy(update={"epochs": epochs})})
+
+
+def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
+               parent_run_id: str) -> Callable[[optuna.Trial], float]:
+    from sybilgnn.training import train  # heavy import, and only needed when trials run
+
+    per_trial = trial_settings(settings)
+    fixed = {"max_epochs": per_trial.train.epochs, "snapshot_hash": snapshot.content_hash,
+             "pruner": settings.tune.pruner}
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        params = space.suggest(trial)
+        run_id = start_trial_run(settings, parent_run_id, trial, params, fixed)
+        trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
+        epochs_seen: list[int] = []
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            epochs_seen.append(int(record.get("epoch", len(epochs_seen))))
+            log_epoch(settings, run_id, record)
+
+        try:
+            result = train(snapshot, per_trial, params=params, trial=trial,
+                           epoch_callback=on_epoch)
+        except optuna.TrialPruned:
+            trial.set_user_attr("epochs_run", len(epochs_seen))
+            close_trial_run(settings, run_id, status="KILLED",
+                            metrics={"epochs_run": len(epochs_seen)},
+                            tags={"optuna.state": "PRUNED"})
+            raise
+        except BaseException as exc:
+            trial.set_user_attr("epochs_run", len(epochs_seen))
+            close_trial_run(settings, run_id, status="FAILED",
+                            tags={"optuna.state": "FAIL", "failure": repr(exc)[:500]})
+            raise
+        value = float(result.metrics["val"]["auprc"])
+        if math.isnan(value):
+            value = 0.0
+        trial.set_user_attr("epochs_run", int(result.epochs_run))
+        trial.set_user_attr("best_epoch", int(result.best_epoch))
+        close_trial_run(settings, run_id, status="FINISHED",
+                        metrics={"objective_val_auprc": value, "epochs_run": result.epochs_run,
+                                 "best_epoch": result.best_epoch},
+                        tags={"optuna.state": "COMPLETE"})
+        return value
+
+    return objective
+
+
+def run_study(
+    snapshot: Snapshot,
+    settings: Settings,
+    *,
+    n_trials: int | None = None,
+    timeout_s: float | None = None,
+    until_total: bool = False,
+    study_name: str | None = None,
+    pruner: str | None = None,
+    parent_run_id: str | None = None,
+    show_progress: bool = False,
+) -> TuneResult:
+    """Run trials in this process.
+
+    ``n_trials`` (default ``tune.n_trials``) counts trials run by this worker, so workers on
+    one study add up. With ``until_total`` it is the study's target instead: the worker
+    stops once the study holds that many finished (complete or pruned) trials, which is
+    what a resumed or re-run budget wants.
+    """
+    space = load_search_space(settings.tune.search_space)
+    budget = n_trials if n_trials is not None else settings.tune.n_trials
+    if budget < 0:
+        raise InputError(f"--n-trials must be >= 0, got {budget}")
+    timeout = timeout_s if timeout_s is not None else settings.tune.timeout_s
+    study = open_study(settings, study_name=study_name, pruner=pruner)
+    revived = fail_dead_local_trials(study, settings)
+    optuna.storages.fail_stale_trials(study)
+    parent = parent_run_for_study(settings, study, parent_run_id)
+
+    before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    to_run = max(0, budget - before) if until_total else budget
+    callbacks = []
+    if until_total:
+        def stop_at_target(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+            if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= budget:
+                study.stop()
+        callbacks.append(stop_at_target)
+    if to_run > 0:
+        study.optimize(_objective(snapshot, settings, space, parent), n_trials=to_run,
+                       timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
+    after = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    return _result(study, settings, parent, after - before, revived)
+
+
+def _result(study: optuna.Study, settings: Settings, parent: str, ran: int,
+            revived: list[int]) -> TuneResult:
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value if t.value is not None else -1.0) if complete else None
+    return TuneResult(
+        study_name=study.study_name,
+        best_params=dict(best.params) if best else {},
+        best_value=float(best.value) if best and best.value is not None else None,
+        best_trial=best.number if best else None,
+        finished_since_start=ran,
+        counts=counts,
+        pruning=summarize_pruning(study, trial_settings(settings).train.epochs),
+        parent_run_id=parent,
+        revived=revived,
+    )

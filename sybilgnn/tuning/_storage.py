@@ -1,0 +1,143 @@
+"""The shared Optuna study: storage with heartbeats, seeded TPE, the configured pruner.
+
+Crash recovery, chosen and documented in docs/training.md:
+- every worker records a heartbeat; a RUNNING trial whose heartbeat is older than
+  ``tune.grace_period_s`` is failed by the next worker that starts or finishes a trial
+  (works across machines);
+- a worker also fails at once the RUNNING trials of dead processes on its own host (it
+  records ``host:pid`` on each trial), so a restart on the same machine needs no wait;
+- a failed-by-crash trial's parameters are queued once more (``WAITING``) so the crash does
+  not cost a point of the search, and its MLflow run is closed as FAILED.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from sybilgnn.config import Settings
+from sybilgnn.errors import InputError
+from sybilgnn.registry._tracking import ensure_sqlite_parent
+
+__all__ = ["open_study", "make_pruner", "fail_dead_local_trials", "worker_id", "WORKER_ATTR",
+           "MLFLOW_RUN_ATTR"]
+
+WORKER_ATTR = "worker"
+MLFLOW_RUN_ATTR = "mlflow_run_id"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def make_pruner(settings: Settings, name: str | None = None) -> optuna.pruners.BasePruner:
+    tune = settings.tune
+    kind = name or tune.pruner
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
+                                           n_warmup_steps=tune.pruner_warmup_epochs)
+    if kind == "hyperband":
+        max_epochs = tune.trial_epochs or settings.train.epochs
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, tune.pruner_warmup_epochs),
+                                              max_resource=max_epochs, reduction_factor=3)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise InputError(f"tune.pruner: expected median, hyperband or none, got {kind!r}")
+
+
+class _RetryAndCloseRun:
+    """Queue a crashed trial's parameters again and mark its MLflow run FAILED."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._retry(study, trial)
+        run_id = trial.user_attrs.get(MLFLOW_RUN_ATTR)
+        if run_id:
+            from sybilgnn.tuning._tracking import close_trial_run
+
+            close_trial_run(self._settings, str(run_id), status="FAILED",
+                            tags={"optuna.state": "FAIL", "failure": "worker died"})
+
+
+def _storage(settings: Settings) -> RDBStorage:
+    url = settings.tune.storage
+    if "://" not in url:
+        raise InputError(f"tune.storage: expected a database URL like "
+                         f"sqlite:///mlruns/optuna.db or postgresql://..., got {url!r}")
+    ensure_sqlite_parent(url)
+    engine: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several local workers write the same file: wait for the lock instead of failing.
+        engine = {"connect_args": {"timeout": 60}}
+    interval = settings.tune.heartbeat_interval_s
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=interval,
+            grace_period=settings.tune.grace_period_s or 2 * interval,
+            heartbeat_stale_trial_callback=_RetryAndCloseRun(settings),
+        )
+    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
+        raise InputError(f"tune.storage {url!r} cannot be opened: {exc}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_local_trials(study: optuna.Study, settings: Settings) -> list[int]:
+    """Fail RUNNING trials whose worker process on this host is gone; returns their numbers."""
+    host = socket.gethostname()
+    storage = study._storage
+    failed: list[int] = []
+    callback = _RetryAndCloseRun(settings)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        try:
+            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                failed.append(trial.number)
+                callback(study, storage.get_trial(trial._trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+    return failed
+
+
+def open_study(settings: Settings, *, study_name: str | None = None,
+               pruner: str | None = None) -> optuna.Study:
+    """Create or join the study (``load_if_exists``), seeded TPE, maximising val AUPRC.
+
+    The sampler seed is ``tune.seed`` plus the number of trials the study already holds, so a
+    resumed study does not replay the draws of its first run. Workers started at the same
+    moment should get distinct seeds (``sybilgnn tune --seed``).
+    """
+    study = optuna.create_study(
+        storage=_storage(settings),
+        pruner=make_pruner(settings, pruner),
+        study_name=study_name or settings.tune.study_name,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=settings.tune.seed + existing,
+        n_startup_trials=max(1, settings.tune.pruner_startup_trials),
+    )
+    return study
