@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up everything sybilgnn needs on a fresh machine; re-runs are fast (stamps and caches).
+#   - Java 17 and Maven (apt-get, only when missing and running as root)
+#   - .venv with the package and its test extras (pip's cache serves the torch wheel again)
+#   - the Neo4j server and Browser jars (Maven's ~/.m2 cache serves them again)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
+  else
+    echo "error: missing ${need_apt[*]}; install them (sudo apt-get install ${need_apt[*]})" >&2
+    exit 2
+  fi
+fi
+
+PY=python3.11
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.sybilgnn-deps-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "[setup] installing sybilgnn and its dependencies into .venv (first time: several minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  rm -f .venv/.sybilgnn-deps-*
+  touch "$stamp"
+fi
+echo "[setup] resolving Neo4j jars through Maven (cached after the first time)"
+.venv/bin/sybilgnn neo4j install
