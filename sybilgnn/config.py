@@ -68,9 +68,13 @@ class HashingSettings(_Section):
 
 
 class SimulateSettings(_Section):
-    accounts: int = Field(default=20_000, gt=0)
+    """Defaults of ``sybilgnn simulate`` (scenario names: sybilgnn.simulate.SCENARIOS)."""
+
+    accounts: int = Field(default=20_000, ge=100)
     scenario: str = "medium"
-    seed: int = 7
+    seed: int = Field(default=7, ge=0)
+    out_dir: Path = Path("data/simulated")
+    events_scale: float = Field(default=1.0, gt=0, description="multiplies every account's activity")
 
 
 class IngestSettings(_Section):

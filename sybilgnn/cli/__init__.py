@@ -21,6 +21,7 @@ _COMMAND_MODULES = [
     "sybilgnn.cli.neo4j_cmds",
     "sybilgnn.cli.train_cmds",
     "sybilgnn.cli.ingest_cmd",
+    "sybilgnn.cli.simulate_cmd",
 ]
 
 for _module in _COMMAND_MODULES:

@@ -1,0 +1,36 @@
+"""A simulated AI platform: legit users plus three distillation campaigns run as fleets.
+
+``simulate_platform`` writes the event tables of docs/architecture.md section 1 (and
+``ground_truth.parquet`` for evaluation); ``docs/simulator.md`` explains what is modelled.
+"""
+
+from __future__ import annotations
+
+from sybilgnn.simulate.platform import CHUNK_ACCOUNTS, SimulationSummary, simulate_platform
+from sybilgnn.simulate.scenarios import (
+    CAMPAIGNS,
+    SCENARIOS,
+    CampaignPlan,
+    CampaignSpec,
+    Scenario,
+    get_scenario,
+    plan_campaigns,
+)
+from sybilgnn.simulate.world import PROMPT_CAP, PROMPT_SAMPLE_RATE, WORLD_DAYS, WORLD_END
+
+__all__ = [
+    "simulate_platform",
+    "SimulationSummary",
+    "Scenario",
+    "SCENARIOS",
+    "get_scenario",
+    "CampaignSpec",
+    "CampaignPlan",
+    "CAMPAIGNS",
+    "plan_campaigns",
+    "CHUNK_ACCOUNTS",
+    "PROMPT_CAP",
+    "PROMPT_SAMPLE_RATE",
+    "WORLD_DAYS",
+    "WORLD_END",
+]

@@ -1,0 +1,122 @@
+"""Labels as a platform holds them: partial, dated, attributed, and slightly wrong.
+
+Per campaign, ``round(accounts x label_fraction)`` fakes are labelled 1: every banned
+account at its ban time (trust & safety acted on it), the rest when the campaign's
+investigation concludes (campaign start + lag, so older campaigns are labelled earlier).
+Noise both ways: a few legit accounts labelled 1 (abuse reports), a few fakes labelled 0 (a
+reviewer passed them). A sample of legit accounts is labelled 0 as the reviewed-benign set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sybilgnn.simulate.schema import ACCOUNTS, GROUND_TRUTH, LABELS
+from sybilgnn.simulate.vocab import COUNTRIES
+from sybilgnn.simulate.world import DAY, HOUR, PLANS, World
+
+__all__ = ["accounts_table", "labels_table", "ground_truth_table", "labelled_per_campaign"]
+
+INVESTIGATION_SOURCES = ("trust_safety_investigation", "abuse_report", "manual_review")
+INVESTIGATION_P = (0.6, 0.25, 0.15)
+
+
+def _ts(seconds: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(seconds, dtype=np.int64) * 1_000_000,
+                    type=pa.timestamp("us", tz="UTC"))
+
+
+def labelled_per_campaign(w: World) -> list[int]:
+    return [round(cp.accounts * w.scenario.label_fraction) for cp in w.plans]
+
+
+def accounts_table(w: World, ids: pa.Array) -> pa.Table:
+    return pa.table([ids, _ts(w.created), pa.array(COUNTRIES).take(pa.array(w.country)),
+                     pa.array(PLANS).take(pa.array(w.plan))], schema=ACCOUNTS)
+
+
+def _names(w: World) -> tuple[pa.Array, pa.Array]:
+    """Campaign and fleet name per account, null for legit."""
+    fake = w.is_fake
+    campaigns = pa.array([cp.spec.name for cp in w.plans])
+    fleets = pa.array(w.fleet_names, type=pa.string())
+    campaign = campaigns.take(pa.array(np.maximum(w.campaign, 0), mask=~fake))
+    fleet = fleets.take(pa.array(np.maximum(w.fleet, 0), mask=~fake)) if len(w.fleet_names) \
+        else pa.nulls(w.n, pa.string())
+    return campaign, fleet
+
+
+def ground_truth_table(w: World, ids: pa.Array) -> pa.Table:
+    campaign, fleet = _names(w)
+    return pa.table([ids, pa.array(w.is_fake), campaign, fleet], schema=GROUND_TRUTH)
+
+
+def _clip_time(w: World, t: np.ndarray, account: np.ndarray) -> np.ndarray:
+    """Labels come after the account exists and inside the simulated window."""
+    return np.clip(np.maximum(t, w.created[account] + DAY), w.start, w.end - HOUR)
+
+
+def labels_table(rng: np.random.Generator, w: World, ids: pa.Array) -> pa.Table:
+    sc = w.scenario
+    rows_account: list[np.ndarray] = []
+    rows_label: list[np.ndarray] = []
+    rows_source: list[np.ndarray] = []
+    rows_time: list[np.ndarray] = []
+    rows_attributed: list[np.ndarray] = []
+    sources = np.asarray(INVESTIGATION_SOURCES)
+
+    def add(account: np.ndarray, label: int, source: np.ndarray, t: np.ndarray,
+            attributed: bool) -> None:
+        rows_account.append(account)
+        rows_label.append(np.full(account.size, label, dtype=np.int64))
+        rows_source.append(source)
+        rows_time.append(_clip_time(w, t, account))
+        rows_attributed.append(np.full(account.size, attributed))
+
+    labelled = np.zeros(w.n, dtype=bool)
+    for c, (cp, target) in enumerate(zip(w.plans, labelled_per_campaign(w))):
+        members = np.flatnonzero(w.campaign == c)
+        banned = members[w.banned_at[members] >= 0]
+        add(banned, 1, np.full(banned.size, INVESTIGATION_SOURCES[0]), w.banned_at[banned], True)
+        others = members[w.banned_at[members] < 0]
+        picked = np.sort(rng.choice(others, size=max(0, target - banned.size), replace=False))
+        concluded = (w.start + cp.spec.start_day * DAY + int(sc.investigation_lag_days * DAY)
+                     + rng.integers(0, 14 * DAY, picked.size))
+        add(picked, 1, sources[rng.choice(3, picked.size, p=INVESTIGATION_P)], concluded, True)
+        labelled[banned] = labelled[picked] = True
+
+    legit = np.flatnonzero(~w.is_fake)
+    n_positive = int(labelled.sum())
+    fp = rng.choice(legit, size=min(legit.size, max(1, round(n_positive * sc.false_positive_labels))),
+                    replace=False)
+    add(fp, 1, np.full(fp.size, "abuse_report"), _uniform_time(rng, w, fp), False)
+    unlabelled_fakes = np.flatnonzero(w.is_fake & ~labelled)
+    n_fn = min(unlabelled_fakes.size, max(1, round(w.is_fake.sum() * sc.false_negative_labels)))
+    fn = rng.choice(unlabelled_fakes, size=n_fn, replace=False)
+    add(fn, 0, np.full(fn.size, "manual_review"), _uniform_time(rng, w, fn), False)
+    remaining = np.setdiff1d(legit, fp)
+    benign = rng.choice(remaining, size=round(legit.size * sc.reviewed_benign_share), replace=False)
+    add(benign, 0, np.full(benign.size, "manual_review"), _uniform_time(rng, w, benign), False)
+
+    account = np.concatenate(rows_account).astype(np.int64)
+    order = np.argsort(account, kind="stable")
+    account = account[order]
+    attributed = np.concatenate(rows_attributed)[order]
+    campaign, fleet = _names(w)
+    idx = pa.array(account)
+    null_mask = pa.array(~attributed)
+    return pa.table([
+        ids.take(idx), pa.array(np.concatenate(rows_label)[order]),
+        pa.array(np.concatenate(rows_source)[order].astype(str)),
+        _ts(np.concatenate(rows_time)[order]),
+        pc.if_else(null_mask, pa.scalar(None, pa.string()), campaign.take(idx)),
+        pc.if_else(null_mask, pa.scalar(None, pa.string()), fleet.take(idx)),
+    ], schema=LABELS)
+
+
+def _uniform_time(rng: np.random.Generator, w: World, account: np.ndarray) -> np.ndarray:
+    a = np.maximum(w.active_start[account], w.start)
+    span = (w.end - a).astype(np.float64)
+    return a + (rng.random(account.size) * span).astype(np.int64)
