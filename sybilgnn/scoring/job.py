@@ -1,0 +1,272 @@
+"""The batch scoring job: champion model -> current graph -> scores, flags, fleets, evidence.
+
+Order of work, chosen so that a killed run can resume to the exact same end state:
+everything that decides what to write (scores, flags, fleets matched against the previous
+run's fleets, evidence) is computed first from the snapshot and the last *finished* state;
+then account batches are written in a fixed order (each with the run's counter); then stale
+flags are removed; then fleets and ``status = 'finished'`` commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from neo4j import Driver
+
+from sybilgnn.config import Settings
+from sybilgnn.data.snapshot import ACCOUNT, IP, PAYMENT, Snapshot
+from sybilgnn.errors import SybilgnnError
+from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
+from sybilgnn.scoring.fleets import Fleet, FleetLinks, build_fleets, read_active_fleets, write_fleets
+from sybilgnn.scoring.writeback import (
+    RunState,
+    ensure_scoring_schema,
+    find_resumable_run,
+    finish_run,
+    get_run,
+    remove_stale_flags,
+    start_run,
+    write_scores,
+)
+
+__all__ = ["ScoringSummary", "fleet_links", "new_run_id", "run_scoring", "score_snapshot"]
+
+
+@dataclass
+class ScoringSummary:
+    run_id: str
+    model_version: str
+    threshold: float
+    n_scored: int
+    n_flagged: int
+    n_fleets: int
+    resumed: bool
+    export_s: float = 0.0
+    inference_s: float = 0.0
+    evidence_s: float = 0.0
+    fleets_s: float = 0.0
+    write_s: float = 0.0
+    fleet_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S")
+    return f"score-{stamp}-{secrets.token_hex(3)}"
+
+
+def fleet_links(snapshot: Snapshot) -> FleetLinks:
+    """The account-IP, account-instrument and prompt-similarity pairs of a snapshot."""
+    data = snapshot.data
+
+    def pairs(edge_type: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray]:
+        if edge_type not in data.edge_types:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ei = data[edge_type].edge_index.cpu().numpy().astype(np.int64)
+        return ei[0], ei[1]
+
+    ip_acc, ip = pairs((ACCOUNT, "used_ip", IP))
+    pm_acc, pm = pairs((ACCOUNT, "paid_with", PAYMENT))
+    sim_src, sim_dst = pairs((ACCOUNT, "prompt_similar", ACCOUNT))
+    num = {t: int(data[t].num_nodes) if t in data.node_types else 0 for t in (IP, PAYMENT)}
+    return FleetLinks(ip_account=ip_acc, ip=ip, num_ips=num[IP], pay_account=pm_acc, pay=pm,
+                      num_instruments=num[PAYMENT], similar_src=sim_src, similar_dst=sim_dst)
+
+
+def _resolve_run(driver: Driver, settings: Settings, snapshot: Snapshot, *, model_version: str,
+                 model_run_id: str | None, threshold: float, resume_run_id: str | None,
+                 database: str) -> tuple[RunState, bool]:
+    """The run to write: the named one, the latest unfinished twin, or a new one."""
+    batch_size = settings.scoring.batch_size
+    if resume_run_id is not None:
+        state = get_run(driver, resume_run_id, database)
+        if state is None:
+            raise SybilgnnError(f"--resume {resume_run_id}: no ScoringRun with that run_id")
+        if state.status != "running":
+            raise SybilgnnError(f"--resume {resume_run_id}: that run is {state.status}; "
+                                "start a new run instead")
+        if state.snapshot_hash != snapshot.content_hash or state.model_version != model_version:
+            raise SybilgnnError(
+                f"--resume {resume_run_id}: it scored model {state.model_version} on snapshot "
+                f"{state.snapshot_hash[:12]}, but now model {model_version} and snapshot "
+                f"{snapshot.content_hash[:12]} are current; start a new run instead")
+        return start_run(driver, run_id=state.run_id, model_version=model_version,
+                         model_run_id=model_run_id, threshold=threshold,
+                         snapshot_hash=snapshot.content_hash, n_accounts=snapshot.num_accounts,
+                         batch_size=state.batch_size, database=database), True
+    if settings.scoring.auto_resume:
+        twin = find_resumable_run(driver, model_version, snapshot.content_hash, batch_size,
+                                  database)
+        if twin is not None:
+            return start_run(driver, run_id=twin.run_id, model_version=model_version,
+                             model_run_id=model_run_id, threshold=threshold,
+                             snapshot_hash=snapshot.content_hash,
+                             n_accounts=snapshot.num_accounts, batch_size=batch_size,
+                             database=database), True
+    return start_run(driver, run_id=new_run_id(), model_version=model_version,
+                     model_run_id=model_run_id, threshold=threshold,
+                     snapshot_hash=snapshot.content_hash, n_accounts=snapshot.num_accounts,
+                     batch_size=batch_size, database=database), False
+
+
+def _evidence_properties(rows: np.ndarray, ids: np.ndarray, scores: np.ndarray,
+                         threshold: float, evidence: dict[int, AccountEvidence],
+                         fleets: list[Fleet]) -> dict[str, dict[str, Any]]:
+    """Evidence per flagged account id, its summary naming the account's fleet."""
+    fleet_of = {a: f for f in fleets for a in f.members}
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows.tolist():
+        account = str(ids[row])
+        ev = evidence.get(row)
+        props: dict[str, Any] = ev.as_properties() if ev is not None else {
+            "features": [], "relations": [], "neighbours": [],
+            "summary": f"score {scores[row]:.3f} >= threshold {threshold:.3f}"}
+        fleet = fleet_of.get(account)
+        if fleet is not None:
+            props["summary"] = f"{props['summary']}; fleet {fleet.fleet_id} ({fleet.size} accounts)"
+        out[account] = props
+    return out
+
+
+def score_snapshot(
+    driver: Driver,
+    settings: Settings,
+    snapshot: Snapshot,
+    scores: np.ndarray,
+    *,
+    threshold: float,
+    model_version: str | int,
+    model_run_id: str | None = None,
+    model: torch.nn.Module | None = None,
+    resume_run_id: str | None = None,
+    stop_after_batches: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    timings: dict[str, float] | None = None,
+) -> ScoringSummary:
+    """Write ``scores`` (row i = account row i of ``snapshot``) with fleets and evidence.
+
+    ``model`` (the scoring model) supplies evidence; without it flagged accounts get empty
+    evidence lists. ``stop_after_batches`` is the test hook that simulates a killed write.
+    """
+    database = settings.neo4j.database
+    cfg = settings.scoring
+    version = str(model_version)
+    ids = np.asarray(snapshot.id_maps[ACCOUNT], dtype=object)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.size != ids.size:
+        raise SybilgnnError(f"{scores.size} scores for {ids.size} accounts in the snapshot")
+    flagged = scores >= threshold
+    timings = dict(timings or {})
+
+    ensure_scoring_schema(driver, database)
+    state, resumed = _resolve_run(driver, settings, snapshot, model_version=version,
+                                  model_run_id=model_run_id, threshold=threshold,
+                                  resume_run_id=resume_run_id, database=database)
+
+    start = time.perf_counter()
+    previous = read_active_fleets(driver, database)
+    fleets = build_fleets(flagged, scores, ids, fleet_links(snapshot), previous,
+                          min_size=cfg.min_fleet_size,
+                          max_shared_accounts=cfg.fleet_max_shared_accounts,
+                          stability_jaccard=cfg.fleet_stability_jaccard)
+    timings["fleets_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    rows = np.flatnonzero(flagged)
+    evidence: dict[int, AccountEvidence] = {}
+    if model is not None and rows.size:
+        evidence = explain_accounts(
+            model, snapshot.data, rows, feature_names=snapshot.feature_names[ACCOUNT],
+            id_maps=snapshot.id_maps, scores=scores, threshold=threshold,
+            feature_stats=snapshot.feature_stats.get(ACCOUNT), top_k=cfg.evidence_top_k)
+    evidence_by_id = _evidence_properties(rows, ids, scores, threshold, evidence, fleets)
+    timings["evidence_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    write_scores(driver, state.run_id, ids, scores, threshold, version,
+                 batch_size=state.batch_size, scored_at=state.started_at,
+                 evidence=evidence_by_id, stop_after_batches=stop_after_batches,
+                 on_batch=on_batch, database=database)
+    remove_stale_flags(driver, state.run_id, database)
+    timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
+
+    stats = {"n_scored": int(ids.size), "n_flagged": int(flagged.sum()),
+             "n_fleets": len(fleets), "export_s": timings.get("export_s", 0.0),
+             "inference_s": timings.get("inference_s", 0.0),
+             "evidence_s": timings["evidence_s"], "fleets_s": timings["fleets_s"],
+             "write_s": timings["write_s"]}
+    start = time.perf_counter()
+    with driver.session(database=database) as session:
+        session.execute_write(_commit_fleets, state.run_id, fleets, set(previous),
+                              state.started_at, stats)
+    timings["write_s"] += time.perf_counter() - start
+    summary = ScoringSummary(
+        run_id=state.run_id, model_version=version, threshold=float(threshold),
+        n_scored=int(ids.size), n_flagged=int(flagged.sum()), n_fleets=len(fleets),
+        resumed=resumed, export_s=timings.get("export_s", 0.0),
+        inference_s=timings.get("inference_s", 0.0), evidence_s=timings["evidence_s"],
+        fleets_s=timings["fleets_s"], write_s=timings["write_s"],
+        fleet_ids=[f.fleet_id for f in fleets])
+    _write_report(cfg.report_dir, summary)
+    return summary
+
+
+def _commit_fleets(tx: Any, run_id: str, fleets: list[Fleet], previous_ids: set[str],
+                   seen_at: datetime, stats: dict[str, Any]) -> None:
+    write_fleets(tx, run_id, fleets, previous_ids, seen_at)
+    finish_run(tx, run_id, stats)
+
+
+def _write_report(report_dir: Path, summary: ScoringSummary) -> None:
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / f"{summary.run_id}.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    except OSError:
+        pass  # the report is a convenience; Neo4j's ScoringRun node is the record
+
+
+def run_scoring(
+    settings: Settings,
+    *,
+    model_version: str | int | None = None,
+    driver: Driver | None = None,
+    resume_run_id: str | None = None,
+    stop_after_batches: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ScoringSummary:
+    """Score every account with the champion (or ``model_version``) and write back."""
+    from sybilgnn.neo4j.connection import open_driver
+    from sybilgnn.neo4j.export import export_snapshot
+    from sybilgnn.registry import load_registered_model
+    from sybilgnn.training import predict
+
+    loaded = load_registered_model(settings, model_version if model_version is not None
+                                   else settings.scoring.model_alias)
+    own_driver = driver is None
+    active = open_driver(settings) if driver is None else driver
+    try:
+        start = time.perf_counter()
+        snapshot = export_snapshot(settings, driver=active)
+        timings = {"export_s": time.perf_counter() - start}
+        start = time.perf_counter()
+        scores = np.asarray(predict(loaded, snapshot), dtype=np.float64)
+        timings["inference_s"] = time.perf_counter() - start
+        return score_snapshot(
+            active, settings, snapshot, scores, threshold=float(loaded.threshold),
+            model_version=loaded.version, model_run_id=getattr(loaded, "run_id", None),
+            model=loaded.model, resume_run_id=resume_run_id,
+            stop_after_batches=stop_after_batches, on_batch=on_batch, timings=timings)
+    finally:
+        if own_driver:
+            active.close()

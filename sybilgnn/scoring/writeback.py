@@ -1,0 +1,253 @@
+"""Write scores, flags and evidence back to Neo4j: batched, idempotent and resumable.
+
+A scoring run is a ``(:ScoringRun)`` node whose ``status`` stays ``'running'`` until every
+batch, the fleets and the stale-flag removal are written; then it becomes ``'finished'``.
+Batches go in a fixed order and each batch commits together with the run's
+``written_batches`` counter, so a run killed anywhere resumes at the first unwritten batch
+and ends in exactly the state an uninterrupted run would have reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from neo4j import Driver, ManagedTransaction
+
+from sybilgnn.errors import SybilgnnError
+
+__all__ = [
+    "EVIDENCE_PROPERTIES",
+    "RunState",
+    "WriteInterrupted",
+    "ensure_scoring_schema",
+    "find_resumable_run",
+    "finish_run",
+    "get_run",
+    "remove_stale_flags",
+    "start_run",
+    "write_scores",
+]
+
+EVIDENCE_PROPERTIES = ("evidence_top_features", "evidence_relations", "evidence_neighbours",
+                       "evidence_summary")
+
+_SCHEMA = [
+    "CREATE CONSTRAINT account_id_unique IF NOT EXISTS "
+    "FOR (a:Account) REQUIRE a.account_id IS UNIQUE",
+    "CREATE CONSTRAINT scoring_run_id_unique IF NOT EXISTS "
+    "FOR (r:ScoringRun) REQUIRE r.run_id IS UNIQUE",
+    "CREATE CONSTRAINT fleet_id_unique IF NOT EXISTS FOR (f:Fleet) REQUIRE f.fleet_id IS UNIQUE",
+]
+
+# Every row: score, flag and run stamp; flagged rows also get the label and their evidence.
+_WRITE_SCORES = """
+UNWIND range(0, size($ids) - 1) AS i
+MATCH (a:Account {account_id: $ids[i]})
+SET a.sybil_score = $scores[i], a.sybil_flag = $flags[i], a.scored_at = $scored_at,
+    a.model_version = $model_version, a.run_id = $run_id
+"""
+_WRITE_FLAGGED = """
+UNWIND $rows AS row
+MATCH (a:Account {account_id: row.id})
+SET a:Flagged, a.evidence_top_features = row.features, a.evidence_relations = row.relations,
+    a.evidence_neighbours = row.neighbours, a.evidence_summary = row.summary
+"""
+_ADVANCE_COUNTER = """
+MATCH (r:ScoringRun {run_id: $run_id})
+WHERE r.written_batches = $batch AND r.status = 'running'
+SET r.written_batches = $batch + 1
+RETURN r.written_batches AS written
+"""
+# After all batches: a flag means "flagged by this run"; anything else loses label + evidence.
+_REMOVE_STALE = """
+MATCH (a:Account:Flagged)
+WHERE a.run_id IS NULL OR a.run_id <> $run_id OR a.sybil_flag = false
+CALL (a) {
+  REMOVE a:Flagged, a.evidence_top_features, a.evidence_relations, a.evidence_neighbours,
+         a.evidence_summary
+  SET a.sybil_flag = CASE WHEN a.run_id = $run_id THEN a.sybil_flag ELSE false END
+} IN TRANSACTIONS OF 10000 ROWS
+"""
+
+
+class WriteInterrupted(SybilgnnError):
+    """The write stopped before its last batch (a test hook or a callback asked it to)."""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What Neo4j knows about one scoring run; enough to resume it."""
+
+    run_id: str
+    status: str
+    model_version: str
+    snapshot_hash: str
+    batch_size: int
+    n_batches: int
+    written_batches: int
+    started_at: datetime
+
+
+def ensure_scoring_schema(driver: Driver, database: str | None = None) -> None:
+    """Uniqueness constraints that make the MATCH/MERGE on keys fast and safe."""
+    with driver.session(database=database) as session:
+        for statement in _SCHEMA:
+            session.run(statement).consume()
+
+
+def _state(record: Any) -> RunState:
+    started = record["started_at"]
+    return RunState(
+        run_id=record["run_id"], status=record["status"],
+        model_version=str(record["model_version"]), snapshot_hash=record["snapshot_hash"],
+        batch_size=int(record["batch_size"]), n_batches=int(record["n_batches"]),
+        written_batches=int(record["written_batches"]),
+        started_at=started.to_native() if hasattr(started, "to_native") else started,
+    )
+
+
+_RUN_FIELDS = ("r.run_id AS run_id, r.status AS status, r.model_version AS model_version, "
+               "r.snapshot_hash AS snapshot_hash, r.batch_size AS batch_size, "
+               "r.n_batches AS n_batches, r.written_batches AS written_batches, "
+               "r.started_at AS started_at")
+
+
+def get_run(driver: Driver, run_id: str, database: str | None = None) -> RunState | None:
+    records, _, _ = driver.execute_query(
+        f"MATCH (r:ScoringRun {{run_id: $run_id}}) RETURN {_RUN_FIELDS}",
+        run_id=run_id, database_=database)
+    return _state(records[0]) if records else None
+
+
+def find_resumable_run(driver: Driver, model_version: str, snapshot_hash: str,
+                       batch_size: int, database: str | None = None) -> RunState | None:
+    """The latest unfinished run of the same model on the same snapshot, if any."""
+    records, _, _ = driver.execute_query(
+        f"MATCH (r:ScoringRun {{status: 'running'}}) "
+        f"WHERE r.model_version = $model_version AND r.snapshot_hash = $snapshot_hash "
+        f"AND r.batch_size = $batch_size "
+        f"RETURN {_RUN_FIELDS} ORDER BY r.started_at DESC LIMIT 1",
+        model_version=str(model_version), snapshot_hash=snapshot_hash, batch_size=batch_size,
+        database_=database)
+    return _state(records[0]) if records else None
+
+
+def start_run(driver: Driver, *, run_id: str, model_version: str, model_run_id: str | None,
+              threshold: float, snapshot_hash: str, n_accounts: int, batch_size: int,
+              started_at: datetime | None = None, database: str | None = None) -> RunState:
+    """Create the ``ScoringRun`` node in status 'running' (a no-op when it already exists)."""
+    started = started_at or datetime.now(timezone.utc)
+    n_batches = (n_accounts + batch_size - 1) // batch_size
+    driver.execute_query(
+        """
+        MERGE (r:ScoringRun {run_id: $run_id})
+        ON CREATE SET r.model_version = $model_version, r.model_run_id = $model_run_id,
+            r.threshold = $threshold, r.snapshot_hash = $snapshot_hash,
+            r.started_at = $started_at, r.status = 'running', r.batch_size = $batch_size,
+            r.n_batches = $n_batches, r.written_batches = 0, r.n_scored = $n_accounts,
+            r.attempts = 0
+        SET r.attempts = r.attempts + 1
+        """,
+        run_id=run_id, model_version=str(model_version), model_run_id=model_run_id,
+        threshold=float(threshold), snapshot_hash=snapshot_hash, started_at=started,
+        batch_size=batch_size, n_batches=n_batches, n_accounts=int(n_accounts),
+        database_=database)
+    state = get_run(driver, run_id, database)
+    assert state is not None
+    return state
+
+
+def _write_batch(tx: ManagedTransaction, *, batch: int, run_id: str,
+                 params: dict[str, Any], flagged_rows: list[dict[str, Any]]) -> None:
+    tx.run(_WRITE_SCORES, params).consume()
+    if flagged_rows:
+        tx.run(_WRITE_FLAGGED, rows=flagged_rows).consume()
+    record = tx.run(_ADVANCE_COUNTER, run_id=run_id, batch=batch).single()
+    if record is None:
+        raise SybilgnnError(
+            f"scoring run {run_id}: batch {batch} is not the next one to write (another "
+            "process writes this run, or it finished); start a new run")
+
+
+def write_scores(
+    driver: Driver,
+    run_id: str,
+    account_ids: Sequence[str] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    threshold: float,
+    model_version: str,
+    *,
+    batch_size: int = 50_000,
+    scored_at: datetime | None = None,
+    evidence: dict[str, dict[str, Any]] | None = None,
+    start_batch: int | None = None,
+    stop_after_batches: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    database: str | None = None,
+) -> int:
+    """Write ``scores`` (row i belongs to ``account_ids[i]``) in batches; returns batches written.
+
+    The run node must exist (``start_run``); writing starts at its ``written_batches`` unless
+    ``start_batch`` says otherwise. ``evidence`` maps a flagged account id to its evidence
+    properties (``features``, ``relations``, ``neighbours``, ``summary``).
+    ``stop_after_batches`` stops (raising ``WriteInterrupted``) after that many batches of
+    this call: the hook the resume tests use to simulate a kill.
+    """
+    ids = np.asarray(account_ids, dtype=object)
+    values = np.asarray(scores, dtype=np.float64)
+    if ids.shape != values.shape:
+        raise SybilgnnError(f"write_scores: {len(ids)} account ids but {len(values)} scores")
+    state = get_run(driver, run_id, database)
+    if state is None:
+        raise SybilgnnError(f"scoring run {run_id} does not exist; call start_run first")
+    first = state.written_batches if start_batch is None else start_batch
+    flags = values >= threshold
+    stamp = scored_at or state.started_at
+    evidence = evidence or {}
+    n_batches = (len(ids) + batch_size - 1) // batch_size
+    written = 0
+    for batch in range(first, n_batches):
+        if stop_after_batches is not None and written >= stop_after_batches:
+            raise WriteInterrupted(f"scoring run {run_id}: stopped after {written} batches")
+        lo, hi = batch * batch_size, min((batch + 1) * batch_size, len(ids))
+        batch_ids = [str(v) for v in ids[lo:hi]]
+        batch_flags = flags[lo:hi]
+        params = {"ids": batch_ids, "scores": values[lo:hi].tolist(),
+                  "flags": batch_flags.tolist(), "scored_at": stamp,
+                  "model_version": str(model_version), "run_id": run_id}
+        flagged_rows = []
+        for k in np.flatnonzero(batch_flags):
+            account = batch_ids[k]
+            ev = evidence.get(account, {})
+            flagged_rows.append({"id": account, "features": list(ev.get("features", [])),
+                                 "relations": list(ev.get("relations", [])),
+                                 "neighbours": list(ev.get("neighbours", [])),
+                                 "summary": ev.get("summary", "")})
+        with driver.session(database=database) as session:
+            session.execute_write(_write_batch, batch=batch, run_id=run_id, params=params,
+                                  flagged_rows=flagged_rows)
+        written += 1
+        if on_batch is not None:
+            on_batch(batch + 1, n_batches)
+    return written
+
+
+def remove_stale_flags(driver: Driver, run_id: str, database: str | None = None) -> int:
+    """Drop ``:Flagged`` and evidence from accounts this run did not flag; returns how many."""
+    with driver.session(database=database) as session:
+        summary = session.run(_REMOVE_STALE, run_id=run_id).consume()
+    return int(summary.counters.labels_removed)
+
+
+def finish_run(tx: ManagedTransaction, run_id: str, stats: dict[str, Any]) -> None:
+    """Mark the run finished with its counts and timings (inside the fleets' transaction)."""
+    tx.run(
+        """
+        MATCH (r:ScoringRun {run_id: $run_id})
+        SET r += $stats, r.status = 'finished', r.finished_at = datetime()
+        """,
+        run_id=run_id, stats=stats).consume()
