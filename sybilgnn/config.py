@@ -159,6 +159,11 @@ class ScoringSettings(_Section):
     min_fleet_size: int = Field(default=3, ge=2)
     fleet_stability_jaccard: float = Field(default=0.5, gt=0, le=1)
     report_dir: Path = Path(".sybilgnn/reports")
+    fleet_max_shared_accounts: int = Field(
+        default=500, ge=2,
+        description="an IP or instrument used by more accounts (NAT, offices) links no fleet")
+    evidence_top_k: int = Field(default=5, ge=1, le=50)
+    auto_resume: bool = True
 
 
 class Settings(_Section):
