@@ -163,6 +163,10 @@ def _volumes(rng: np.random.Generator, w: dict[str, np.ndarray], plans: list[Cam
     rate = per_account[camp] / ((end - cstart[camp]) / DAY)
     sigma = np.sqrt(np.log1p(sc.load_cv ** 2))
     fake_volume = rate * active_days * rng.lognormal(-sigma ** 2 / 2, sigma, n)
+    # calibrate: each campaign's total is accounts x interactions_per_account (the public case)
+    target = np.array([cp.accounts * cp.spec.interactions_per_account for cp in plans])
+    modelled = np.bincount(camp[fake], weights=fake_volume[fake], minlength=len(plans))
+    fake_volume = fake_volume * (target / np.maximum(modelled, 1e-9))[camp]
     interactions = np.maximum(1.0, np.where(fake, fake_volume, legit) * events_scale)
     stored = np.where(fake, np.round(interactions * PROMPT_SAMPLE_RATE),
                       rng.binomial(np.round(interactions).astype(np.int64), PROMPT_SAMPLE_RATE))
