@@ -6,13 +6,20 @@ regular intervals (jitter set by the scenario). Rows are sorted by account, then
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
 from sybilgnn.simulate.infra import CardRegistry, IpRegistry
 from sybilgnn.simulate.schema import IP_EVENTS, PAYMENTS, PROMPTS
-from sybilgnn.simulate.textgen import MAX_SEGMENTS, HouseStyle, render_campaign, render_groups
-from sybilgnn.simulate.textgen import render_legit
+from sybilgnn.simulate.textgen import (
+    MAX_SEGMENTS,
+    HouseStyle,
+    render_campaign,
+    render_groups,
+    render_legit,
+)
 from sybilgnn.simulate.vocab import CAMPAIGN_TEMPLATES, COUNTRY_UTC_OFFSET
 from sybilgnn.simulate.world import DAY, HOUR, PLANS, World
 
@@ -27,12 +34,12 @@ _UTC_OFFSET = np.asarray(COUNTRY_UTC_OFFSET, dtype=np.int64) * HOUR
 CHARGE_PERIOD_API, CHARGE_PERIOD = 14 * DAY, 30 * DAY
 
 
+@dataclass(frozen=True)
 class FleetStyles:
     """Each fleet's house style and the templates it uses, drawn once per world."""
 
-    def __init__(self, preferred: np.ndarray, templates: np.ndarray) -> None:
-        self.preferred = preferred      # [fleets, MAX_SEGMENTS]
-        self.templates = templates      # [fleets, 3] template order per fleet
+    preferred: np.ndarray    # [fleets, MAX_SEGMENTS]
+    templates: np.ndarray    # [fleets, 3] the campaign's templates in the fleet's order
 
 
 def build_fleet_styles(rng: np.random.Generator, w: World) -> FleetStyles:

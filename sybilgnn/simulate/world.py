@@ -8,7 +8,7 @@ platform and fleet members interleave with legit signups of the same hour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -68,7 +68,6 @@ class World:
     fleet_campaign: np.ndarray   # campaign of each fleet
     fleet_names: list[str]
     n_venues: int
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -10,9 +10,6 @@ import pytest
 
 from sybilgnn.simulate import SimulationSummary, simulate_platform
 
-TABLE_NAMES = ("accounts", "ip_events", "payments", "prompts", "labels", "ground_truth")
-
-
 class World:
     """A simulated output directory with its summary and lazily read tables."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["fleet_ip_mates", "fleet_prompt_similarity", "legit_accounts_per_ip"]
+TABLE_NAMES = ("accounts", "ip_events", "payments", "prompts", "labels", "ground_truth")
+
+__all__ = ["TABLE_NAMES", "fleet_ip_mates", "fleet_prompt_similarity", "legit_accounts_per_ip"]
 
 
 def fleet_ip_mates(ip_events: pd.DataFrame, truth: pd.DataFrame) -> float:

@@ -10,7 +10,7 @@ import pytest
 
 from sybilgnn.errors import InputError
 from sybilgnn.simulate import WORLD_DAYS, plan_campaigns, get_scenario, simulate_platform
-from tests.simulate.conftest import TABLE_NAMES
+from tests.simulate.measures import TABLE_NAMES
 
 TS = pa.timestamp("us", tz="UTC")
 # docs/architecture.md section 1, written out here so the test does not trust the code
