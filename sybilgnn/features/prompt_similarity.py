@@ -1,0 +1,247 @@
+"""Near-duplicate prompts across accounts: vectorised MinHash + LSH banding, then account pairs.
+
+Fleets send templated prompts; strangers rarely write near-identical ones, except popular
+prompts, which land in large LSH buckets and are skipped. Signatures are computed with numpy
+(one pass per chunk of shingles for all permutations at once) rather than a per-document
+Python loop, which is what makes millions of prompts practical on a CPU box.
+
+The algorithm is fixed (documented in docs/features.md) so that platforms may send
+precomputed ``minhash`` columns that are comparable with signatures computed here:
+words are ``\\w+`` runs of the lower-cased text, each word is hashed with BLAKE2b (8 bytes,
+little-endian), ``shingle_size`` consecutive word hashes are combined, and permutation ``p``
+maps a shingle hash ``h`` to ``a[p] * h + b[p] mod 2**64`` with ``a, b`` drawn from
+``numpy.random.default_rng(seed)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sybilgnn.config import SimilaritySettings
+
+__all__ = [
+    "MINHASH_SEED",
+    "SimilarityResult",
+    "lsh_params",
+    "minhash_signatures",
+    "signature_hash",
+    "similar_account_pairs",
+    "cap_edges",
+]
+
+MINHASH_SEED = 1_234_567
+_WORD = re.compile(r"\w+")
+_PRIME = np.uint64(0x100000001B3)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_MAX_SHINGLES_PER_CHUNK = 200_000
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """A bijective 64-bit finaliser: spreads combined word hashes over all bits."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+def _word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated word hashes of all texts and each text's word count."""
+    cache: dict[str, int] = {}
+    flat: list[int] = []
+    counts = np.zeros(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        words = _WORD.findall(text.lower()) if isinstance(text, str) else []
+        counts[i] = len(words)
+        for word in words:
+            value = cache.get(word)
+            if value is None:
+                value = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8)
+                                       .digest(), "little")
+                cache[word] = value
+            flat.append(value)
+    return np.array(flat, dtype=np.uint64), counts
+
+
+def _shingle_hashes(words: np.ndarray, counts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hash of every k-word shingle (a text shorter than k words is one shingle)."""
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    per_text = np.where(counts >= k, counts - k + 1, np.minimum(counts, 1))
+    text_of = np.repeat(np.arange(len(counts)), per_text)
+    offset = np.arange(per_text.sum()) - np.repeat(np.cumsum(per_text) - per_text, per_text)
+    pos = starts[text_of] + offset
+    length = np.minimum(counts[text_of] - offset, k)
+    h = np.zeros(len(pos), dtype=np.uint64)
+    if len(words) == 0:
+        return h, per_text
+    for t in range(k):
+        use = t < length
+        idx = np.minimum(pos + t, len(words) - 1)
+        h = np.where(use, h * _PRIME + words[idx], h)
+    return _splitmix(h ^ length.astype(np.uint64)), per_text
+
+
+def minhash_signatures(texts: Sequence[str], *, num_perm: int = 64, shingle_size: int = 3,
+                       seed: int = MINHASH_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """``(signatures uint64 [n, num_perm], has_words bool [n])`` for ``texts``.
+
+    Texts without any word get an all-max signature and ``has_words`` False; callers drop them.
+    """
+    words, counts = _word_hashes(texts)
+    shingles, per_text = _shingle_hashes(words, counts, shingle_size)
+    a, b = _permutations(num_perm, seed)
+    sig = np.full((len(texts), num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
+    has = per_text > 0
+    text_ids = np.flatnonzero(has)
+    ends = np.cumsum(per_text[text_ids])
+    begin = 0
+    while begin < len(text_ids):
+        base = ends[begin - 1] if begin else 0
+        stop = int(np.searchsorted(ends, base + _MAX_SHINGLES_PER_CHUNK, side="right"))
+        stop = max(stop, begin + 1)
+        block = shingles[base:ends[stop - 1]]
+        values = np.multiply.outer(block, a) + b
+        offsets = (np.concatenate([[base], ends[begin:stop - 1]]) - base).astype(np.int64)
+        sig[text_ids[begin:stop]] = np.minimum.reduceat(values, offsets, axis=0)
+        begin = stop
+    return sig, has
+
+
+def signature_hash(signatures: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per signature row (used to drop exact duplicates and for LSH keys)."""
+    h = np.zeros(len(signatures), dtype=np.uint64)
+    for col in range(signatures.shape[1]):
+        h = _splitmix(h * _PRIME + signatures[:, col])
+    return h
+
+
+def lsh_params(threshold: float, num_perm: int, *, fn_weight: float = 0.8) -> tuple[int, int]:
+    """Bands and rows per band minimising weighted false-positive + false-negative area.
+
+    Missed near-duplicates cost more than extra candidates (every candidate is verified
+    with the signature estimate), hence the default weight of 0.8 on false negatives.
+    """
+    best: tuple[float, int, int] | None = None
+    grid = np.linspace(0.0, 1.0, 1001)
+    for rows in range(1, num_perm + 1):
+        if num_perm % rows:
+            continue
+        bands = num_perm // rows
+        prob = 1.0 - (1.0 - grid**rows) ** bands
+        fp = np.trapezoid(np.where(grid <= threshold, prob, 0.0), grid)
+        fn = np.trapezoid(np.where(grid >= threshold, 1.0 - prob, 0.0), grid)
+        cost = float((1.0 - fn_weight) * fp + fn_weight * fn)
+        if best is None or cost < best[0]:
+            best = (cost, bands, rows)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int,
+                     max_bucket: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Distinct entry pairs sharing an LSH bucket of at most ``max_bucket`` entries."""
+    n = len(signatures)
+    codes: list[np.ndarray] = []
+    skipped = 0
+    for band in range(bands):
+        keys = signature_hash(signatures[:, band * rows:(band + 1) * rows])
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        cut = np.flatnonzero(np.diff(sorted_keys)) + 1
+        starts = np.concatenate([[0], cut])
+        sizes = np.diff(np.concatenate([starts, [n]]))
+        skipped += int((sizes > max_bucket).sum())
+        for size in np.unique(sizes[(sizes >= 2) & (sizes <= max_bucket)]):
+            first = starts[sizes == size]
+            iu, ju = np.triu_indices(int(size), 1)
+            left = order[first[:, None] + iu[None, :]].ravel().astype(np.int64)
+            right = order[first[:, None] + ju[None, :]].ravel().astype(np.int64)
+            lo, hi = np.minimum(left, right), np.maximum(left, right)
+            codes.append(lo * n + hi)
+    if not codes:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, skipped
+    unique = np.unique(np.concatenate(codes))
+    return unique // n, unique % n, skipped
+
+
+@dataclass
+class SimilarityResult:
+    """Account pairs (``account_a`` < ``account_b``) with ``similarity`` and ``n_shared``."""
+
+    pairs: pd.DataFrame
+    n_prompts: int
+    n_entries: int
+    n_candidates: int
+    skipped_buckets: int
+    bands: int
+    rows: int
+
+
+def similar_account_pairs(account_ids: Sequence[str] | np.ndarray, signatures: np.ndarray,
+                          settings: SimilaritySettings) -> SimilarityResult:
+    """Near-duplicate prompt pairs across accounts, aggregated and capped per account."""
+    bands, rows = lsh_params(settings.threshold, signatures.shape[1])
+    accounts = np.asarray(account_ids, dtype=object)
+    names, codes = np.unique(accounts, return_inverse=True)  # sorted: code order = id order
+    entry = pd.DataFrame({"acct": codes, "sig": signature_hash(signatures)})
+    keep = ~entry.duplicated().to_numpy()
+    sig, acct = signatures[keep], codes[keep]
+    left, right, skipped = _candidate_pairs(sig, bands, rows, settings.max_bucket_size)
+    cross = acct[left] != acct[right]
+    left, right = left[cross], right[cross]
+    sims = np.empty(len(left), dtype=np.float64)
+    step = 200_000
+    for start in range(0, len(left), step):
+        sl = slice(start, start + step)
+        sims[sl] = (sig[left[sl]] == sig[right[sl]]).mean(axis=1)
+    good = sims >= settings.threshold
+    a, b = acct[left[good]], acct[right[good]]
+    frame = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "sim": sims[good]})
+    agg = frame.groupby(["a", "b"], sort=True).agg(similarity=("sim", "max"),
+                                                  n_shared=("sim", "size")).reset_index()
+    agg = agg[agg["n_shared"] >= settings.min_shared_prompts]
+    agg = cap_edges(agg, settings.max_edges_per_account)
+    pairs = pd.DataFrame({
+        "account_a": names[agg["a"].to_numpy()] if len(agg) else np.array([], dtype=object),
+        "account_b": names[agg["b"].to_numpy()] if len(agg) else np.array([], dtype=object),
+        "similarity": agg["similarity"].to_numpy(dtype=np.float64),
+        "n_shared": agg["n_shared"].to_numpy(dtype=np.int64),
+    })
+    return SimilarityResult(pairs=pairs, n_prompts=len(signatures), n_entries=len(sig),
+                            n_candidates=len(left), skipped_buckets=skipped,
+                            bands=bands, rows=rows)
+
+
+def cap_edges(pairs: pd.DataFrame, cap: int, *, start_degree: dict[object, int] | None = None,
+              a: str = "a", b: str = "b") -> pd.DataFrame:
+    """Greedy strongest-first selection so that no account ends with more than ``cap`` edges.
+
+    Ties break on ``n_shared`` then the pair's ids, so the result is deterministic.
+    """
+    if pairs.empty:
+        return pairs
+    ordered = pairs.sort_values(["similarity", "n_shared", a, b],
+                                ascending=[False, False, True, True], kind="stable")
+    degree: dict[object, int] = dict(start_degree or {})
+    keep = np.zeros(len(ordered), dtype=bool)
+    for i, (x, y) in enumerate(zip(ordered[a].tolist(), ordered[b].tolist())):
+        if degree.get(x, 0) < cap and degree.get(y, 0) < cap:
+            keep[i] = True
+            degree[x] = degree.get(x, 0) + 1
+            degree[y] = degree.get(y, 0) + 1
+    return ordered[keep].sort_values([a, b], kind="stable").reset_index(drop=True)

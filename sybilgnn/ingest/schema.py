@@ -1,0 +1,44 @@
+"""Uniqueness constraints and indexes, created before any load so MERGE is an index lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sybilgnn.ingest.writer import quiet_session
+
+__all__ = ["CONSTRAINTS", "INDEXES", "NODE_LABELS", "REL_TYPES", "ensure_schema"]
+
+NODE_LABELS = {"Account", "IP", "PaymentInstrument", "Fleet", "ScoringRun",
+               "IngestFile", "IngestBatch"}
+REL_TYPES = {"USED_IP", "PAID_WITH", "PROMPT_SIMILAR"}
+
+# (constraint name, label, key property)
+CONSTRAINTS = [
+    ("account_id_unique", "Account", "account_id"),
+    ("ip_id_unique", "IP", "ip_id"),
+    ("pm_id_unique", "PaymentInstrument", "pm_id"),
+    ("fleet_id_unique", "Fleet", "fleet_id"),
+    ("scoring_run_id_unique", "ScoringRun", "run_id"),
+    ("ingest_file_key_unique", "IngestFile", "file_key"),
+    ("ingest_batch_key_unique", "IngestBatch", "batch_key"),
+]
+# (index name, label, property): range indexes for the export's time split and analysts' filters
+INDEXES = [
+    ("account_label_at", "Account", "label_at"),
+    ("account_label", "Account", "label"),
+    ("account_created_at", "Account", "created_at"),
+    ("ip_is_datacenter", "IP", "is_datacenter"),
+]
+
+
+def ensure_schema(driver: Any, database: str) -> None:
+    """Create the constraints and indexes when absent (idempotent) and wait for them online."""
+    with quiet_session(driver, database) as session:
+        for name, label, prop in CONSTRAINTS:
+            assert label in NODE_LABELS and prop.isidentifier()
+            session.run(f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) "
+                        f"REQUIRE n.{prop} IS UNIQUE").consume()
+        for name, label, prop in INDEXES:
+            assert label in NODE_LABELS and prop.isidentifier()
+            session.run(f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})").consume()
+        session.run("CALL db.awaitIndexes(300)").consume()
