@@ -8,6 +8,10 @@ subgraph around them (exact for a k-layer GNN):
   multiply into every message (``set_hetero_masks``); an edge's value is how much the
   flagged accounts' logits depend on the messages it carries into the account.
 
+For ``sybilgnn.models.SybilGNN`` (whose sage/graph layers aggregate with a CSR product that
+has no gradient for edge values) the prepared relations are swapped for a gather/scatter
+twin that multiplies the same mask into each normalised message; logits are unchanged.
+
 The gradient is that of the sum of the flagged accounts' logits, so a feature or edge of one
 flagged account also counts what it does to its flagged neighbours (in a fleet, the same
 evidence). Models without per-edge-type message-passing modules fall back to removing each
@@ -23,7 +27,9 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
-from torch_geometric.nn import MessagePassing
+from torch_geometric.nn import HeteroConv, MessagePassing
+
+from sybilgnn.models.graph import Aggregation, RelationGraph
 
 __all__ = ["AccountEvidence", "RELATIONS", "explain_accounts", "khop_subset"]
 
@@ -50,9 +56,45 @@ class AccountEvidence:
 
 def _count_hops(model: torch.nn.Module) -> int:
     """Layers of per-edge-type message passing (HeteroConv or to_hetero); 2 when unknown."""
-    layers = sum(1 for m in model.modules() if isinstance(m, torch.nn.ModuleDict) and len(m) > 0
-                 and all(isinstance(c, MessagePassing) for c in m.values()))
+    layers = sum(1 for m in model.modules() if isinstance(m, HeteroConv))
+    if layers == 0:
+        layers = sum(1 for m in model.modules() if isinstance(m, torch.nn.ModuleDict)
+                     and len(m) > 0 and all(isinstance(c, MessagePassing) for c in m.values()))
     return layers or 2
+
+
+@dataclass
+class _MaskedRelation(RelationGraph):
+    """A ``RelationGraph`` whose aggregation is differentiable in a per-edge mask."""
+
+    mask: torch.Tensor | None = None
+
+    def aggregate(self, x_src: torch.Tensor, how: Aggregation) -> torch.Tensor:
+        src, dst = self.edge_index[0], self.edge_index[1]
+        assert self.mask is not None
+        out = x_src.new_zeros(self.num_dst, x_src.size(1))
+        if how == "max":
+            messages = x_src[src] * (self.edge_weight * self.mask).unsqueeze(-1)
+            index = dst.unsqueeze(-1).expand_as(messages)
+            return out.scatter_reduce(0, index, messages, reduce="amax", include_self=False)
+        values = self._values(how) * self.mask
+        return out.index_add(0, dst, x_src[src] * values.unsqueeze(-1))
+
+
+def _masked_forward(model: torch.nn.Module, data: HeteroData, x_dict: dict[str, torch.Tensor],
+                    masks: dict[tuple[str, str, str], torch.Tensor]) -> torch.Tensor:
+    """Logits with ``masks`` multiplied into every message (prepared-graph models too)."""
+    prepare = getattr(model, "prepare", None)
+    forward_prepared = getattr(model, "forward_prepared", None)
+    if prepare is None or forward_prepared is None:
+        return _forward(model, data, x_dict)
+    weights = {et: data[et].edge_weight for et in data.edge_types if "edge_weight" in data[et]}
+    graph = prepare(x_dict, data.edge_index_dict, weights)
+    for et, rel in list(graph.relations.items()):
+        graph.relations[et] = _MaskedRelation(
+            edge_index=rel.edge_index, edge_weight=rel.edge_weight, num_src=rel.num_src,
+            num_dst=rel.num_dst, mask=masks[et])
+    return forward_prepared(x_dict, graph).view(-1)
 
 
 def khop_subset(data: HeteroData, rows: torch.Tensor, hops: int) -> dict[str, torch.Tensor]:
@@ -102,7 +144,9 @@ def explain_accounts(
         return {}
     device = next(model.parameters()).device
     hops = num_hops if num_hops is not None else _count_hops(model)
-    subset = khop_subset(data, torch.as_tensor(rows_np), hops)
+    # One hop more than the layers: the outermost nodes keep all their edges, so degree
+    # inputs (and hence the explained logits) equal those of the full graph.
+    subset = khop_subset(data, torch.as_tensor(rows_np), hops + 1)
     sub = data.subgraph(subset).to(device)
     local = torch.as_tensor(np.searchsorted(subset["account"].numpy(), rows_np), device=device)
 
@@ -120,7 +164,7 @@ def explain_accounts(
         set_hetero_masks(model, masks, sub.edge_index_dict, apply_sigmoid=False)
         try:
             with torch.enable_grad():
-                logits = _forward(model, sub, x_dict)
+                logits = _masked_forward(model, sub, x_dict, masks)
                 logits[local].sum().backward()
         finally:
             clear_masks(model)
@@ -172,6 +216,7 @@ def _edge_evidence(sub: HeteroData, subset: Mapping[str, torch.Tensor], local: n
         grad = edge_grads[edge_type].detach().cpu().numpy().astype(np.float64)
         pos = position[ei[1]]
         inside = pos >= 0
+        inside &= grad != 0  # a message the logits do not depend on is no evidence
         pos, src, grad = pos[inside], ei[0][inside], grad[inside]
         np.add.at(totals[:, r], pos, np.abs(grad))
         keys = id_maps[edge_type[0]][subset[edge_type[0]].numpy()[src]]

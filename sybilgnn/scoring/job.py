@@ -244,29 +244,33 @@ def run_scoring(
     resume_run_id: str | None = None,
     stop_after_batches: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    progress: bool = False,
 ) -> ScoringSummary:
     """Score every account with the champion (or ``model_version``) and write back."""
     from sybilgnn.neo4j.connection import open_driver
     from sybilgnn.neo4j.export import export_snapshot
     from sybilgnn.registry import load_registered_model
-    from sybilgnn.training import predict
+    from sybilgnn.training import load_model, predict
 
     loaded = load_registered_model(settings, model_version if model_version is not None
                                    else settings.scoring.model_alias)
+    model = load_model(loaded.model_config, loaded.state_dict)
     own_driver = driver is None
     active = open_driver(settings) if driver is None else driver
     try:
         start = time.perf_counter()
-        snapshot = export_snapshot(settings, driver=active)
+        snapshot = export_snapshot(settings, driver=active, progress=progress)
         timings = {"export_s": time.perf_counter() - start}
         start = time.perf_counter()
-        scores = np.asarray(predict(loaded, snapshot), dtype=np.float64)
+        loaded.check_features(snapshot)
+        scores = np.asarray(predict(model, snapshot, calibrator=loaded.calibrator,
+                                    device=settings.train.device), dtype=np.float64)
         timings["inference_s"] = time.perf_counter() - start
         return score_snapshot(
             active, settings, snapshot, scores, threshold=float(loaded.threshold),
-            model_version=loaded.version, model_run_id=getattr(loaded, "run_id", None),
-            model=loaded.model, resume_run_id=resume_run_id,
-            stop_after_batches=stop_after_batches, on_batch=on_batch, timings=timings)
+            model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
+            resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
+            on_batch=on_batch, timings=timings)
     finally:
         if own_driver:
             active.close()
