@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "sybilgnn.cli.train_cmds",
     "sybilgnn.cli.ingest_cmd",
     "sybilgnn.cli.simulate_cmd",
+    "sybilgnn.cli.score_cmd",
 ]
 
 for _module in _COMMAND_MODULES:
