@@ -8,11 +8,13 @@ working directory), environment variables ``SYBILGNN__SECTION__KEY=value`` and C
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from sybilgnn.errors import SybilgnnError
 
@@ -99,12 +101,98 @@ class SplitSettings(_Section):
     train_fraction: float = Field(default=0.6, gt=0, lt=1)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     holdout_property: str | None = "campaign"
-    holdout_value: str | None = None
+    holdout_value: str | None = Field(
+        default=None, description="None: hold out the group whose first label is the latest")
+    train_cutoff: datetime | None = Field(
+        default=None, description="labels before it train; overrides train_fraction")
+    val_cutoff: datetime | None = Field(
+        default=None, description="labels from it on test; overrides val_fraction")
+
+    @model_validator(mode="after")
+    def _fractions_leave_a_test_slice(self) -> SplitSettings:
+        if self.train_fraction + self.val_fraction >= 1:
+            raise ValueError("train_fraction + val_fraction must be below 1 to leave a test slice")
+        if self.train_cutoff and self.val_cutoff and self.val_cutoff < self.train_cutoff:
+            raise ValueError("val_cutoff must not be before train_cutoff")
+        return self
+
+
+class NodeSchema(_Section):
+    """One exported node type: its Neo4j label, key property and feature properties."""
+
+    label: str
+    key: str
+    features: list[str] | None = Field(
+        default_factory=list,
+        description="numeric properties; None: sybilgnn.features.ACCOUNT_FEATURES, else the f_* keys")
+    categorical: dict[str, int] = Field(
+        default_factory=dict, description="property -> top-k values one-hot encoded, plus 'other'")
+
+
+class RelationshipSchema(_Section):
+    """One exported relationship type; the edge type name is its key in ``relationships``."""
+
+    type: str
+    source: str
+    target: str
+    weight: str | None = None
+    transform: Literal["none", "log1p"] = "none"
+    reverse: bool = True
+
+
+class LabelSchema(_Section):
+    """Where training labels, analyst verdicts and groupings live on the labelled node type."""
+
+    node_type: str = "account"
+    label: str = "label"
+    label_time: str = "label_at"
+    review: str = "review"
+    review_time: str = "reviewed_at"
+    fleet: str | None = "fleet"
+
+
+def _default_nodes() -> dict[str, NodeSchema]:
+    return {
+        "account": NodeSchema(label="Account", key="account_id", features=None,
+                              categorical={"country": 20, "plan": 4}),
+        "ip": NodeSchema(label="IP", key="ip_id", features=["is_datacenter"],
+                         categorical={"asn": 20}),
+        "payment": NodeSchema(label="PaymentInstrument", key="pm_id", features=["is_prepaid"],
+                              categorical={"issuer_country": 20}),
+    }
+
+
+def _default_relationships() -> dict[str, RelationshipSchema]:
+    return {
+        "used_ip": RelationshipSchema(type="USED_IP", source="account", target="ip",
+                                      weight="n_events", transform="log1p"),
+        "paid_with": RelationshipSchema(type="PAID_WITH", source="account", target="payment",
+                                        weight="n_charges", transform="log1p"),
+        "prompt_similar": RelationshipSchema(type="PROMPT_SIMILAR", source="account",
+                                             target="account", weight="similarity"),
+    }
 
 
 class ExportSettings(_Section):
+    """Neo4j -> Snapshot export; ``nodes``/``relationships`` replace the defaults whole."""
+
     cache_dir: Path = Path(".sybilgnn/snapshots")
     fetch_size: int = Field(default=100_000, gt=0)
+    chunk_size: int = Field(default=200_000, gt=0, description="nodes per columnar read")
+    nodes: dict[str, NodeSchema] = Field(default_factory=_default_nodes)
+    relationships: dict[str, RelationshipSchema] = Field(default_factory=_default_relationships)
+    labels: LabelSchema = LabelSchema()
+
+    @model_validator(mode="after")
+    def _relationships_name_node_types(self) -> ExportSettings:
+        for name, rel in self.relationships.items():
+            for end in (rel.source, rel.target):
+                if end not in self.nodes:
+                    raise ValueError(f"relationships.{name}: node type {end!r} is not in "
+                                     f"export.nodes ({sorted(self.nodes)})")
+        if self.labels.node_type not in self.nodes:
+            raise ValueError(f"labels.node_type {self.labels.node_type!r} is not in export.nodes")
+        return self
 
 
 class ModelSettings(_Section):

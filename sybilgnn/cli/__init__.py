@@ -22,6 +22,8 @@ _COMMAND_MODULES = [
     "sybilgnn.cli.train_cmds",
     "sybilgnn.cli.ingest_cmd",
     "sybilgnn.cli.simulate_cmd",
+    "sybilgnn.cli.analyst_cmds",
+    "sybilgnn.cli.export_cmd",
     "sybilgnn.cli.score_cmd",
 ]
 

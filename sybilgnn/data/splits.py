@@ -1,0 +1,154 @@
+"""Labels, analyst verdicts and the evaluation splits, on plain numpy arrays.
+
+The split mirrors how the job is done: labels known before a cutoff train, later labels test,
+a validation slice lies in between, and one whole group (a campaign) can be held out to test
+generalisation to an unseen campaign. Kept free of Neo4j so it is tested on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from sybilgnn.config import SplitSettings
+
+__all__ = ["LabelColumns", "SplitResult", "apply_verdicts", "encode_codes", "make_splits"]
+
+CONFIRMED, FALSE_POSITIVE = "confirmed", "false_positive"
+
+
+@dataclass
+class LabelColumns:
+    """Final labels after verdicts: ``y`` (1, 0, -1 unknown) and ``label_time`` (s, NaN)."""
+
+    y: np.ndarray
+    label_time: np.ndarray
+    from_review: np.ndarray
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SplitResult:
+    train_mask: np.ndarray
+    val_mask: np.ndarray
+    test_mask: np.ndarray
+    holdout_mask: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_verdicts(label: np.ndarray, label_time: np.ndarray, review: np.ndarray,
+                   review_time: np.ndarray) -> LabelColumns:
+    """Analyst verdicts override the platform label: confirmed -> 1, false_positive -> 0.
+
+    ``label`` is float with NaN for unknown; ``review`` an object array of strings or None.
+    The verdict's time (``reviewed_at``) becomes the label time, so a verdict recorded after
+    the cutoff lands in the later slice rather than leaking into training.
+    """
+    y = np.where(np.isnan(label), -1, label).astype(np.int64)
+    bad = (y != -1) & (y != 0) & (y != 1)
+    y[bad] = -1
+    times = label_time.astype(np.float64).copy()
+    times[y == -1] = np.nan
+    confirmed = review == CONFIRMED
+    false_pos = review == FALSE_POSITIVE
+    from_review = confirmed | false_pos
+    verdict = np.where(confirmed, 1, 0)
+    changed = from_review & (y != verdict)
+    y[from_review] = verdict[from_review]
+    times[from_review] = review_time[from_review]
+    counts = {
+        "labelled": int((y >= 0).sum()),
+        "positive": int((y == 1).sum()),
+        "negative": int((y == 0).sum()),
+        "invalid_label_values": int(bad.sum()),
+        "verdict_confirmed": int(confirmed.sum()),
+        "verdict_false_positive": int(false_pos.sum()),
+        "verdict_changed_label": int(changed.sum()),
+        "labels_without_time": int(((y >= 0) & np.isnan(times)).sum()),
+    }
+    return LabelColumns(y=y, label_time=times, from_review=from_review, counts=counts)
+
+
+def encode_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Long codes for a string column (sorted names; -1 for missing)."""
+    present = np.array([v is not None and v == v for v in values], dtype=bool)
+    names = sorted({str(v) for v in values[present]})
+    index = {name: i for i, name in enumerate(names)}
+    codes = np.full(len(values), -1, dtype=np.int64)
+    for row in np.flatnonzero(present):
+        codes[row] = index[str(values[row])]
+    return codes, names
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _choose_holdout(group: np.ndarray, names: list[str], labelled: np.ndarray,
+                    times: np.ndarray, wanted: str | None) -> int:
+    """Code of the held-out group: the configured value, else the newest group (-1: none).
+
+    "Newest" is the group whose *first* label time is the latest: the campaign discovered
+    last, which is the one a model trained on the past has seen least of.
+    """
+    if wanted is not None:
+        return names.index(wanted) if wanted in names else -1
+    best, best_time = -1, -np.inf
+    for code in range(len(names)):
+        member_times = times[(group == code) & labelled & ~np.isnan(times)]
+        if member_times.size and member_times.min() > best_time:
+            best, best_time = code, float(member_times.min())
+    return best
+
+
+def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
+                group: np.ndarray | None = None,
+                group_names: list[str] | None = None) -> SplitResult:
+    """Time split of labelled rows, with an optional group held out whole.
+
+    train: label_time < c1; val: c1 <= label_time < c2; test: label_time >= c2, so every
+    train label time is strictly before every test label time. Cutoffs are quantiles of the
+    label times of the rows that are not held out, unless explicit dates are configured.
+    The held-out group's rows are in none of train/val/test: ``holdout_mask`` alone.
+    Labelled rows without a time are in no slice (counted in the label counts).
+    """
+    n = len(y)
+    labelled = (y >= 0) & ~np.isnan(label_time)
+    group = np.full(n, -1, dtype=np.int64) if group is None else group
+    names = group_names or []
+    held_code = -1
+    if settings.holdout_property is not None and names:
+        held_code = _choose_holdout(group, names, labelled, label_time, settings.holdout_value)
+    holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
+    pool = labelled & ~holdout
+    times = label_time[pool]
+    if settings.train_cutoff is not None:
+        c1 = _epoch(settings.train_cutoff)
+    else:
+        c1 = float(np.quantile(times, settings.train_fraction)) if times.size else np.inf
+    if settings.val_cutoff is not None:
+        c2 = _epoch(settings.val_cutoff)
+    else:
+        fraction = settings.train_fraction + settings.val_fraction
+        c2 = float(np.quantile(times, fraction)) if times.size else np.inf
+    c2 = max(c1, c2)
+    with np.errstate(invalid="ignore"):
+        train = pool & (label_time < c1)
+        val = pool & (label_time >= c1) & (label_time < c2)
+        test = pool & (label_time >= c2)
+    info: dict[str, Any] = {
+        "train_cutoff": c1 if np.isfinite(c1) else None,
+        "val_cutoff": c2 if np.isfinite(c2) else None,
+        "holdout_property": settings.holdout_property,
+        "holdout_group": names[held_code] if held_code >= 0 else None,
+        "train": int(train.sum()), "val": int(val.sum()), "test": int(test.sum()),
+        "holdout": int(holdout.sum()),
+    }
+    if settings.holdout_value is not None and held_code < 0:
+        info["holdout_missing"] = settings.holdout_value
+    return SplitResult(train, val, test, holdout, info)

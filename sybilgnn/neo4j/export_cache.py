@@ -1,0 +1,100 @@
+"""Content hashes, graph fingerprints and the snapshot cache directory.
+
+A snapshot lives under ``cache_dir/<content_hash>/``. A fingerprint names a graph state
+cheaply *before* the export: the database id, the bookmark of the last committed
+transaction (any committed write changes it, label edits and weight updates included) and
+the export schema. ``cache_dir/fingerprints/<fingerprint>`` holds the content hash of the
+snapshot exported from that state; it is written only when no transaction committed during
+the export, so a hit never returns a snapshot mixed from two states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from sybilgnn.data.snapshot import Snapshot
+
+__all__ = ["content_hash", "fingerprint", "SnapshotCache"]
+
+
+def _update_array(digest: Any, name: str, value: np.ndarray | torch.Tensor) -> None:
+    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+    array = np.ascontiguousarray(array)
+    digest.update(f"{name}|{array.dtype}|{array.shape}".encode())
+    if array.dtype == object:
+        digest.update("\x1f".join(map(str, array.tolist())).encode())
+    else:
+        digest.update(array.tobytes())
+
+
+def content_hash(data: HeteroData, id_maps: dict[str, np.ndarray],
+                 schema: dict[str, Any], feature_names: dict[str, list[str]]) -> str:
+    """SHA-256 of every exported array, the id maps, feature names and the schema."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(schema, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(feature_names, sort_keys=True).encode())
+    for node_type in sorted(id_maps):
+        _update_array(digest, f"ids:{node_type}", id_maps[node_type])
+    stores = [(k, s) for k, s in data.node_items()] + [(k, s) for k, s in data.edge_items()]
+    for key, store in sorted(stores, key=lambda item: str(item[0])):
+        for attr in sorted(store.keys()):
+            value = store[attr]
+            if isinstance(value, (torch.Tensor, np.ndarray)):
+                _update_array(digest, f"{key}.{attr}", value)
+            else:
+                digest.update(f"{key}.{attr}={json.dumps(value, default=str)}".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(database_id: str, version: str | None, schema: dict[str, Any]) -> str | None:
+    """Names a graph state before reading it; None when the server gives no version."""
+    if not version:
+        return None
+    payload = json.dumps({"db": database_id, "version": version, "schema": schema},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class SnapshotCache:
+    """``<root>/<content_hash>/`` snapshots and ``<root>/fingerprints/<fp>`` pointers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def lookup(self, fp: str | None) -> Snapshot | None:
+        if fp is None:
+            return None
+        pointer = self.root / "fingerprints" / fp
+        if not pointer.exists():
+            return None
+        directory = self.root / pointer.read_text().strip()
+        if not (directory / "snapshot.json").exists():
+            return None
+        return Snapshot.load(directory)
+
+    def store(self, snapshot: Snapshot, fp: str | None) -> Path:
+        """Write the snapshot once per content hash (atomically), then the pointer."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / snapshot.content_hash
+        if not (target / "snapshot.json").exists():
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+            snapshot.save(staging)
+            try:
+                os.replace(staging, target)
+            except OSError:  # another process stored the same content meanwhile
+                shutil.rmtree(staging, ignore_errors=True)
+        if fp is not None:
+            pointers = self.root / "fingerprints"
+            pointers.mkdir(exist_ok=True)
+            (pointers / fp).write_text(snapshot.content_hash)
+        return target

@@ -1,0 +1,37 @@
+"""The split on plain arrays: ties at a cutoff, and a holdout value that does not exist."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sybilgnn.config import SplitSettings
+from sybilgnn.data.splits import apply_verdicts, make_splits
+
+
+def test_ties_at_the_cutoff_stay_on_one_side() -> None:
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+    times = np.array([1, 2, 3, 3, 3, 3, 3, 8, 9, 10], dtype=float)
+    split = make_splits(y, times, SplitSettings(holdout_property=None))
+    train, test = times[split.train_mask], times[split.test_mask]
+    assert train.max() < test.min()
+    assert (split.train_mask | split.val_mask | split.test_mask).sum() == 10
+    assert not (split.train_mask & split.val_mask).any()
+
+
+def test_missing_holdout_value_holds_out_nothing() -> None:
+    y = np.array([1, 1, 0])
+    times = np.array([1.0, 2.0, 3.0])
+    split = make_splits(y, times, SplitSettings(holdout_value="nope"), np.array([0, 0, -1]),
+                        ["c1"])
+    assert not split.holdout_mask.any() and split.info["holdout_missing"] == "nope"
+
+
+def test_verdicts_replace_label_and_time() -> None:
+    labels = apply_verdicts(np.array([0.0, 1.0, np.nan, 7.0]), np.array([1.0, 2.0, np.nan, 4.0]),
+                            np.array(["confirmed", None, "false_positive", None], dtype=object),
+                            np.array([5.0, np.nan, 6.0, np.nan]))
+    assert labels.y.tolist() == [1, 1, 0, -1]
+    assert labels.label_time[[0, 1, 2]].tolist() == [5.0, 2.0, 6.0]
+    assert np.isnan(labels.label_time[3])
+    assert labels.counts["invalid_label_values"] == 1
+    assert labels.counts["verdict_changed_label"] == 2
