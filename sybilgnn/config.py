@@ -201,6 +201,9 @@ class ModelSettings(_Section):
     layers: int = Field(default=2, ge=1, le=6)
     dropout: float = Field(default=0.2, ge=0, lt=1)
     aggr: Literal["mean", "sum", "max"] = "mean"
+    heads: int = Field(default=2, ge=1, le=16, description="attention heads (gat only)")
+    norm: Literal["layer", "batch", "none"] = "layer"
+    residual: bool = True
 
 
 class TrainSettings(_Section):
@@ -212,6 +215,13 @@ class TrainSettings(_Section):
     target_precision: float = Field(default=0.9, gt=0, le=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    focal_gamma: float = Field(default=2.0, ge=0)
+    calibration: Literal["platt", "isotonic"] = "platt"
+    min_epochs: int = Field(default=10, ge=1, description="no early stop before this epoch")
+    sampler: Literal["full", "neighbor"] = Field(
+        default="full", description="neighbor needs pyg-lib or torch-sparse")
+    batch_size: int = Field(default=4096, ge=1, description="seed accounts per batch (neighbor)")
+    num_neighbors: int = Field(default=10, ge=1, description="per relation per hop (neighbor)")
 
 
 class TuneSettings(_Section):

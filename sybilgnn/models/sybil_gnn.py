@@ -1,0 +1,118 @@
+"""The heterogeneous GNN: per-type input projection, residual HeteroConv stack, account head.
+
+No parameter belongs to a node, so the model scores accounts it never saw (inductive):
+IP and payment nodes get their own features, a constant and log-degree inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import HeteroConv
+
+from sybilgnn.config import ModelSettings
+from sybilgnn.models.convs import make_relation_conv
+from sybilgnn.models.graph import EdgeType, PreparedGraph, prepare_graph
+
+__all__ = ["SybilGNN", "build_model", "TARGET_NODE_TYPE"]
+
+TARGET_NODE_TYPE = "account"
+
+
+def _norm(kind: str, dim: int) -> nn.Module:
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    return nn.Identity()
+
+
+class SybilGNN(nn.Module):
+    """Account logits from a heterogeneous account / IP / payment graph."""
+
+    def __init__(self, metadata: tuple[list[str], list[EdgeType]], in_dims: dict[str, int],
+                 cfg: ModelSettings) -> None:
+        super().__init__()
+        node_types, edge_types = list(metadata[0]), [tuple(et) for et in metadata[1]]
+        if TARGET_NODE_TYPE not in node_types:
+            raise ValueError(f"metadata has no {TARGET_NODE_TYPE!r} node type: {node_types}")
+        self.node_types: list[str] = node_types
+        self.edge_types: list[EdgeType] = edge_types  # type: ignore[assignment]
+        self.cfg = cfg
+        self.in_dims = {nt: int(in_dims.get(nt, 0)) for nt in node_types}
+        hidden = cfg.hidden
+        self.input_proj = nn.ModuleDict({
+            nt: nn.Linear(self.in_dims[nt] + self.structural_dim(nt), hidden) for nt in node_types})
+        self.input_norm = nn.ModuleDict({nt: _norm(cfg.norm, hidden) for nt in node_types})
+        self.convs = nn.ModuleList(
+            HeteroConv({et: make_relation_conv(cfg.layer_type, cfg.aggr, hidden, heads=cfg.heads,
+                                               dropout=cfg.dropout)
+                        for et in self.edge_types}, aggr="sum")
+            for _ in range(cfg.layers))
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({nt: _norm(cfg.norm, hidden) for nt in node_types})
+            for _ in range(cfg.layers))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+                                  nn.Linear(hidden, 1))
+
+    def structural_dim(self, node_type: str) -> int:
+        return 1 + 2 * sum(1 for et in self.edge_types if et[2] == node_type)
+
+    def prepare(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                edge_weight_dict: dict[EdgeType, Tensor] | None = None) -> PreparedGraph:
+        """Build the sparse adjacency once; reuse it across epochs with ``forward_prepared``."""
+        num_nodes: dict[str, int] = {}
+        for nt in self.node_types:
+            if nt in x_dict:
+                num_nodes[nt] = int(x_dict[nt].size(0))
+            else:
+                ends = [int(ei[0 if et[0] == nt else 1].max()) + 1
+                        for et, ei in edge_index_dict.items() if nt in (et[0], et[2]) and ei.numel()]
+                num_nodes[nt] = max(ends, default=0)
+        known = {et: ei for et, ei in edge_index_dict.items() if tuple(et) in self.edge_types}
+        return prepare_graph(known, edge_weight_dict, num_nodes)
+
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
+                edge_weight_dict: dict[EdgeType, Tensor] | None = None) -> Tensor:
+        """Account logits ``[N_account]``."""
+        return self.forward_prepared(x_dict, self.prepare(x_dict, edge_index_dict, edge_weight_dict))
+
+    def forward_prepared(self, x_dict: dict[str, Tensor], graph: PreparedGraph) -> Tensor:
+        h: dict[str, Tensor] = {}
+        for nt in self.node_types:
+            structural = graph.structural(nt, self.edge_types)
+            x = x_dict.get(nt)
+            if x is None or x.size(1) == 0:
+                x = structural.new_zeros(structural.size(0), self.in_dims[nt])
+            h[nt] = torch.relu(self.input_norm[nt](self.input_proj[nt](
+                torch.cat([x.to(structural.dtype), structural], dim=1))))
+            h[nt] = self.dropout(h[nt])
+        for conv, norms in zip(self.convs, self.norms):
+            messages = conv(h, graph.relations)
+            updated: dict[str, Tensor] = {}
+            for nt, prev in h.items():
+                m = messages.get(nt)
+                if m is None:
+                    updated[nt] = prev
+                    continue
+                m = self.dropout(torch.relu(norms[nt](m)))
+                updated[nt] = prev + m if self.cfg.residual else m
+            h = updated
+        return self.head(h[TARGET_NODE_TYPE]).squeeze(-1)
+
+    def config_dict(self) -> dict[str, Any]:
+        """Plain JSON-able description that ``load_model`` rebuilds the module from."""
+        return {
+            "metadata": [list(self.node_types), [list(et) for et in self.edge_types]],
+            "in_dims": dict(self.in_dims),
+            "model": self.cfg.model_dump(mode="json"),
+        }
+
+
+def build_model(metadata: tuple[list[str], list[EdgeType]], in_dims: dict[str, int],
+                cfg: ModelSettings) -> SybilGNN:
+    """The SybilGNN for a graph schema (``HeteroData.metadata()``) and feature widths."""
+    return SybilGNN(metadata, in_dims, cfg)

@@ -1,0 +1,74 @@
+"""Probability calibration on validation logits, and the operating threshold.
+
+Calibrators are plain dicts of floats and lists (JSON, no pickles), so the registry can
+store them next to the weights and scoring can apply them without sklearn objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve
+
+__all__ = ["fit_calibrator", "apply_calibrator", "choose_threshold", "sigmoid"]
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -500, 500)))
+
+
+def fit_calibrator(logits: np.ndarray, y: np.ndarray, method: str = "platt") -> dict[str, Any]:
+    """Fit ``platt`` (sigmoid(a*z + b)) or ``isotonic`` (monotone step map of sigmoid(z))."""
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    if len(np.unique(y)) < 2:
+        return {"method": "identity"}
+    if method == "platt":
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(z[:, None], y)
+        return {"method": "platt", "a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+    if method == "isotonic":
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(sigmoid(z), y)
+        return {"method": "isotonic", "x": [float(v) for v in iso.X_thresholds_],
+                "y": [float(v) for v in iso.y_thresholds_]}
+    raise ValueError(f"train.calibration: unknown method {method!r}; use platt or isotonic")
+
+
+def apply_calibrator(calibrator: dict[str, Any] | None, logits: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities in [0, 1]; no calibrator means the plain sigmoid."""
+    z = np.asarray(logits, dtype=np.float64)
+    method = (calibrator or {}).get("method", "identity")
+    if method == "platt":
+        assert calibrator is not None
+        return sigmoid(float(calibrator["a"]) * z + float(calibrator["b"]))
+    if method == "isotonic":
+        assert calibrator is not None
+        return np.interp(sigmoid(z), np.asarray(calibrator["x"]), np.asarray(calibrator["y"]))
+    if method == "identity":
+        return sigmoid(z)
+    raise ValueError(f"unknown calibrator method {method!r}")
+
+
+def choose_threshold(y: np.ndarray, probs: np.ndarray, target_precision: float) -> dict[str, Any]:
+    """Lowest threshold whose precision reaches ``target_precision``; else the best-F1 one.
+
+    Returns ``{'threshold', 'rule', 'precision', 'recall'}``; flags are ``score >= threshold``.
+    """
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if y.sum() == 0:
+        return {"threshold": 0.5, "rule": "default (no positives)", "precision": 0.0, "recall": 0.0}
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    ok = precision >= target_precision
+    if ok.any():
+        i = int(np.flatnonzero(ok)[np.argmin(thresholds[ok])])
+        rule = f"lowest with precision >= {target_precision:g}"
+    else:
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        i = int(np.argmax(f1))
+        rule = f"max F1 (precision {target_precision:g} not reachable)"
+    return {"threshold": float(thresholds[i]), "rule": rule, "precision": float(precision[i]),
+            "recall": float(recall[i])}

@@ -1,0 +1,103 @@
+"""From a ``Snapshot`` to tensors, labels and resolved settings (shared by train and predict)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sybilgnn.config import ModelSettings, Settings, TrainSettings
+from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.errors import InputError
+from sybilgnn.models.graph import EdgeType
+
+__all__ = ["GraphInputs", "graph_inputs", "AccountLabels", "account_labels", "resolve_settings",
+           "resolve_device", "SPLITS"]
+
+SPLITS = ("train", "val", "test", "holdout")
+
+
+@dataclass
+class GraphInputs:
+    x_dict: dict[str, Tensor]
+    edge_index_dict: dict[EdgeType, Tensor]
+    edge_weight_dict: dict[EdgeType, Tensor]
+    in_dims: dict[str, int]
+    metadata: tuple[list[str], list[EdgeType]]
+
+
+def graph_inputs(snapshot: Snapshot, device: torch.device | str = "cpu") -> GraphInputs:
+    """Feature matrices (``[N, 0]`` where a type has none) and weighted edges on ``device``."""
+    data = snapshot.data
+    node_types, edge_types = data.metadata()
+    x_dict: dict[str, Tensor] = {}
+    for nt in node_types:
+        store = data[nt]
+        x = store.get("x")
+        if x is None:
+            x = torch.zeros(int(store.num_nodes or 0), 0)
+        x_dict[nt] = x.float().to(device)
+    ei: dict[EdgeType, Tensor] = {}
+    ew: dict[EdgeType, Tensor] = {}
+    for et in edge_types:
+        store = data[et]
+        ei[et] = store.edge_index.long().to(device)
+        weight = store.get("edge_weight")
+        ew[et] = (torch.ones(ei[et].size(1)) if weight is None else weight.float()).to(device)
+    return GraphInputs(x_dict, ei, ew, {nt: int(x.size(1)) for nt, x in x_dict.items()},
+                       (list(node_types), [tuple(et) for et in edge_types]))  # type: ignore[misc]
+
+
+@dataclass
+class AccountLabels:
+    y: np.ndarray                      # int64, -1 unknown
+    masks: dict[str, np.ndarray]       # split -> bool, restricted to labelled accounts
+    fleets: np.ndarray | None          # int64, -1 none
+
+
+def account_labels(snapshot: Snapshot) -> AccountLabels:
+    store = snapshot.data[ACCOUNT]
+    if "y" not in store:
+        raise InputError("snapshot: data['account'].y is missing; export labels before training")
+    y = store.y.cpu().numpy().astype(np.int64)
+    masks = {}
+    for split in SPLITS:
+        mask = store.get(f"{split}_mask")
+        masks[split] = (np.zeros(len(y), bool) if mask is None
+                        else mask.cpu().numpy().astype(bool)) & (y >= 0)
+    fleet = store.get("fleet")
+    return AccountLabels(y, masks, None if fleet is None else fleet.cpu().numpy().astype(np.int64))
+
+
+def resolve_settings(settings: Settings, params: dict[str, Any] | None
+                     ) -> tuple[ModelSettings, TrainSettings]:
+    """Apply ``params`` (``hidden`` or ``model.hidden`` style keys) over the two sections."""
+    model_upd: dict[str, Any] = {}
+    train_upd: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        section, _, name = key.rpartition(".")
+        if name in ModelSettings.model_fields and section in ("", "model"):
+            model_upd[name] = value
+        elif name in TrainSettings.model_fields and section in ("", "train"):
+            train_upd[name] = value
+        else:
+            raise InputError(f"params: unknown key {key!r}; use a field of model.* or train.* "
+                             f"({', '.join(sorted(ModelSettings.model_fields))}, "
+                             f"{', '.join(sorted(TrainSettings.model_fields))})")
+    try:
+        model = ModelSettings.model_validate({**settings.model.model_dump(), **model_upd})
+        train = TrainSettings.model_validate({**settings.train.model_dump(), **train_upd})
+    except ValueError as exc:
+        raise InputError(f"params: invalid value: {exc}") from None
+    return model, train
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("train.device=cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(name)

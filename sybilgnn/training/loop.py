@@ -1,0 +1,225 @@
+"""Full-graph training with early stopping on validation AUPRC, then calibration and threshold.
+
+The sparse adjacency is built once and reused every epoch. Runs are seeded and use
+deterministic algorithms, so the same seed on the same machine gives identical scores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import average_precision_score
+from torch import Tensor
+
+from sybilgnn.config import Settings, TrainSettings
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import InputError
+from sybilgnn.models import SybilGNN, build_model
+from sybilgnn.models.backends import require_neighbor_sampler
+from sybilgnn.training.calibration import apply_calibrator, choose_threshold, fit_calibrator
+from sybilgnn.training.inputs import (account_labels, graph_inputs, resolve_device,
+                                      resolve_settings)
+from sybilgnn.training.metrics import evaluate
+
+__all__ = ["TrainResult", "train", "make_loss", "seeded"]
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """Everything needed to rebuild, score with, and report on a trained model."""
+
+    state_dict: dict[str, Tensor]
+    model_config: dict[str, Any]
+    calibrator: dict[str, Any]
+    threshold: float
+    history: list[dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    metrics: dict[str, dict[str, float]]
+    feature_names: dict[str, list[str]]
+    feature_stats: dict[str, dict[str, list[float]]]
+    snapshot_hash: str
+    threshold_info: dict[str, Any] = field(default_factory=dict)
+    train_settings: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    train_seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch and switch on deterministic algorithms for the block, then restore."""
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def make_loss(cfg: TrainSettings, y_train: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """Weighted BCE (pos_weight = negatives / positives) or class-balanced focal loss."""
+    n_pos = float(y_train.sum())
+    n_neg = float(len(y_train)) - n_pos
+    if cfg.loss == "weighted_bce":
+        pos_weight = torch.tensor(n_neg / max(n_pos, 1.0), device=y_train.device)
+        return lambda z, y: F.binary_cross_entropy_with_logits(z, y, pos_weight=pos_weight)
+    alpha_pos = n_neg / max(n_pos + n_neg, 1.0)
+    gamma = cfg.focal_gamma
+
+    def focal(z: Tensor, y: Tensor) -> Tensor:
+        bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+        p_true = torch.exp(-bce)
+        alpha = y * alpha_pos + (1 - y) * (1 - alpha_pos)
+        return (alpha * (1 - p_true) ** gamma * bce).sum() / max(alpha_pos * n_pos * 2, 1.0)
+
+    return focal
+
+
+def _auprc(y: np.ndarray, scores: np.ndarray) -> float:
+    if y.sum() == 0:
+        return math.nan
+    return float(average_precision_score(y, scores))
+
+
+def _check_labels(masks: dict[str, np.ndarray], y: np.ndarray) -> None:
+    for split in ("train", "val"):
+        ys = y[masks[split]]
+        if ys.size == 0 or ys.min() == ys.max():
+            raise InputError(
+                f"snapshot: the {split} split needs labelled fake and legit accounts, it has "
+                f"{int((ys == 1).sum())} fake and {int((ys == 0).sum())} legit; add labels or "
+                "change split.train_fraction / split.val_fraction")
+
+
+def _copy_state(model: torch.nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _sampled_epoch(model: SybilGNN, snapshot: Snapshot, train_idx: Tensor, cfg: TrainSettings,
+                   opt: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor],
+                   device: torch.device) -> float:
+    """One epoch over neighbour-sampled mini-batches (needs pyg-lib or torch-sparse)."""
+    from torch_geometric.loader import NeighborLoader
+
+    loader = NeighborLoader(snapshot.data, num_neighbors=[cfg.num_neighbors] * len(model.convs),
+                            input_nodes=("account", train_idx), batch_size=cfg.batch_size,
+                            shuffle=True)
+    total, seen = 0.0, 0
+    for batch in loader:
+        inputs = graph_inputs_from(batch, device)
+        size = int(batch["account"].batch_size)
+        opt.zero_grad()
+        logits = model(*inputs)[:size]
+        loss = loss_fn(logits, batch["account"].y[:size].float().to(device))
+        loss.backward()
+        opt.step()
+        total, seen = total + float(loss.detach()) * size, seen + size
+    return total / max(seen, 1)
+
+
+def graph_inputs_from(batch: Any, device: torch.device) -> tuple[dict[str, Tensor], dict[Any, Tensor],
+                                                                 dict[Any, Tensor]]:
+    x = {nt: batch[nt].x.float().to(device) if "x" in batch[nt]
+         else torch.zeros(batch[nt].num_nodes, 0, device=device) for nt in batch.node_types}
+    ei = {et: batch[et].edge_index.to(device) for et in batch.edge_types}
+    ew = {et: batch[et].edge_weight.float().to(device) for et in batch.edge_types}
+    return x, ei, ew
+
+
+def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | None = None,
+          trial: Any = None, epoch_callback: EpochCallback | None = None) -> TrainResult:
+    """Train, early-stop on validation AUPRC, calibrate on validation, pick the threshold.
+
+    ``trial`` (optuna) gets ``report(val_auprc, epoch)`` each epoch and the run raises
+    ``optuna.TrialPruned`` when it says to prune.
+    """
+    model_cfg, cfg = resolve_settings(settings, params)
+    device = resolve_device(cfg.device)
+    labels = account_labels(snapshot)
+    _check_labels(labels.masks, labels.y)
+    started = time.perf_counter()
+    with seeded(cfg.seed):
+        inputs = graph_inputs(snapshot, device)
+        model = build_model(inputs.metadata, inputs.in_dims, model_cfg).to(device)
+        graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
+        train_idx = torch.from_numpy(np.flatnonzero(labels.masks["train"])).to(device)
+        y_train = torch.from_numpy(labels.y).to(device)[train_idx].float()
+        val_idx = np.flatnonzero(labels.masks["val"])
+        y_val = labels.y[val_idx]
+        if cfg.sampler == "neighbor":
+            require_neighbor_sampler()
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loss_fn = make_loss(cfg, y_train)
+        history: list[dict[str, float]] = []
+        best_auprc, best_epoch, best_state = -math.inf, 0, _copy_state(model)
+        for epoch in range(1, cfg.epochs + 1):
+            tick = time.perf_counter()
+            model.train()
+            if cfg.sampler == "neighbor":
+                loss_value = _sampled_epoch(model, snapshot, train_idx.cpu(), cfg, opt, loss_fn,
+                                            device)
+            else:
+                opt.zero_grad()
+                logits = model.forward_prepared(inputs.x_dict, graph)
+                loss = loss_fn(logits[train_idx], y_train)
+                loss.backward()
+                opt.step()
+                loss_value = float(loss.detach())
+            model.eval()
+            with torch.no_grad():
+                scores = model.forward_prepared(inputs.x_dict, graph)[val_idx].cpu().numpy()
+            val_auprc = _auprc(y_val, scores)
+            record = {"epoch": epoch, "loss": loss_value, "val_auprc": val_auprc,
+                      "seconds": time.perf_counter() - tick}
+            history.append(record)
+            if epoch_callback is not None:
+                epoch_callback(dict(record))
+            if trial is not None:
+                import optuna
+
+                trial.report(val_auprc, epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch} (val AUPRC {val_auprc:.4f})")
+            if val_auprc > best_auprc + 1e-9:
+                best_auprc, best_epoch, best_state = val_auprc, epoch, _copy_state(model)
+            elif epoch - best_epoch >= cfg.patience and epoch >= cfg.min_epochs:
+                break
+        model.load_state_dict(best_state)
+        model.eval()
+        with torch.no_grad():
+            logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
+    calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration)
+    probs = apply_calibrator(calibrator, logits_all)
+    chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision)
+    metrics = split_metrics(labels, probs, chosen["threshold"])
+    return TrainResult(
+        state_dict=best_state, model_config=model.config_dict(), calibrator=calibrator,
+        threshold=float(chosen["threshold"]), history=history, best_epoch=best_epoch,
+        epochs_run=len(history), metrics=metrics, feature_names=dict(snapshot.feature_names),
+        feature_stats=dict(snapshot.feature_stats), snapshot_hash=snapshot.content_hash,
+        threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
+        train_seconds=time.perf_counter() - started)
+
+
+def split_metrics(labels: Any, probs: np.ndarray, threshold: float) -> dict[str, dict[str, float]]:
+    """``evaluate`` on val, test and holdout (splits with no labelled account are left out)."""
+    out: dict[str, dict[str, float]] = {}
+    for split in ("val", "test", "holdout"):
+        mask = labels.masks[split]
+        if not mask.any():
+            continue
+        fleets = None if labels.fleets is None else labels.fleets[mask]
+        out[split] = evaluate(labels.y[mask], probs[mask], threshold, fleets)
+    return out

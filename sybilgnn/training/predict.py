@@ -1,0 +1,73 @@
+"""Rebuild a model from plain config + weights, and score every account of a snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sybilgnn.config import ModelSettings
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import InputError
+from sybilgnn.models import SybilGNN, build_model
+from sybilgnn.training.calibration import apply_calibrator
+from sybilgnn.training.inputs import graph_inputs, resolve_device
+
+__all__ = ["load_model", "predict", "predict_logits"]
+
+
+def load_model(model_config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> SybilGNN:
+    """The module described by ``TrainResult.model_config`` with ``state_dict`` loaded (eval)."""
+    node_types, edge_types = model_config["metadata"]
+    metadata = (list(node_types), [tuple(et) for et in edge_types])
+    model = build_model(metadata, dict(model_config["in_dims"]),  # type: ignore[arg-type]
+                        ModelSettings.model_validate(model_config["model"]))
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()
+
+
+def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto") -> np.ndarray:
+    """Account logits with one full-graph pass under ``no_grad``.
+
+    Without autograd each layer's activations replace the previous ones, so peak memory is
+    the graph plus a few ``[nodes, hidden]`` matrices per node type.
+    """
+    dev = resolve_device(device)
+    inputs = graph_inputs(snapshot, dev)
+    missing = [nt for nt in model.node_types if nt not in inputs.x_dict]
+    if missing:
+        raise InputError(f"snapshot lacks node types {missing} that the model was trained on")
+    for nt in model.node_types:
+        if inputs.in_dims[nt] != model.in_dims[nt]:
+            raise InputError(
+                f"snapshot: node type {nt!r} has {inputs.in_dims[nt]} features, the model expects "
+                f"{model.in_dims[nt]}; export with the feature list the model was trained on")
+    model = model.to(dev).eval()
+    with torch.no_grad():
+        logits = model(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
+    return np.asarray(logits.cpu().numpy(), dtype=np.float64)
+
+
+def predict(model_or_result: Any, snapshot: Snapshot, *, calibrator: dict[str, Any] | None = None,
+            device: str = "auto") -> np.ndarray:
+    """Calibrated fake probabilities for every account (row order of the snapshot).
+
+    Takes a ``TrainResult`` (or anything with ``model_config``, ``state_dict``, ``calibrator``,
+    e.g. the registry's loaded model) or a bare ``SybilGNN`` plus an optional ``calibrator``.
+    """
+    if isinstance(model_or_result, torch.nn.Module):
+        model = model_or_result
+    else:
+        names = getattr(model_or_result, "feature_names", None)
+        if names:
+            for nt, expected in names.items():
+                got = snapshot.feature_names.get(nt)
+                if got is not None and list(got) != list(expected):
+                    raise InputError(
+                        f"snapshot: features of {nt!r} are {got}, the model was trained on "
+                        f"{expected}; re-export with the model's feature list")
+        model = load_model(model_or_result.model_config, model_or_result.state_dict)
+        calibrator = calibrator if calibrator is not None else model_or_result.calibrator
+    assert isinstance(model, SybilGNN)
+    return apply_calibrator(calibrator, predict_logits(model, snapshot, device))
