@@ -165,7 +165,9 @@ def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int,
         starts = np.concatenate([[0], cut])
         sizes = np.diff(np.concatenate([starts, [n]]))
         skipped += int((sizes > max_bucket).sum())
-        for size in np.unique(sizes[(sizes >= 2) & (sizes <= max_bucket)]):
+        usable = sizes[(sizes >= 2) & (sizes <= max_bucket)]
+        # bincount, not np.unique: numpy 2.x's hash-based unique is slow on large int arrays
+        for size in np.flatnonzero(np.bincount(usable)) if len(usable) else []:
             first = starts[sizes == size]
             iu, ju = np.triu_indices(int(size), 1)
             left = order[first[:, None] + iu[None, :]].ravel().astype(np.int64)
@@ -175,8 +177,15 @@ def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int,
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, skipped
-    unique = np.unique(np.concatenate(codes))
+    unique = _sorted_unique(np.concatenate(codes))
     return unique // n, unique % n, skipped
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    values = np.sort(values)
+    if len(values) == 0:
+        return values
+    return values[np.concatenate([[True], values[1:] != values[:-1]])]
 
 
 @dataclass
@@ -205,10 +214,10 @@ def similar_account_pairs(account_ids: Sequence[str] | np.ndarray, signatures: n
     cross = acct[left] != acct[right]
     left, right = left[cross], right[cross]
     sims = np.empty(len(left), dtype=np.float64)
-    step = 200_000
+    step = 32_768  # small chunks keep the gathered rows in cache
     for start in range(0, len(left), step):
         sl = slice(start, start + step)
-        sims[sl] = (sig[left[sl]] == sig[right[sl]]).mean(axis=1)
+        sims[sl] = np.count_nonzero(sig[left[sl]] == sig[right[sl]], axis=1) / sig.shape[1]
     good = sims >= settings.threshold
     a, b = acct[left[good]], acct[right[good]]
     frame = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "sim": sims[good]})

@@ -58,6 +58,7 @@ class IngestSummary:
     quarantine_file: Path | None = None
     seconds: float = 0.0
     similarity: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     @property
     def rows_quarantined(self) -> int:
@@ -128,6 +129,14 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
     secret = load_secret(settings.hashing)
     num_perm = settings.similarity.num_perm
 
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        summary.timings[name] = summary.timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
+    lap("schema")
     validated: list[ValidatedTable] = []
     for f in files:
         if f"{f.table}:{digests[f.table]}" in seen:
@@ -137,6 +146,7 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         validated.append(validate_table(f.table, f.path, frame, digest=digests[f.table],
                                         num_perm=num_perm))
 
+    lap("read_validate")
     by_table = {v.table: v for v in validated}
     touched: set[str] = set()
     run_accounts: set[str] = set()
@@ -147,6 +157,7 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         run_accounts = set(acc.clean["account_id"])
         summary.nodes["Account"] = loaders.load_accounts(driver, db, acc.clean, size)
         touched |= run_accounts
+    lap("accounts")
 
     for v in validated:
         if v.table == "accounts":
@@ -157,25 +168,31 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         reject_rows(v, ~ids.isin(known).to_numpy(), "account_id",
                     "unknown account_id (not in accounts table nor in the graph)")
 
+    lap("read_validate")
     marker_of = {v.table: f"{v.table}:{v.digest}" for v in validated}
     if "labels" in by_table:
         loaders.load_labels(driver, db, by_table["labels"].clean, size)
+        lap("labels")
     if "ip_events" in by_table:
         v = by_table["ip_events"]
         summary.nodes["IP"], summary.relationships["USED_IP"] = loaders.load_ip_events(
             driver, db, v.clean, secret, size, marker_of["ip_events"])
         touched |= set(v.clean["account_id"])
+        lap("ip_events")
     if "payments" in by_table:
         v = by_table["payments"]
         summary.nodes["PaymentInstrument"], summary.relationships["PAID_WITH"] = \
             loaders.load_payments(driver, db, v.clean, secret, size, marker_of["payments"])
         touched |= set(v.clean["account_id"])
+        lap("payments")
     if "prompts" in by_table:
         v = by_table["prompts"]
         text_len, text_hash, signatures, index = loaders.prompt_signatures(
             v.clean, num_perm, settings.similarity.shingle_size)
+        lap("minhash")
         loaders.load_prompt_state(driver, db, v.clean, text_len, text_hash, size,
                                   marker_of["prompts"])
+        lap("prompt_state")
         touched |= set(v.clean["account_id"])
         entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
         entries = entries[entries["sig"] >= 0].drop_duplicates()
@@ -183,6 +200,7 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
             driver, db, entries["acct"].to_numpy(), signatures[entries["sig"].to_numpy()],
             settings.similarity, size, marker_of["prompts"])
         summary.relationships["PROMPT_SIMILAR"] = written
+        lap("similarity")
         summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
                               "skipped_buckets": result.skipped_buckets,
                               "bands": result.bands, "rows_per_band": result.rows}
@@ -190,8 +208,10 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         touched |= endpoints
         touched |= prune_similarity(driver, db, sorted(endpoints),
                                     settings.similarity.max_edges_per_account, size)
+        lap("similarity")
 
     summary.features_updated = update_features(driver, db, sorted(touched), size)
+    lap("features")
 
     records = [dict(r, table=v.table) for v in validated for r in v.quarantine]
     if validated:
@@ -201,6 +221,7 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         summary.tables[v.table] = TableSummary(v.table, v.path.name, "loaded", v.rows_read,
                                                len(v.clean), v.rows_quarantined)
     _finish_files(driver, db, validated)
+    lap("ledger")
     summary.tables = {t: summary.tables[t] for t in sorted(summary.tables,
                                                            key=lambda t: [f.table for f in files].index(t))}
     summary.seconds = time.perf_counter() - started

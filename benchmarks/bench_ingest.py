@@ -1,0 +1,95 @@
+"""Ingest throughput into a throw-away local Neo4j: relationships written per second.
+
+Generates event tables with ``sybilgnn.simulate.simulate_platform`` (or reuses ``--tables``),
+starts its own Neo4j (temporary home, free ports, jars from ``.sybilgnn/neo4j-lib``), ingests
+once and prints per-phase timings, then ingests again to show that a re-ingest is a no-op.
+
+    .venv/bin/python benchmarks/bench_ingest.py --accounts 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sybilgnn.config import load_settings  # noqa: E402
+from sybilgnn.ingest import ingest_directory  # noqa: E402
+from sybilgnn.neo4j.connection import open_driver  # noqa: E402
+from sybilgnn.neo4j.server import LocalNeo4j  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--scenario", default="medium")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tables", type=Path, default=None, help="reuse an existing table dir")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--heap", default="1g")
+    parser.add_argument("--pagecache", default="1g")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        tables = args.tables
+        if tables is None:
+            from sybilgnn.simulate import simulate_platform
+            tables = work / "tables"
+            started = time.perf_counter()
+            simulate_platform(tables, accounts=args.accounts, scenario=args.scenario,
+                              seed=args.seed)
+            print(f"simulated {args.accounts} accounts in {time.perf_counter() - started:.1f}s")
+        home = work / "neo4j"
+        settings = load_settings(config_file=None, environ={}, overrides=[
+            f"neo4j.home={home}", f"neo4j.lib_dir={REPO / '.sybilgnn' / 'neo4j-lib'}",
+            f"neo4j.password_file={home / 'password'}", f"neo4j.bolt_port={free_port()}",
+            f"neo4j.http_port={free_port()}", f"neo4j.heap={args.heap}",
+            f"neo4j.pagecache={args.pagecache}", f"hashing.secret_file={work / 'secret'}",
+            f"ingest.batch_size={args.batch_size}"])
+        server = LocalNeo4j(settings.neo4j)
+        server.start()
+        try:
+            with open_driver(settings) as driver:
+                first = ingest_directory(settings, tables, driver=driver)
+                second = ingest_directory(settings, tables, driver=driver)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    t = first.timings
+    rel_rows = first.relationships.get("USED_IP", 0) + first.relationships.get("PAID_WITH", 0)
+    rel_seconds = t.get("ip_events", 0.0) + t.get("payments", 0.0)
+    report = {
+        "rows": {k: v.rows_read for k, v in first.tables.items()},
+        "nodes": first.nodes,
+        "relationships": first.relationships,
+        "timings_s": {k: round(v, 2) for k, v in t.items()},
+        "total_s": round(first.seconds, 1),
+        "event_rels_per_s": round(rel_rows / rel_seconds) if rel_seconds else None,
+        "all_rels_per_s_end_to_end": round(sum(first.relationships.values()) / first.seconds),
+        "event_rows_per_s_end_to_end": round(sum(v.rows_read for v in first.tables.values())
+                                             / first.seconds),
+        "reingest_s": round(second.seconds, 2),
+        "similarity": first.similarity,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
