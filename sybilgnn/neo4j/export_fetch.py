@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from sybilgnn.errors import InputError
 from sybilgnn.neo4j.export_schema import ResolvedNode, quote
 
 __all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "fetch_node_ids", "fetch_node_columns",
            "fetch_edges", "count_graph"]
 
-MISSING = "\x00"
+MISSING = "\x1f<null>\x1f"  # no trailing NUL: numpy strips those in comparisons
 NAN = float("nan")
 Progress = Callable[[int], None]
 
@@ -123,7 +124,6 @@ def fetch_node_columns(tx: Any, node: ResolvedNode, ids: np.ndarray, *, chunk_si
     found = cat["ids"].astype(np.int64)
     keys = cat["k"].astype(object)
     if (keys == MISSING).any():
-        from sybilgnn.errors import InputError
         raise InputError(f"{int((keys == MISSING).sum())} :{node.label} nodes have no "
                          f"{node.key!r}; every exported node needs its key (fix the ingest)")
     order = np.argsort(keys.astype(str), kind="stable")
@@ -145,7 +145,6 @@ def _as_float(values: list[Any], node: ResolvedNode, prop: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         bad = next(v for v in values if not isinstance(v, (int, float, bool)))
-        from sybilgnn.errors import InputError
         raise InputError(f"property {prop!r} of :{node.label} must be numeric, found {bad!r}; "
                          "list it under categorical in export.nodes or fix the ingest") from None
 
