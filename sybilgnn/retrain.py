@@ -22,14 +22,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import mlflow
+from typing import TYPE_CHECKING
 
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import SybilgnnError
-from sybilgnn.registry import (PromotionDecision, RegisteredVersion, configure_tracking,
-                               flat_metrics, log_and_register, promote)
-from sybilgnn.tuning import TuneResult, open_study, run_study
+
+if TYPE_CHECKING:  # heavy imports stay out of the lock path (a locked run exits at once)
+    from sybilgnn.data.snapshot import Snapshot
+    from sybilgnn.registry import PromotionDecision, RegisteredVersion
+    from sybilgnn.tuning import TuneResult
 
 __all__ = [
     "EXIT_PROMOTED", "EXIT_NOT_PROMOTED", "EXIT_LOCKED", "EXIT_INPUT", "EXIT_UNEXPECTED",
@@ -70,6 +71,8 @@ def retrain_lock(path: str | Path) -> Iterator[Path]:
 
 def load_or_export_snapshot(settings: Settings, snapshot_dir: str | Path | None = None) -> Snapshot:
     """A saved snapshot folder when given, else a fresh export from Neo4j."""
+    from sybilgnn.data.snapshot import Snapshot
+
     if snapshot_dir is not None:
         folder = Path(snapshot_dir)
         if not (folder / "snapshot.json").is_file():
@@ -105,6 +108,7 @@ def train_and_register(snapshot: Snapshot, settings: Settings, *, params: dict[s
                        with_baselines: bool = True, study: Any = None,
                        parent_run_id: str | None = None, run_name: str = "train") -> TrainOutcome:
     """Train once (optionally with tuned ``params``), log, register, alias ``challenger``."""
+    from sybilgnn.registry import log_and_register
     from sybilgnn.training import train
 
     result = train(snapshot, settings, params=params or None)
@@ -123,6 +127,11 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
             with_baselines: bool = True, show_progress: bool = False) -> RetrainOutcome:
     """The whole pipeline under the lock; ``n_trials=0`` skips tuning (current config)."""
     with retrain_lock(settings.registry.lock_file):
+        import mlflow
+
+        from sybilgnn.registry import configure_tracking, flat_metrics, promote
+        from sybilgnn.tuning import open_study, run_study
+
         snap = snapshot if snapshot is not None else load_or_export_snapshot(settings, snapshot_dir)
         experiment_id = configure_tracking(settings)
         started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -47,7 +47,7 @@ def flat_metrics(metrics: dict[str, dict[str, float]], prefix: str = "") -> dict
 def _log_history(run_id: str, history: list[dict[str, Any]]) -> None:
     client = mlflow.tracking.MlflowClient()
     now = int(time.time() * 1000)
-    metrics = [Metric(key, float(rec[key]), now, int(rec.get("epoch", i)))
+    metrics = [Metric(f"epoch_{key}", float(rec[key]), now, int(rec.get("epoch", i)))
                for i, rec in enumerate(history)
                for key in ("loss", "val_auprc", "seconds")
                if isinstance(rec.get(key), (int, float)) and np.isfinite(rec[key])]
@@ -55,17 +55,16 @@ def _log_history(run_id: str, history: list[dict[str, Any]]) -> None:
         client.log_batch(run_id, metrics=metrics[start:start + 900])
 
 
-def _log_baselines(baselines: Any, folder: Path) -> None:
-    """The baseline table as markdown plus ``baseline_<name>_<split>_<metric>`` metrics."""
-    from sybilgnn.training.baselines import report_table
+def _log_baselines(result: Any, baselines: dict[str, dict[str, dict[str, float]]],
+                   folder: Path) -> None:
+    """GNN next to the baselines as ``baselines.md`` plus ``baseline_<name>_<split>_<metric>``."""
+    from sybilgnn.training import report_table
 
-    table = report_table(baselines)
-    (folder / "baselines.md").write_text(table if isinstance(table, str) else str(table))
+    table = report_table({"gnn": dict(result.metrics), **baselines})
+    (folder / "baselines.md").write_text(table)
     mlflow.log_artifact(str(folder / "baselines.md"))
-    if isinstance(baselines, dict):
-        for name, per_split in baselines.items():
-            if isinstance(per_split, dict):
-                mlflow.log_metrics(flat_metrics(per_split, prefix=f"baseline_{name}_"))
+    for name, per_split in baselines.items():
+        mlflow.log_metrics(flat_metrics(per_split, prefix=f"baseline_{name}_"))
 
 
 def _log_plots(result: Any, snapshot: Snapshot, folder: Path) -> None:
@@ -137,7 +136,7 @@ def log_and_register(
                             "epochs_run": result.epochs_run, "threshold": result.threshold})
         _log_plots(result, snapshot, folder)
         if baselines is not None:
-            _log_baselines(baselines, folder)
+            _log_baselines(result, baselines, folder)
         if study is not None:
             for path in optuna_plot_pngs(study, folder):
                 mlflow.log_artifact(str(path), artifact_path="plots")

@@ -56,7 +56,7 @@ def log_epoch(settings: Settings, run_id: str, record: dict[str, Any]) -> None:
     client, _ = client_for(settings)
     now = int(time.time() * 1000)
     step = int(record.get("epoch", 0))
-    metrics = [Metric(key, float(record[key]), now, step)
+    metrics = [Metric(f"epoch_{key}", float(record[key]), now, step)
                for key in ("val_auprc", "loss") if record.get(key) is not None]
     client.log_batch(run_id, metrics=metrics)
 

@@ -1,0 +1,91 @@
+"""The promotion gate: first model promoted, a worse challenger refused, explicit rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sybilgnn.cli import main
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.registry import (ModelNotFoundError, evaluate_on_snapshot, load_registered_model,
+                               log_and_register, promote)
+from sybilgnn.training import train
+from tests.registry.stores import make_settings
+
+
+def _aliases(name: str) -> dict[str, str]:
+    return {k: str(v) for k, v in MlflowClient().get_registered_model(name).aliases.items()}
+
+
+def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot, tiny_snapshot_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=25", "train.patience=25"])
+    name = settings.registry.model_name
+    with pytest.raises(ModelNotFoundError, match="no 'challenger' alias"):
+        promote(settings, tiny_snapshot)
+
+    good = train(tiny_snapshot, settings)
+    log_and_register(good, tiny_snapshot, settings)
+    first = promote(settings, tiny_snapshot)
+    assert (first.promoted, first.champion_version, first.previous_champion) == (True, "1", None)
+    assert "no champion yet" in first.reason
+    assert _aliases(name) == {"champion": "1", "challenger": "1"}
+
+    weak_settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=1", "model.hidden=4"])
+    weak_settings.registry.model_name = name
+    weak = train(tiny_snapshot, weak_settings)
+    log_and_register(weak, tiny_snapshot, weak_settings)
+    assert _aliases(name) == {"champion": "1", "challenger": "2"}
+
+    good_test = evaluate_on_snapshot(load_registered_model(settings, 1), tiny_snapshot, "test")
+    weak_test = evaluate_on_snapshot(load_registered_model(settings, 2), tiny_snapshot, "test")
+    assert weak_test["auprc"] < good_test["auprc"]
+
+    decision = promote(settings, tiny_snapshot)
+    assert not decision.promoted
+    assert (decision.champion_version, decision.challenger_version) == ("1", "2")
+    assert decision.challenger_score == weak_test["auprc"]
+    assert decision.champion_score == good_test["auprc"]
+    assert _aliases(name)["champion"] == "1"
+    tags = MlflowClient().get_model_version(name, "2").tags
+    assert tags["promotion.decision"] == "rejected"
+    assert tags["promotion.compared_with"] == "1"
+    assert tags["promotion.metric"] == "test_auprc"
+    assert tags["promotion.snapshot_hash"] == tiny_snapshot.content_hash
+
+    # Same decision through the CLI: exit code 10 and no traceback.
+    overrides = [f"--set=registry.{k}={v}" for k, v in settings.registry.model_dump().items()]
+    with pytest.raises(SystemExit) as exited:
+        main([*overrides, "promote", "--snapshot", str(tiny_snapshot_dir)])
+    assert exited.value.code == 10
+    assert "v2 not promoted" in capsys.readouterr().out
+
+    # Explicit roll-forward to v2, then rollback to v1, recorded on the versions.
+    main([*overrides, "promote", "--version", "2"])
+    assert _aliases(name)["champion"] == "2"
+    assert MlflowClient().get_model_version(name, "2").tags["promotion.decision"] == "manual"
+    main([*overrides, "promote", "--version", "1"])
+    assert _aliases(name)["champion"] == "1"
+    v1 = MlflowClient().get_model_version(name, "1").tags
+    assert v1["promotion.previous_champion"] == "2"
+    assert MlflowClient().get_model_version(name, "2").tags["promotion.replaced_by"] == "1"
+
+    # A margin the good model cannot clear keeps the champion; beating it by more promotes.
+    settings.registry.promote_margin = 1.0
+    log_and_register(good, tiny_snapshot, settings)  # v3: same weights as v1
+    kept = promote(settings, tiny_snapshot)
+    assert not kept.promoted and kept.challenger_score == kept.champion_score
+    settings.registry.promote_margin = 0.0
+    main([*overrides, "promote", "--version", "2"])
+    beaten = promote(settings, tiny_snapshot)
+    assert beaten.promoted and beaten.champion_version == "3" and beaten.previous_champion == "2"
+    assert MlflowClient().get_model_version(name, "2").tags["promotion.replaced_by"] == "3"
+
+
+def test_unknown_version_is_an_input_error(tmp_path: Path, mlflow_uri: str) -> None:
+    settings = make_settings(tmp_path, mlflow_uri, [])
+    with pytest.raises(ModelNotFoundError, match="no version '7'"):
+        promote(settings, None, version=7)
