@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -34,6 +35,8 @@ def free_port() -> int:
 
 
 def main() -> None:
+    # a plain `kill` must still run the finally blocks that stop the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--scenario", default="medium")

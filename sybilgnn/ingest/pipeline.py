@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from sybilgnn.config import Settings
 from sybilgnn.features.hashing import load_secret
@@ -130,11 +131,14 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
     num_perm = settings.similarity.num_perm
 
     clock = [time.perf_counter()]
+    bar = tqdm(total=11, desc="ingest", unit="step", disable=not progress, leave=False)
 
     def lap(name: str) -> None:
         now = time.perf_counter()
         summary.timings[name] = summary.timings.get(name, 0.0) + now - clock[0]
         clock[0] = now
+        bar.set_postfix_str(f"{name} done")
+        bar.update(1)
 
     lap("schema")
     validated: list[ValidatedTable] = []
@@ -222,6 +226,7 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
                                                len(v.clean), v.rows_quarantined)
     _finish_files(driver, db, validated)
     lap("ledger")
+    bar.close()
     summary.tables = {t: summary.tables[t] for t in sorted(summary.tables,
                                                            key=lambda t: [f.table for f in files].index(t))}
     summary.seconds = time.perf_counter() - started
