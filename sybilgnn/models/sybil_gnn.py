@@ -6,6 +6,7 @@ IP and payment nodes get their own features, a constant and log-degree inputs.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -46,17 +47,32 @@ class SybilGNN(nn.Module):
         self.input_proj = nn.ModuleDict({
             nt: nn.Linear(self.in_dims[nt] + self.structural_dim(nt), hidden) for nt in node_types})
         self.input_norm = nn.ModuleDict({nt: _norm(cfg.norm, hidden) for nt in node_types})
-        self.convs = nn.ModuleList(
-            HeteroConv({et: make_relation_conv(cfg.layer_type, cfg.aggr, hidden, heads=cfg.heads,
-                                               dropout=cfg.dropout)
-                        for et in self.edge_types}, aggr="sum")
-            for _ in range(cfg.layers))
+        needed = self._needed_destinations(cfg.layers)
+        with warnings.catch_warnings():  # "node types not updated": intended in later layers
+            warnings.filterwarnings("ignore", message="There exist node types")
+            self.convs = nn.ModuleList(
+                HeteroConv({et: make_relation_conv(cfg.layer_type, cfg.aggr, hidden,
+                                                   heads=cfg.heads, dropout=cfg.dropout)
+                            for et in self.edge_types if et[2] in needed[layer]}, aggr="sum")
+                for layer in range(cfg.layers))
         self.norms = nn.ModuleList(
-            nn.ModuleDict({nt: _norm(cfg.norm, hidden) for nt in node_types})
-            for _ in range(cfg.layers))
+            nn.ModuleDict({nt: _norm(cfg.norm, hidden) for nt in node_types if nt in needed[layer]})
+            for layer in range(cfg.layers))
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                   nn.Linear(hidden, 1))
+
+    def _needed_destinations(self, layers: int) -> list[set[str]]:
+        """Node types whose update in layer ``l`` can still reach an account logit.
+
+        The last layer only updates accounts; skipping the rest saves compute and leaves no
+        parameter without a gradient.
+        """
+        needed = [{TARGET_NODE_TYPE}]
+        for _ in range(layers - 1):
+            grown = set(needed[0]) | {et[0] for et in self.edge_types if et[2] in needed[0]}
+            needed.insert(0, grown)
+        return needed
 
     def structural_dim(self, node_type: str) -> int:
         return 1 + 2 * sum(1 for et in self.edge_types if et[2] == node_type)
