@@ -72,7 +72,7 @@ class GuideServer:
     """
 
     def __init__(self, port: int = DEFAULT_GUIDE_PORT, *, host: str = "127.0.0.1",
-                 verbose: bool = False) -> None:
+                 url_host: str = "localhost", verbose: bool = False) -> None:
         try:
             self._httpd = _GuideHTTPServer((host, port), _Handler)
         except OSError as exc:
@@ -80,6 +80,9 @@ class GuideServer:
                                 f"choose another port with --port") from None
         self._httpd.verbose = verbose
         self.host = host
+        # URLs say "localhost": it is on every Neo4j server's default allowlist, and Browser
+        # checks the allowlist before it has loaded the server's own setting after login.
+        self.url_host = url_host
         self.port = int(self._httpd.server_address[1])
         self._httpd.documents = {
             GUIDE_FILE: ("text/html; charset=utf-8",
@@ -90,7 +93,7 @@ class GuideServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.url_host}:{self.port}"
 
     @property
     def guide_url(self) -> str:

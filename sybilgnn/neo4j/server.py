@@ -150,8 +150,9 @@ class LocalNeo4j:
             "server.config.strict_validation.enabled=false",
             "db.tx_log.rotation.retention_policy=2 files",
             "browser.allow_outgoing_connections=false",
-            # the sybilgnn guide and style are served locally (`sybilgnn guide --serve`)
-            "browser.remote_content_hostname_allowlist=localhost,127.0.0.1",
+            # the sybilgnn guide and style are served locally (`sybilgnn guide --serve`);
+            # 5.26 knows this setting only by its old name (the *_allowlist name is ignored)
+            "browser.remote_content_hostname_whitelist=localhost,127.0.0.1",
         ]
         (self.home / "conf" / "neo4j.conf").write_text("\n".join(lines) + "\n")
 

@@ -1,0 +1,81 @@
+"""Report pictures as base64 PNG, so the HTML report is one self-contained file."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on batch machines
+
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from sybilgnn.reporting.data import FleetGraph  # noqa: E402
+
+__all__ = ["NODE_COLOURS", "score_histogram_png", "fleet_graph_png"]
+
+# Same colours as the Browser style (sybilgnn/browser/style.grass).
+NODE_COLOURS = {
+    "flagged": "#E53935",
+    "account": "#4C8EDA",
+    "fleet": "#8E44AD",
+    "ip": "#2A9D8F",
+    "payment": "#F4A261",
+    "other": "#A5ABB6",
+}
+_EDGE_COLOURS = {"MEMBER_OF": "#8E44AD", "USED_IP": "#2A9D8F", "PAID_WITH": "#F4A261",
+                 "PROMPT_SIMILAR": "#E76F51"}
+
+
+def _png_base64(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def score_histogram_png(scores: Sequence[float], threshold: float | None) -> str:
+    """Histogram of scores on a log count axis (flags are rare) with the threshold marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.hist(list(scores), bins=40, range=(0.0, 1.0), color="#4C8EDA", edgecolor="white")
+    if threshold is not None:
+        ax.axvline(threshold, color="#E53935", linestyle="--", label=f"threshold {threshold:g}")
+        ax.legend(loc="upper center")
+    if scores:
+        ax.set_yscale("log")
+    ax.set_xlabel("sybil score")
+    ax.set_ylabel("accounts")
+    ax.set_title(f"Score distribution ({len(scores)} accounts)")
+    return _png_base64(fig)
+
+
+def fleet_graph_png(graph: FleetGraph, title: str, *, seed: int = 0) -> str:
+    """The fleet drawn with a spring layout, nodes coloured by type as in the Browser."""
+    g = nx.Graph()
+    for key, kind in graph.nodes:
+        g.add_node(key, kind=kind)
+    for start, end, rel_type in graph.edges:
+        g.add_edge(start, end, rel_type=rel_type)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if g.number_of_nodes():
+        positions = nx.spring_layout(g, seed=seed, k=1.2 / max(1, g.number_of_nodes()) ** 0.5)
+        kinds = nx.get_node_attributes(g, "kind")
+        nx.draw_networkx_edges(g, positions, ax=ax, width=1.0, alpha=0.7,
+                               edge_color=[_EDGE_COLOURS.get(d["rel_type"], "#A5ABB6")
+                                           for _, _, d in g.edges(data=True)])
+        nx.draw_networkx_nodes(g, positions, ax=ax, node_size=[
+            420 if kinds[n] == "fleet" else 160 for n in g.nodes],
+            node_color=[NODE_COLOURS.get(kinds[n], NODE_COLOURS["other"]) for n in g.nodes])
+    present = sorted({kind for _, kind in graph.nodes})
+    handles = [Line2D([0], [0], marker="o", linestyle="", color=NODE_COLOURS[k], label=k)
+               for k in present if k in NODE_COLOURS]
+    if handles:
+        ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=False)
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+    return _png_base64(fig)

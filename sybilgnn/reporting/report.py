@@ -1,0 +1,163 @@
+"""The scoring run report: one self-contained HTML file, optionally logged to MLflow."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sybilgnn.config import Settings
+from sybilgnn.errors import SybilgnnError
+from sybilgnn.reporting.data import ReportData, collect_report_data
+from sybilgnn.reporting.figures import fleet_graph_png, score_histogram_png
+
+__all__ = ["render_report_html", "write_report", "log_report_to_mlflow"]
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2em} .meta{color:#666}
+.cards{display:flex;gap:1em;margin:1em 0} .card{border:1px solid #ddd;border-radius:6px;
+padding:.8em 1.4em;min-width:9em} .card .n{font-size:2em;font-weight:600}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.3em .7em;
+text-align:left} th{background:#f5f5f5} .fleets{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0;border:1px solid #eee;padding:.4em} .muted{color:#888}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _img(png_base64: str, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{png_base64}">'
+
+
+def _changes_html(data: ReportData) -> str:
+    changes = data.changes
+    if changes.previous_run_id is None:
+        intro = "<p>First scoring run: nothing to compare with.</p>"
+    else:
+        intro = f"<p>Compared with run <code>{_e(changes.previous_run_id)}</code>.</p>"
+
+    def fleet_list(ids: list[str]) -> str:
+        return ", ".join(f"<code>{_e(i)}</code>" for i in ids) or '<span class="muted">none</span>'
+
+    def count(value: int | None) -> str:
+        if value is not None:
+            return str(value)
+        return ('<span class="muted">unknown (only kept for the latest run, from '
+                'prev_sybil_flag)</span>')
+
+    return f"""{intro}
+<table>
+<tr><th>new fleets</th><td id="new-fleets">{fleet_list(changes.new_fleets)}</td></tr>
+<tr><th>disappeared fleets</th><td id="gone-fleets">{fleet_list(changes.gone_fleets)}</td></tr>
+<tr><th>newly flagged accounts</th><td id="newly-flagged">{count(changes.newly_flagged)}</td></tr>
+<tr><th>no longer flagged</th><td id="unflagged">{count(changes.unflagged)}</td></tr>
+</table>"""
+
+
+def render_report_html(data: ReportData) -> str:
+    """The report page for collected data; pictures are embedded as base64 PNG."""
+    run = data.run
+    threshold = run.get("threshold")
+    histogram = (_img(score_histogram_png(data.scores, threshold), "score distribution")
+                 if data.scores else
+                 '<p class="muted">Scores of this run are no longer in the graph (a later '
+                 'run overwrote them).</p>')
+    rows = "\n".join(
+        f"<tr><td><code>{_e(f.fleet_id)}</code></td><td>{f.size}</td>"
+        f"<td>{_num(f.mean_score)}</td><td>{_e(f.n_shared_ips)}</td>"
+        f"<td>{_e(f.n_shared_instruments)}</td><td>{_e(f.first_seen)}</td></tr>"
+        for f in data.fleets)
+    pictures = "\n".join(
+        f"<figure>{_img(fleet_graph_png(f.graph, f'{f.fleet_id}: {f.size} accounts'), f.fleet_id)}"
+        f"<figcaption>{_e(f.fleet_id)}: {len(f.graph.nodes)} nodes, "
+        f"{len(f.graph.edges)} relationships</figcaption></figure>"
+        for f in data.fleets if f.graph is not None)
+    verdicts = ", ".join(f"{_e(k)}: {v}" for k, v in sorted(data.verdicts.items())) or "none yet"
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>sybilgnn scoring report {_e(run.get('run_id'))}</title><style>{_CSS}</style></head>
+<body>
+<h1>Scoring run <code>{_e(run.get('run_id'))}</code></h1>
+<p class="meta">model version {_e(run.get('model_version'))} · threshold {_e(threshold)} ·
+started {_e(run.get('started_at'))} · finished {_e(run.get('finished_at'))} ·
+status {_e(run.get('status'))} · report generated {generated}</p>
+<div class="cards">
+<div class="card"><div class="n" id="n-scored">{data.n_scored}</div>accounts scored</div>
+<div class="card"><div class="n" id="n-flagged">{data.n_flagged}</div>accounts flagged</div>
+<div class="card"><div class="n" id="n-fleets">{data.n_fleets}</div>fleets</div>
+</div>
+<h2>Score distribution</h2>
+{histogram}
+<h2>Top fleets</h2>
+<table><tr><th>fleet</th><th>size</th><th>mean score</th><th>shared IPs</th>
+<th>shared instruments</th><th>first seen</th></tr>
+{rows}
+</table>
+<div class="fleets">
+{pictures}
+</div>
+<h2>Changes since the previous run</h2>
+{_changes_html(data)}
+<h2>Analyst verdicts</h2>
+<p id="verdicts">{verdicts}</p>
+<p class="muted">Open a fleet in Neo4j Browser with the sybilgnn guide
+(<code>sybilgnn guide</code>) and the fleet subgraph query.</p>
+</body></html>
+"""
+
+
+def write_report(settings: Settings, run_id: str | None = None, out: str | Path | None = None,
+                 *, driver: Any = None, top_fleets: int = 10, fleet_pictures: int = 5) -> Path:
+    """Write the HTML report of one scoring run (default: the latest) and return its path.
+
+    ``out`` defaults to ``scoring.report_dir/report-<run_id>.html``.
+    """
+    from sybilgnn.neo4j.connection import open_driver
+
+    own_driver = driver is None
+    active = open_driver(settings) if own_driver else driver
+    try:
+        # properties such as `review` may not exist yet: no warnings for that
+        with active.session(database=settings.neo4j.database,
+                            notifications_min_severity="OFF") as session:
+            data = collect_report_data(session, run_id, top_fleets=top_fleets,
+                                       fleet_pictures=fleet_pictures)
+    finally:
+        if own_driver:
+            active.close()
+    path = Path(out) if out is not None else (
+        settings.scoring.report_dir / f"report-{data.run['run_id']}.html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report_html(data), encoding="utf-8")
+    return path
+
+
+def log_report_to_mlflow(path: str | Path, run_id: str | None = None, *,
+                         tracking_uri: str | None = None,
+                         artifact_path: str = "reports") -> bool:
+    """Log the report as an artifact of MLflow run ``run_id`` or of the active run.
+
+    Returns False (and logs nothing) when no run is given and none is active.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    report = Path(path)
+    if not report.is_file():
+        raise SybilgnnError(f"report {report} does not exist; write it first (sybilgnn report)")
+    if run_id is not None:
+        MlflowClient(tracking_uri=tracking_uri).log_artifact(run_id, str(report), artifact_path)
+        return True
+    if mlflow.active_run() is None:
+        return False
+    mlflow.log_artifact(str(report), artifact_path)
+    return True
