@@ -23,7 +23,6 @@ _COMMAND_MODULES = [
     "sybilgnn.cli.ingest_cmd",
     "sybilgnn.cli.simulate_cmd",
     "sybilgnn.cli.analyst_cmds",
-    "sybilgnn.cli.analyst_cmds",
     "sybilgnn.cli.export_cmd",
     "sybilgnn.cli.score_cmd",
 ]
