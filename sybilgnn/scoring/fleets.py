@@ -203,10 +203,11 @@ def build_fleets(flagged: np.ndarray, scores: np.ndarray, account_ids: np.ndarra
 
 def read_active_fleets(driver: Driver, database: str | None = None) -> dict[str, frozenset[str]]:
     """Active fleets and their members, as the last finished run left them."""
-    records, _, _ = driver.execute_query(
-        "MATCH (f:Fleet {active: true}) OPTIONAL MATCH (a:Account)-[:MEMBER_OF]->(f) "
-        "RETURN f.fleet_id AS fleet_id, collect(a.account_id) AS members",
-        database_=database)
+    from sybilgnn.scoring.writeback import read_records
+
+    records = read_records(
+        driver, "MATCH (f:Fleet {active: true}) OPTIONAL MATCH (a:Account)-[:MEMBER_OF]->(f) "
+        "RETURN f.fleet_id AS fleet_id, collect(a.account_id) AS members", database)
     return {r["fleet_id"]: frozenset(r["members"]) for r in records}
 
 

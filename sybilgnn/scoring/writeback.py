@@ -27,6 +27,7 @@ __all__ = [
     "find_resumable_run",
     "finish_run",
     "get_run",
+    "read_records",
     "remove_stale_flags",
     "start_run",
     "write_scores",
@@ -116,23 +117,30 @@ _RUN_FIELDS = ("r.run_id AS run_id, r.status AS status, r.model_version AS model
                "r.started_at AS started_at")
 
 
+def read_records(driver: Driver, query: str, database: str | None = None,
+                 **params: Any) -> list[Any]:
+    """Run a read; no "unknown property" notices before the first run created the keys."""
+    with driver.session(database=database, notifications_min_severity="OFF") as session:
+        return list(session.run(query, params))
+
+
 def get_run(driver: Driver, run_id: str, database: str | None = None) -> RunState | None:
-    records, _, _ = driver.execute_query(
-        f"MATCH (r:ScoringRun {{run_id: $run_id}}) RETURN {_RUN_FIELDS}",
-        run_id=run_id, database_=database)
+    records = read_records(driver, f"MATCH (r:ScoringRun {{run_id: $run_id}}) RETURN {_RUN_FIELDS}",
+                           database, run_id=run_id)
     return _state(records[0]) if records else None
 
 
 def find_resumable_run(driver: Driver, model_version: str, snapshot_hash: str,
                        batch_size: int, database: str | None = None) -> RunState | None:
     """The latest unfinished run of the same model on the same snapshot, if any."""
-    records, _, _ = driver.execute_query(
+    records = read_records(
+        driver,
         f"MATCH (r:ScoringRun {{status: 'running'}}) "
         f"WHERE r.model_version = $model_version AND r.snapshot_hash = $snapshot_hash "
         f"AND r.batch_size = $batch_size "
         f"RETURN {_RUN_FIELDS} ORDER BY r.started_at DESC LIMIT 1",
-        model_version=str(model_version), snapshot_hash=snapshot_hash, batch_size=batch_size,
-        database_=database)
+        database, model_version=str(model_version), snapshot_hash=snapshot_hash,
+        batch_size=batch_size)
     return _state(records[0]) if records else None
 
 
