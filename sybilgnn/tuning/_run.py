@@ -19,7 +19,7 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.tuning._space import SearchSpace, load_search_space
 from sybilgnn.tuning._storage import (MLFLOW_RUN_ATTR, WORKER_ATTR, fail_dead_local_trials,
-                                      open_study, worker_id)
+                                      open_study_created, worker_id)
 from sybilgnn.tuning._summary import PruningSummary, summarize_pruning
 from sybilgnn.tuning._tracking import (close_trial_run, log_epoch, parent_run_for_study,
                                        start_trial_run)
@@ -121,10 +121,10 @@ def run_study(
     if budget < 0:
         raise InputError(f"--n-trials must be >= 0, got {budget}")
     timeout = timeout_s if timeout_s is not None else settings.tune.timeout_s
-    study = open_study(settings, study_name=study_name, pruner=pruner)
+    study, created = open_study_created(settings, study_name=study_name, pruner=pruner)
     revived = fail_dead_local_trials(study, settings)
     optuna.storages.fail_stale_trials(study)
-    parent = parent_run_for_study(settings, study, parent_run_id)
+    parent = parent_run_for_study(settings, study, created=created, parent_run_id=parent_run_id)
 
     before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     to_run = max(0, budget - before) if until_total else budget

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import warnings
 from typing import Any
 
 import optuna
@@ -24,7 +26,7 @@ from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
 from sybilgnn.registry._tracking import ensure_sqlite_parent
 
-__all__ = ["open_study", "make_pruner", "fail_dead_local_trials", "worker_id", "WORKER_ATTR",
+__all__ = ["open_study", "open_study_created", "make_pruner", "fail_dead_local_trials", "worker_id", "WORKER_ATTR",
            "MLFLOW_RUN_ATTR"]
 
 WORKER_ATTR = "worker"
@@ -55,7 +57,9 @@ class _RetryAndCloseRun:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._retry(study, trial)
@@ -78,16 +82,25 @@ def _storage(settings: Settings) -> RDBStorage:
         # Several local workers write the same file: wait for the lock instead of failing.
         engine = {"connect_args": {"timeout": 60}}
     interval = settings.tune.heartbeat_interval_s
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=interval,
-            grace_period=settings.tune.grace_period_s or 2 * interval,
-            heartbeat_stale_trial_callback=_RetryAndCloseRun(settings),
-        )
-    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
-        raise InputError(f"tune.storage {url!r} cannot be opened: {exc}") from None
+    last_error: Exception | None = None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=interval,
+                    grace_period=settings.tune.grace_period_s or 2 * interval,
+                    heartbeat_stale_trial_callback=_RetryAndCloseRun(settings),
+                )
+        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
+            last_error = exc
+            if "already exists" not in str(exc):
+                break
+            # Two workers created the schema at the same moment; the next try finds it.
+            time.sleep(0.2 * (attempt + 1))
+    raise InputError(f"tune.storage {url!r} cannot be opened: {last_error}") from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -128,16 +141,29 @@ def open_study(settings: Settings, *, study_name: str | None = None,
     resumed study does not replay the draws of its first run. Workers started at the same
     moment should get distinct seeds (``sybilgnn tune --seed``).
     """
-    study = optuna.create_study(
-        storage=_storage(settings),
-        pruner=make_pruner(settings, pruner),
-        study_name=study_name or settings.tune.study_name,
-        direction="maximize",
-        load_if_exists=True,
-    )
+    study, _ = open_study_created(settings, study_name=study_name, pruner=pruner)
+    return study
+
+
+def open_study_created(settings: Settings, *, study_name: str | None = None,
+                       pruner: str | None = None) -> tuple[optuna.Study, bool]:
+    """``open_study`` plus whether this call created the study (exactly one worker does)."""
+    storage = _storage(settings)
+    name = study_name or settings.tune.study_name
+    created = True
+    try:
+        study = optuna.create_study(storage=storage, pruner=make_pruner(settings, pruner),
+                                    study_name=name, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        created = False
+        study = optuna.load_study(storage=storage, pruner=make_pruner(settings, pruner),
+                                  study_name=name)
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise InputError(f"study {name!r} in {settings.tune.storage} minimises; sybilgnn studies "
+                         "maximise validation AUPRC, so choose another tune.study_name")
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(
         seed=settings.tune.seed + existing,
         n_startup_trials=max(1, settings.tune.pruner_startup_trials),
     )
-    return study
+    return study, created

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import time
+
 import optuna
 from mlflow.entities import Metric, Param, RunTag
-import time
 
 from sybilgnn.config import Settings
 from sybilgnn.registry._tracking import client_for
@@ -21,14 +22,24 @@ __all__ = ["parent_run_for_study", "start_trial_run", "log_epoch", "close_trial_
 PARENT_ATTR = "mlflow_parent_run_id"
 
 
-def parent_run_for_study(settings: Settings, study: optuna.Study,
-                         parent_run_id: str | None = None) -> str:
-    """The run that groups the study's trials: given, recorded on the study, or new."""
+def parent_run_for_study(settings: Settings, study: optuna.Study, *, created: bool,
+                         parent_run_id: str | None = None, wait_s: float = 30.0) -> str:
+    """The run that groups the study's trials: given, recorded on the study, or new.
+
+    Only the worker that created the study creates the parent run; workers that joined wait
+    for it to be recorded, so concurrent workers nest their trials under one run.
+    """
     if parent_run_id:
         return parent_run_id
-    recorded = study.user_attrs.get(PARENT_ATTR)
-    if recorded:
-        return str(recorded)
+    deadline = time.monotonic() + (0.0 if created else wait_s)
+    while True:
+        recorded = optuna.load_study(study_name=study.study_name,
+                                     storage=study._storage).user_attrs.get(PARENT_ATTR)
+        if recorded:
+            return str(recorded)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     client, experiment_id = client_for(settings)
     run = client.create_run(experiment_id, run_name=f"tune-{study.study_name}",
                             tags={"sybilgnn.kind": "tune", "optuna.study": study.study_name})

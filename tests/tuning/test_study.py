@@ -1,0 +1,151 @@
+"""The Optuna study: nested MLflow runs per trial, pruning figures, shared and resumed studies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from sybilgnn.config import Settings
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.registry import configure_tracking
+from sybilgnn.tuning import epochs_of, load_search_space, run_study
+from tests.registry.stores import make_settings
+
+REPO = Path(__file__).resolve().parents[2]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _small_space(tmp_path: Path) -> str:
+    file = tmp_path / "space.yaml"
+    file.write_text("hidden: {type: int, low: 4, high: 16, step: 4}\n"
+                    "lr: {type: log, low: 1.0e-3, high: 5.0e-2}\n"
+                    "layer_type: {type: categorical, choices: [sage, graph]}\n")
+    return f"tune.search_space={file}"
+
+
+def _trial_runs(settings: Settings, parent: str) -> list:
+    experiment_id = configure_tracking(settings)
+    return MlflowClient().search_runs([experiment_id],
+                                      filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def test_trials_are_nested_runs_and_pruning_is_counted(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot) -> None:
+    settings = make_settings(tmp_path, mlflow_uri, [
+        _small_space(tmp_path), "tune.trial_epochs=6", "tune.pruner=median",
+        "tune.pruner_startup_trials=1", "tune.pruner_warmup_epochs=1"])
+    result = run_study(tiny_snapshot, settings, n_trials=4)
+    study = optuna.load_study(study_name=settings.tune.study_name, storage=settings.tune.storage)
+    finished = study.get_trials(states=FINISHED)
+    assert len(finished) == 4 and result.finished_since_start == 4
+    assert sorted(result.best_params) == ["hidden", "layer_type", "lr"]
+    assert result.best_value == max(t.value for t in finished if t.value is not None)
+
+    runs = {r.data.tags["optuna.trial"]: r for r in _trial_runs(settings, result.parent_run_id)}
+    assert sorted(runs) == ["0", "1", "2", "3"]
+    client = MlflowClient()
+    for trial in finished:
+        run = runs[str(trial.number)]
+        assert run.data.params["hidden"] == str(trial.params["hidden"])
+        assert run.info.status == ("FINISHED" if trial.state == TrialState.COMPLETE else "KILLED")
+        curve = client.get_metric_history(run.info.run_id, "epoch_val_auprc")
+        assert {m.step: m.value for m in curve} == trial.intermediate_values
+        assert epochs_of(trial) == len(trial.intermediate_values)
+
+    pruning = result.pruning
+    assert (pruning.trials, pruning.max_epochs, pruning.epochs_budget) == (4, 6, 24)
+    assert pruning.epochs_run == sum(len(t.intermediate_values) for t in finished)
+    assert pruning.pruned == sum(t.state == TrialState.PRUNED for t in finished)
+    assert pruning.epochs_saved_by_pruning == sum(
+        6 - len(t.intermediate_values) for t in finished if t.state == TrialState.PRUNED)
+
+    # The same budget as a study total: already met, so nothing more runs.
+    again = run_study(tiny_snapshot, settings, n_trials=4, until_total=True)
+    assert again.finished_since_start == 0 and again.parent_run_id == result.parent_run_id
+
+
+def _worker(snapshot_dir: Path, n_trials: int, mode: str, overrides: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.tuning.worker", str(snapshot_dir), str(n_trials), mode,
+         json.dumps(overrides)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _overrides(settings: Settings, extra: list[str]) -> list[str]:
+    reg, tune = settings.registry, settings.tune
+    return [f"registry.tracking_uri={reg.tracking_uri}", f"registry.artifact_root={reg.artifact_root}",
+            f"registry.experiment={reg.experiment}", f"tune.storage={tune.storage}",
+            f"tune.search_space={tune.search_space}", "tune.heartbeat_interval_s=1",
+            "tune.grace_period_s=2", "train.min_epochs=1", "train.device=cpu", *extra]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_study(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot_dir: Path) -> None:
+    settings = make_settings(tmp_path, mlflow_uri, [_small_space(tmp_path)])
+    common = _overrides(settings, ["tune.trial_epochs=3", "tune.pruner=none"])
+    workers = [_worker(tiny_snapshot_dir, n, "each", [*common, f"tune.seed={seed}"])
+               for n, seed in ((2, 1), (3, 2))]
+    for proc in workers:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    study = optuna.load_study(study_name=settings.tune.study_name, storage=settings.tune.storage)
+    trials = study.get_trials()
+    assert len(trials) == 5 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert len(_trial_runs(settings, parent)) == 5
+
+
+@pytest.mark.slow
+def test_killed_worker_is_failed_and_the_study_resumes_to_its_budget(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot, tiny_snapshot_dir: Path) -> None:
+    settings = make_settings(tmp_path, mlflow_uri, [_small_space(tmp_path), "tune.pruner=none"])
+    long_trials = _overrides(settings, ["tune.trial_epochs=400", "train.patience=400",
+                                        "tune.pruner=none"])
+    proc = _worker(tiny_snapshot_dir, 3, "total", long_trials)
+    storage = settings.tune.storage
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name=settings.tune.study_name, storage=storage)
+        except KeyError:
+            continue
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        if running and len(running[0].intermediate_values) >= 2:
+            victim = running[0]
+    assert victim is not None, proc.communicate()[1][-3000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+    study = optuna.load_study(study_name=settings.tune.study_name, storage=storage)
+    assert study.get_trials()[victim.number].state == TrialState.RUNNING  # left behind
+
+    short = make_settings(tmp_path, mlflow_uri, [])
+    short = short.model_copy(update={"registry": settings.registry, "tune": settings.tune.model_copy(
+        update={"trial_epochs": 3, "search_space": settings.tune.search_space})})
+    result = run_study(tiny_snapshot, short, n_trials=3, until_total=True)
+
+    study = optuna.load_study(study_name=settings.tune.study_name, storage=storage)
+    trials = study.get_trials()
+    assert result.revived == [victim.number]
+    assert trials[victim.number].state == TrialState.FAIL
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len([t for t in trials if t.state in FINISHED]) == 3
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retried) == 1 and retried[0].params == victim.params
+    dead_run = MlflowClient().get_run(victim.user_attrs["mlflow_run_id"])
+    assert dead_run.info.status == "FAILED" and dead_run.data.tags["failure"] == "worker died"
