@@ -7,9 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from sybilgnn.cli import main
-from sybilgnn.retrain import EXIT_LOCKED, LockedError, retrain_lock
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.retrain import (EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_PROMOTED, LockedError, retrain,
+                              retrain_lock)
+from tests.registry.stores import (make_settings, mlflow_uri, one_torch_thread, tiny_snapshot,
+                                   tiny_snapshot_dir)
+
+__all__ = ["mlflow_uri", "one_torch_thread", "tiny_snapshot", "tiny_snapshot_dir"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,3 +59,49 @@ def test_cli_retrain_exits_3_when_locked(tmp_path: Path, capsys: pytest.CaptureF
     assert exited.value.code == 3
     err = capsys.readouterr().err
     assert "another retrain is running" in err and "Traceback" not in err
+
+
+def test_retrain_promotes_first_then_exits_10_when_not_better(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot, tiny_snapshot_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("hidden: {type: int, low: 8, high: 16, step: 8}\n"
+                     "lr: {type: log, low: 5.0e-3, high: 5.0e-2}\n")
+    settings = make_settings(tmp_path, mlflow_uri, [
+        f"tune.search_space={space}", "tune.trial_epochs=4", "tune.pruner=none", "train.epochs=6"])
+    outcome = retrain(settings, snapshot=tiny_snapshot, n_trials=2)
+    assert outcome.exit_code == EXIT_PROMOTED
+    assert outcome.decision.promoted and outcome.decision.champion_version == "1"
+    assert outcome.tune is not None and outcome.tune.finished_since_start == 2
+    assert outcome.tune.study_name == f"sybilgnn-{tiny_snapshot.content_hash[:12]}"
+
+    client = MlflowClient()
+    parent = client.get_run(outcome.run_id)
+    assert parent.data.tags["promotion.decision"] == "promoted"
+    assert parent.data.tags["registered_version"] == "1"
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{outcome.run_id}'")
+    kinds = sorted(r.data.tags.get("sybilgnn.kind", "") for r in children)
+    assert kinds == ["final", "trial", "trial"]
+    final = next(r for r in children if r.data.tags["sybilgnn.kind"] == "final")
+    assert final.data.params["param.hidden"] == str(outcome.tune.best_params["hidden"])
+    artifacts = {f.path for f in client.list_artifacts(final.info.run_id, "plots")}
+    assert "plots/optuna_history.png" in artifacts
+    assert {f.path for f in client.list_artifacts(final.info.run_id)} >= {"baselines.md"}
+
+    # Same snapshot, same budget: the study is already complete, training is deterministic,
+    # so the new version ties with the champion and the gate keeps the champion: exit 10.
+    overrides = [f"--set=registry.{k}={v}" for k, v in settings.registry.model_dump().items()]
+    overrides += [f"--set=tune.{k}={v}" for k, v in settings.tune.model_dump().items()
+                  if v is not None]
+    overrides += ["--set=train.epochs=6", "--set=train.min_epochs=1", "--set=train.device=cpu"]
+    with pytest.raises(SystemExit) as exited:
+        main([*overrides, "retrain", "--snapshot", str(tiny_snapshot_dir), "--n-trials", "2",
+              "--no-baselines"])
+    assert exited.value.code == EXIT_NOT_PROMOTED == 10
+    out = capsys.readouterr().out
+    assert "registered v2" in out and "v2 not promoted" in out
+    tags = client.get_model_version(settings.registry.model_name, "2").tags
+    assert tags["promotion.challenger_score"] == tags["promotion.champion_score"]
+    aliases = client.get_registered_model(settings.registry.model_name).aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"champion": "1", "challenger": "2"}
