@@ -90,11 +90,16 @@ def _already_ingested(driver: Any, database: str, keys: list[str]) -> set[str]:
         return {r["k"] for r in found}
 
 
-def _existing_accounts(driver: Any, database: str, ids: list[str]) -> set[str]:
+def _existing_accounts(driver: Any, database: str, ids: list[str],
+                       chunk: int = 50_000) -> set[str]:
+    """The subset of ``ids`` already in the graph (looked up in chunks)."""
+    found: set[str] = set()
     with quiet_session(driver, database) as session:
-        result = session.run("UNWIND $ids AS id MATCH (a:Account {account_id: id}) "
-                             "RETURN a.account_id AS id", ids=ids)
-        return {r["id"] for r in result}
+        for start in range(0, len(ids), chunk):
+            result = session.run("UNWIND $ids AS id MATCH (a:Account {account_id: id}) "
+                                 "RETURN a.account_id AS id", ids=ids[start:start + chunk])
+            found.update(r["id"] for r in result)
+    return found
 
 
 def _finish_files(driver: Any, database: str, done: list[ValidatedTable]) -> None:
