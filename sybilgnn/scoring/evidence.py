@@ -137,9 +137,36 @@ def explain_accounts(
     feature_stats: Mapping[str, Sequence[float]] | None = None,
     top_k: int = 5,
     num_hops: int | None = None,
+    chunk_size: int = 4096,
 ) -> dict[int, AccountEvidence]:
-    """Evidence for each account row in ``rows`` (typically the flagged ones), by row."""
+    """Evidence for each account row in ``rows`` (typically the flagged ones), by row.
+
+    Rows go in chunks of ``chunk_size`` (in the given order), which bounds the subgraph and
+    the memory of the backward pass on large graphs.
+    """
     rows_np = np.asarray(rows, dtype=np.int64)
+    result: dict[int, AccountEvidence] = {}
+    for lo in range(0, rows_np.size, chunk_size):
+        result.update(_explain_chunk(
+            model, data, rows_np[lo:lo + chunk_size], feature_names=feature_names,
+            id_maps=id_maps, scores=scores, threshold=threshold, feature_stats=feature_stats,
+            top_k=top_k, num_hops=num_hops))
+    return result
+
+
+def _explain_chunk(
+    model: torch.nn.Module,
+    data: HeteroData,
+    rows_np: np.ndarray,
+    *,
+    feature_names: Sequence[str],
+    id_maps: Mapping[str, np.ndarray],
+    scores: np.ndarray,
+    threshold: float,
+    feature_stats: Mapping[str, Sequence[float]] | None,
+    top_k: int,
+    num_hops: int | None,
+) -> dict[int, AccountEvidence]:
     if rows_np.size == 0:
         return {}
     device = next(model.parameters()).device

@@ -175,3 +175,15 @@ def test_sybilgnn_masked_forward_and_subgraph_match_the_model() -> None:
         assert evidence[row].relations and evidence[row].neighbours
         named = {n.rsplit(" (", 1)[0] for n in evidence[row].neighbours}
         assert named <= _neighbours_in_graph(ACCOUNTS[row])
+
+
+def test_chunked_evidence_covers_every_row() -> None:
+    snapshot = build_snapshot()
+    model = OwnFeaturesOnly(snapshot.data.metadata())
+    with torch.no_grad():
+        model(snapshot.data.x_dict, snapshot.data.edge_index_dict)
+    kwargs: dict[str, Any] = dict(feature_names=FEATURES, id_maps=snapshot.id_maps,
+                                  scores=scores_for(FLAGGED_RUN1), threshold=0.5, top_k=3)
+    whole = explain_accounts(model, snapshot.data, ROWS, **kwargs)
+    chunked = explain_accounts(model, snapshot.data, ROWS, chunk_size=3, **kwargs)
+    assert sorted(chunked) == sorted(ROWS.tolist()) and chunked == whole
