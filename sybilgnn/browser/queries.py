@@ -153,17 +153,17 @@ CHANGES_QUERY = SavedQuery(
 MATCH (cur:ScoringRun)
 WHERE $run_id IS NULL OR cur.run_id = $run_id
 WITH cur ORDER BY cur.started_at DESC LIMIT 1
-OPTIONAL MATCH (prev:ScoringRun) WHERE prev.started_at < cur.started_at
+OPTIONAL MATCH (prev:ScoringRun) WHERE prev.started_at.epochMillis < cur.started_at.epochMillis
 WITH cur, prev ORDER BY prev.started_at DESC LIMIT 1
 CALL (cur, prev) {
   OPTIONAL MATCH (f:Fleet)
-  WHERE f.first_seen >= cur.started_at
+  WHERE f.first_seen.epochMillis >= cur.started_at.epochMillis
   RETURN collect(f.fleet_id) AS new_fleets
 }
 CALL (cur, prev) {
   OPTIONAL MATCH (f:Fleet)
-  WHERE f.active = false AND f.last_seen < cur.started_at
-    AND (prev IS NULL OR f.last_seen >= prev.started_at)
+  WHERE f.active = false AND f.last_seen.epochMillis < cur.started_at.epochMillis
+    AND (prev IS NULL OR f.last_seen.epochMillis >= prev.started_at.epochMillis)
   RETURN collect(f.fleet_id) AS gone_fleets
 }
 CALL (cur) {

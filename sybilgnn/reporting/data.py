@@ -76,10 +76,14 @@ WHERE a.sybil_score IS NOT NULL
 RETURN a.sybil_score AS score
 """
 
+# Instants compared as epoch millis: Neo4j orders equal instants in different zone forms
+# (offset 'Z' vs named 'UTC') as different values.
 _FLEETS_QUERY = """
+MATCH (r:ScoringRun {run_id: $run_id})
 MATCH (f:Fleet)
 WHERE ($is_latest AND f.active = true)
-   OR (NOT $is_latest AND f.first_seen <= $started_at AND f.last_seen >= $started_at)
+   OR (NOT $is_latest AND f.first_seen.epochMillis <= r.started_at.epochMillis
+       AND f.last_seen.epochMillis >= r.started_at.epochMillis)
 RETURN f.fleet_id AS fleet_id, f.size AS size, f.mean_score AS mean_score,
        f.n_shared_ips AS n_shared_ips, f.n_shared_instruments AS n_shared_instruments,
        f.first_seen AS first_seen
@@ -140,8 +144,7 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
 
     counts = session.run(_GRAPH_COUNTS_QUERY, run_id=run["run_id"]).single()
     scores = [float(r["score"]) for r in session.run(_SCORES_QUERY, run_id=run["run_id"])]
-    fleet_rows = list(session.run(_FLEETS_QUERY, is_latest=is_latest,
-                                  started_at=record["run"].get("started_at")))
+    fleet_rows = list(session.run(_FLEETS_QUERY, is_latest=is_latest, run_id=run["run_id"]))
     fleets = [FleetSummary(fleet_id=r["fleet_id"], size=r["size"], mean_score=r["mean_score"],
                            n_shared_ips=r["n_shared_ips"],
                            n_shared_instruments=r["n_shared_instruments"],

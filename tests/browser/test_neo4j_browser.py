@@ -85,7 +85,14 @@ def test_browser_draws_a_styled_fleet_from_the_guide(page: Any, neo4j_settings: 
         page.wait_for_selector("text=F-0001")
         _run_in_editor(page, query_by_name("fleet_subgraph").cypher)
         page.wait_for_selector("text=Displaying 12 nodes, 35 relationships")
-        page.wait_for_timeout(1500)  # let the force layout settle for the screenshot
+        # the force layout animates: wait until the nodes are painted inside the window
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('svg g.node')].filter(n => {
+                 const r = n.getBoundingClientRect();
+                 return r.width > 0 && r.left >= 0 && r.top >= 0 &&
+                        r.right <= window.innerWidth && r.bottom <= window.innerHeight;
+               }).length >= 10""")
+        page.wait_for_timeout(3000)
         page.screenshot(path=str(ARTIFACTS / "browser-fleet-F-0001.png"))
 
         assert page.locator("svg g.node").count() == 12
