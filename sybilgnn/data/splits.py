@@ -90,20 +90,21 @@ def _epoch(moment: datetime) -> float:
 
 
 def _choose_holdout(group: np.ndarray, names: list[str], labelled: np.ndarray,
-                    times: np.ndarray, wanted: str | None) -> int:
-    """Code of the held-out group: the configured value, else the newest group (-1: none).
+                    wanted: str | None) -> int:
+    """Code of the held-out group: the configured value, else the median-sized group (-1: none).
 
-    "Newest" is the group whose *first* label time is the latest: the campaign discovered
-    last, which is the one a model trained on the past has seen least of.
+    Without a configured value the group whose labelled count is the median is held out
+    (the lower median for an even count): holding out the largest campaign would starve
+    training of positives, the smallest gives too few positives to measure. With fewer than
+    two labelled groups nothing is held out, since that would leave training no campaign.
     """
     if wanted is not None:
         return names.index(wanted) if wanted in names else -1
-    best, best_time = -1, -np.inf
-    for code in range(len(names)):
-        member_times = times[(group == code) & labelled & ~np.isnan(times)]
-        if member_times.size and member_times.min() > best_time:
-            best, best_time = code, float(member_times.min())
-    return best
+    sizes = [(int(((group == code) & labelled).sum()), code) for code in range(len(names))]
+    present = sorted(entry for entry in sizes if entry[0] > 0)
+    if len(present) < 2:
+        return -1
+    return present[(len(present) - 1) // 2][1]
 
 
 def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
@@ -114,7 +115,8 @@ def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
     train: label_time < c1; val: c1 <= label_time < c2; test: label_time >= c2, so every
     train label time is strictly before every test label time. Cutoffs are quantiles of the
     label times of the rows that are not held out, unless explicit dates are configured.
-    The held-out group's rows are in none of train/val/test: ``holdout_mask`` alone.
+    The held-out group's rows are in none of train/val/test; ``holdout_mask`` holds them
+    plus the test slice's negatives (the population an unseen campaign must stand out from).
     Labelled rows without a time are in no slice (counted in the label counts).
     """
     n = len(y)
@@ -123,7 +125,7 @@ def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
     names = group_names or []
     held_code = -1
     if settings.holdout_property is not None and names:
-        held_code = _choose_holdout(group, names, labelled, label_time, settings.holdout_value)
+        held_code = _choose_holdout(group, names, labelled, settings.holdout_value)
     holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
     pool = labelled & ~holdout
     times = label_time[pool]
@@ -141,6 +143,10 @@ def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
         train = pool & (label_time < c1)
         val = pool & (label_time >= c1) & (label_time < c2)
         test = pool & (label_time >= c2)
+    # The held-out campaign is scored among the legitimate accounts of the test period, so
+    # its metrics say whether an unseen campaign stands out from real traffic.
+    if held_code >= 0:
+        holdout = holdout | (test & (y == 0))
     info: dict[str, Any] = {
         "train_cutoff": c1 if np.isfinite(c1) else None,
         "val_cutoff": c2 if np.isfinite(c2) else None,

@@ -94,8 +94,9 @@ def test_labels_masks_and_groups(snapshot: Snapshot) -> None:
             assert math.isnan(times[row])
         else:
             assert times[row] == T0 + acc["day"] * DAY
-    # campaign c2 (first label on day 7) is newer than c1 (day 2): held out whole.
-    assert rows_of(snapshot, "holdout_mask") == ["a07", "a09"]
+    # c2 (2 labelled) is the lower median of {c2: 2, c1: 3}: held out whole, and scored
+    # together with the test slice's negatives (a08, a10).
+    assert rows_of(snapshot, "holdout_mask") == ["a07", "a08", "a09", "a10"]
     # pool days 1,2,3,4,5,6,8,10: quantile 0.6 -> 5.2, quantile 0.8 -> 7.2
     assert rows_of(snapshot, "train_mask") == ["a01", "a02", "a03", "a04", "a05"]
     assert rows_of(snapshot, "val_mask") == ["a06"]
@@ -144,7 +145,7 @@ def test_explicit_holdout_value_and_cutoffs(small_graph: Any, neo4j_settings: Se
         train_cutoff=datetime.fromtimestamp(T0 + 4.5 * DAY, tz=timezone.utc),
         val_cutoff=datetime.fromtimestamp(T0 + 7.5 * DAY, tz=timezone.utc))
     snap = export_snapshot(settings, driver=small_graph)
-    assert rows_of(snap, "holdout_mask") == ["a02", "a03", "a05"]
+    assert rows_of(snap, "holdout_mask") == ["a02", "a03", "a05", "a08", "a10"]
     assert rows_of(snap, "train_mask") == ["a01", "a04"]
     assert rows_of(snap, "val_mask") == ["a06", "a07"]
     assert rows_of(snap, "test_mask") == ["a08", "a09", "a10"]
@@ -160,9 +161,10 @@ def test_no_test_label_leaks_into_train(small_graph: Any, neo4j_settings: Settin
     holdout = account.holdout_mask.numpy()
     assert train.any() and test.any()
     assert times[train].max() < times[val].min() <= times[val].max() < times[test].min()
-    assert not (holdout & (train | val | test)).any()
     held = account.group.numpy() == account.group_names.index(snap.meta["split"]["holdout_group"])
-    assert not (held & (train | val)).any()
+    assert not (held & (train | val | test)).any()
+    negatives = account.y.numpy() == 0
+    assert (holdout == ((held & (account.y.numpy() >= 0)) | (test & negatives))).all()
 
 
 @pytest.mark.parametrize("change, message", [

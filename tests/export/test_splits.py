@@ -35,3 +35,21 @@ def test_verdicts_replace_label_and_time() -> None:
     assert np.isnan(labels.label_time[3])
     assert labels.counts["invalid_label_values"] == 1
     assert labels.counts["verdict_changed_label"] == 2
+
+
+def test_default_holdout_is_the_median_sized_group_scored_with_test_negatives() -> None:
+    # groups: g0 has 1 labelled, g1 has 3, g2 has 2 -> median-sized is g2.
+    group = np.array([0, 1, 1, 1, 2, 2, -1, -1, -1, -1])
+    y = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])
+    times = np.arange(10, dtype=float)
+    split = make_splits(y, times, SplitSettings(), group, ["g0", "g1", "g2"])
+    assert split.info["holdout_group"] == "g2"
+    # pool times 0-3 and 6-9: the 0.8 quantile is 7.6 -> test holds rows 8, 9 (negatives)
+    assert split.test_mask.nonzero()[0].tolist() == [8, 9]
+    assert split.holdout_mask.nonzero()[0].tolist() == [4, 5, 8, 9]
+
+
+def test_no_holdout_with_a_single_group() -> None:
+    split = make_splits(np.array([1, 1, 0]), np.array([0.0, 1.0, 2.0]), SplitSettings(),
+                        np.array([0, 0, -1]), ["only"])
+    assert split.info["holdout_group"] is None and not split.holdout_mask.any()
