@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "sybilgnn.cli.analyst_cmds",
     "sybilgnn.cli.export_cmd",
     "sybilgnn.cli.score_cmd",
+    "sybilgnn.cli.pipeline_cmd",
 ]
 
 for _module in _COMMAND_MODULES:

@@ -149,7 +149,7 @@ class LocalNeo4j:
             "dbms.usage_report.enabled=false",
             "server.config.strict_validation.enabled=false",
             "db.tx_log.rotation.retention_policy=2 files",
-            "browser.allow_outgoing_connections=false",
+            "client.allow_telemetry=false",
             # the sybilgnn guide and style are served locally (`sybilgnn guide --serve`);
             # 5.26 knows this setting only by its old name (the *_allowlist name is ignored)
             "browser.remote_content_hostname_whitelist=localhost,127.0.0.1",

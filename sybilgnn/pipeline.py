@@ -1,0 +1,74 @@
+"""The main job on embedded defaults: simulate (or take given tables), ingest, retrain,
+score and report — each stage the same library call its own CLI verb makes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sybilgnn.config import Settings
+
+__all__ = ["PipelineSummary", "run_pipeline"]
+
+
+@dataclass
+class PipelineSummary:
+    data_dir: Path
+    ingest: Any
+    retrain: Any
+    scoring: Any
+    report: Path
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    data_dir: str | Path | None = None,
+    accounts: int | None = None,
+    scenario: str | None = None,
+    seed: int | None = None,
+    trials: int | None = None,
+    say: Callable[[str], None] = print,
+) -> PipelineSummary:
+    """Run every stage in order; ``data_dir=None`` simulates a platform first."""
+    from sybilgnn.ingest.pipeline import ingest_directory
+    from sybilgnn.reporting.report import write_report
+    from sybilgnn.retrain import retrain
+    from sybilgnn.scoring.job import run_scoring
+    from sybilgnn.simulate import simulate_platform
+
+    seconds: dict[str, float] = {}
+
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        say(f"[{stage}] ...")
+        began = time.perf_counter()
+        value = work()
+        seconds[stage] = time.perf_counter() - began
+        say(f"[{stage}] done in {seconds[stage]:.1f}s")
+        return value
+
+    if data_dir is None:
+        sim = settings.simulate
+        n, name, s = accounts or sim.accounts, scenario or sim.scenario, sim.seed if seed is None else seed
+        folder = Path(".sybilgnn") / "platform" / f"{name}-{n}-seed{s}"
+        summary = timed("simulate", lambda: simulate_platform(folder, accounts=n, scenario=name,
+                                                              seed=s, progress=True))
+        say(f"  simulated {n:,} accounts ({summary.fake_accounts:,} fake), scenario {name}")
+        data_dir = folder
+    directory = Path(data_dir)
+    ingested = timed("ingest", lambda: ingest_directory(settings, directory, progress=True))
+    say(f"  nodes {ingested.nodes}  relationships {ingested.relationships}")
+    outcome = timed("retrain", lambda: retrain(settings, n_trials=trials, show_progress=True))
+    say(f"  registered version {outcome.trained.version.version}; "
+        f"{'promoted to champion' if outcome.decision.promoted else 'not promoted'}: "
+        f"{outcome.decision.reason}")
+    scored = timed("score", lambda: run_scoring(settings))
+    say(f"  scored {scored.n_scored:,} accounts, flagged {scored.n_flagged:,} "
+        f"in {scored.n_fleets:,} fleets (run {scored.run_id}, model v{scored.model_version})")
+    report = timed("report", lambda: write_report(settings, scored.run_id))
+    return PipelineSummary(directory, ingested, outcome, scored, report, seconds)
