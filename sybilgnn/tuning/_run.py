@@ -8,6 +8,7 @@ pruner says so. The objective is the trial model's validation AUPRC.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -123,7 +124,9 @@ def run_study(
     timeout = timeout_s if timeout_s is not None else settings.tune.timeout_s
     study, created = open_study_created(settings, study_name=study_name, pruner=pruner)
     revived = fail_dead_local_trials(study, settings)
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     parent = parent_run_for_study(settings, study, created=created, parent_run_id=parent_run_id)
 
     before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
