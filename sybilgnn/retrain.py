@@ -89,6 +89,12 @@ class TrainOutcome:
     version: RegisteredVersion
     metrics: dict[str, dict[str, float]]
     result: Any
+    baselines: dict[str, dict[str, dict[str, float]]] | None = None
+
+    @property
+    def evaluation(self) -> dict[str, dict[str, dict[str, float]]]:
+        """The GNN next to the baselines (model -> split -> metrics), for one report table."""
+        return {"sybilgnn": self.metrics, **(self.baselines or {})}
 
 
 @dataclass
@@ -119,7 +125,7 @@ def train_and_register(snapshot: Snapshot, settings: Settings, *, params: dict[s
         baselines = run_baselines(snapshot, settings)
     version = log_and_register(result, snapshot, settings, run_name=run_name, params=params,
                                baselines=baselines, study=study, parent_run_id=parent_run_id)
-    return TrainOutcome(version, result.metrics, result)
+    return TrainOutcome(version, result.metrics, result, baselines)
 
 
 def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_dir: str | Path | None = None,

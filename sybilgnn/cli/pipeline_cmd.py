@@ -16,10 +16,11 @@ from sybilgnn.config import Settings
 @click.option("--accounts", type=int, default=None, help="Simulated accounts (simulate.accounts).")
 @click.option("--scenario", default=None, help="Simulator scenario (simulate.scenario).")
 @click.option("--seed", type=int, default=None, help="Simulator seed (simulate.seed).")
-@click.option("--trials", type=int, default=None, help="Optuna trials (tune.n_trials); 0 skips tuning.")
+@click.option("--trials", type=int, default=6, show_default=True,
+              help="Optuna trials for the retrain; 0 skips tuning.")
 @pass_settings
 def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, scenario: str | None,
-             seed: int | None, trials: int | None) -> None:
+             seed: int | None, trials: int) -> None:
     """Simulate or take event tables, ingest, retrain, score, report."""
     from sybilgnn.pipeline import run_pipeline
     from sybilgnn.training.report import report_table
@@ -28,7 +29,7 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
                            accounts=accounts, scenario=scenario, seed=seed, trials=trials,
                            say=lambda line: click.echo(line, err=True))
     click.echo("\nModel quality (time-split test set and held-out campaign):")
-    click.echo(report_table({"gnn": summary.retrain.trained.metrics}))
+    click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
     scored = summary.scoring
     click.echo(f"\nScoring run {scored.run_id}: {scored.n_scored:,} accounts scored, "
                f"{scored.n_flagged:,} flagged, {scored.n_fleets:,} fleets.")

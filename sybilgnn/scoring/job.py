@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from neo4j import Driver
 
+from sybilgnn.browser import apply_score_bands
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import ACCOUNT, IP, PAYMENT, Snapshot
 from sybilgnn.errors import SybilgnnError
@@ -199,6 +200,8 @@ def score_snapshot(
                  evidence=evidence_by_id, stop_after_batches=stop_after_batches,
                  on_batch=on_batch, database=database)
     remove_stale_flags(driver, state.run_id, database)
+    # score-band labels let the Browser style size accounts by score
+    apply_score_bands(driver, database=database, batch_size=state.batch_size)
     timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
 
     stats = {"n_scored": int(ids.size), "n_flagged": int(flagged.sum()),

@@ -48,6 +48,10 @@ _SCHEMA = [
 _WRITE_SCORES = """
 UNWIND range(0, size($ids) - 1) AS i
 MATCH (a:Account {account_id: $ids[i]})
+// the previous run's flag stays readable for "newly flagged / no longer flagged"; a batch
+// written again for the same run keeps the value it saw the first time
+SET a.prev_sybil_flag = CASE WHEN a.run_id = $run_id THEN a.prev_sybil_flag
+                             ELSE coalesce(a.sybil_flag, false) END
 SET a.sybil_score = $scores[i], a.sybil_flag = $flags[i], a.scored_at = $scored_at,
     a.model_version = $model_version, a.run_id = $run_id
 """

@@ -77,6 +77,12 @@ def test_flags_removed_when_no_longer_flagged(world: Any, scoring_settings: Sett
     for account in ("a00", "a10", "a11"):
         assert state[account]["flag"] is False and state[account]["run_id"] == second.run_id
     assert state["zz"]["flag"] is False and state["zz"]["run_id"] == "old"
+    previous, _, _ = world.execute_query(
+        "MATCH (a:Account) WHERE a.run_id = $run RETURN a.account_id AS id, "
+        "a.prev_sybil_flag AS prev, a:ScoreHigh OR a:ScoreMedium OR a:ScoreLow AS banded",
+        run=second.run_id)
+    assert {r["id"] for r in previous if r["prev"]} == FLAGGED_RUN1
+    assert all(r["banded"] for r in previous)
 
 
 def _interrupted_then_resumed(driver: Any, settings: Settings, *, explicit: bool) -> str:
