@@ -213,6 +213,10 @@ class TrainSettings(_Section):
     weight_decay: float = Field(default=5e-4, ge=0)
     loss: Literal["weighted_bce", "focal"] = "weighted_bce"
     target_precision: float = Field(default=0.9, gt=0, le=1)
+    prevalence: float | None = Field(
+        default=0.02, gt=0, lt=1,
+        description="expected share of fakes among scored accounts; calibration and the "
+                    "threshold reweight validation to it (null: use validation as it is)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     focal_gamma: float = Field(default=2.0, ge=0)

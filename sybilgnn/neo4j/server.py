@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sybilgnn.config import Neo4jSettings
 from sybilgnn.errors import SybilgnnError
+from sybilgnn.processes import pid_alive
 
 __all__ = ["LocalNeo4j", "Neo4jServerError", "ServerStatus"]
 
@@ -49,21 +50,6 @@ class ServerStatus:
     bolt_uri: str
     browser_url: str
     home: Path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); treat it as gone.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    except OSError:
-        return True
 
 
 def _port_free(port: int) -> bool:
@@ -196,7 +182,7 @@ class LocalNeo4j:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and self._owns(pid):
+        if pid_alive(pid) and self._owns(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -292,15 +278,15 @@ class LocalNeo4j:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             _reap(pid)
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            while _pid_alive(pid):
+            while pid_alive(pid):
                 _reap(pid)
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)

@@ -16,7 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import ACCOUNT, Snapshot
 from sybilgnn.models.graph import prepare_graph
-from sybilgnn.training.calibration import apply_calibrator, choose_threshold, fit_calibrator
+from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
+                                           prevalence_weights)
 from sybilgnn.training.inputs import account_labels, graph_inputs
 from sybilgnn.training.loop import split_metrics
 from sybilgnn.training.report import report_table
@@ -78,9 +79,11 @@ def run_baselines(snapshot: Snapshot, settings: Settings) -> dict[str, dict[str,
     val = labels.masks["val"]
     for name, features in variants.items():
         logits = _fit_score(features, labels.y, labels.masks["train"], settings.train.seed)
-        calibrator = fit_calibrator(logits[val], labels.y[val], settings.train.calibration)
+        weights = prevalence_weights(labels.y[val], settings.train.prevalence)
+        calibrator = fit_calibrator(logits[val], labels.y[val], settings.train.calibration, weights)
         probs = apply_calibrator(calibrator, logits)
-        chosen = choose_threshold(labels.y[val], probs[val], settings.train.target_precision)
+        chosen = choose_threshold(labels.y[val], probs[val], settings.train.target_precision,
+                                  weights)
         results[name] = split_metrics(labels, probs, chosen["threshold"])
     return results
 

@@ -13,24 +13,42 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 
-__all__ = ["fit_calibrator", "apply_calibrator", "choose_threshold", "sigmoid"]
+__all__ = ["fit_calibrator", "apply_calibrator", "choose_threshold", "prevalence_weights", "sigmoid"]
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -500, 500)))
 
 
-def fit_calibrator(logits: np.ndarray, y: np.ndarray, method: str = "platt") -> dict[str, Any]:
+def prevalence_weights(y: np.ndarray, prevalence: float | None) -> np.ndarray | None:
+    """Sample weights that make the positive share of ``y`` equal ``prevalence``.
+
+    Labelled sets hold far more fakes than the scored population (investigations label
+    fakes, reviews label a sample of legit accounts), so calibrating and choosing the flag
+    threshold on them as they are would flag a large slice of the population. With the
+    weights, probabilities and precision refer to a population with that share of fakes.
+    """
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if prevalence is None or n_pos == 0 or n_neg == 0:
+        return None
+    return np.where(y == 1, prevalence / n_pos, (1.0 - prevalence) / n_neg) * len(y)
+
+
+def fit_calibrator(logits: np.ndarray, y: np.ndarray, method: str = "platt",
+                   sample_weight: np.ndarray | None = None) -> dict[str, Any]:
     """Fit ``platt`` (sigmoid(a*z + b)) or ``isotonic`` (monotone step map of sigmoid(z))."""
     z = np.asarray(logits, dtype=np.float64).reshape(-1)
     y = np.asarray(y).astype(np.int64).reshape(-1)
     if len(np.unique(y)) < 2:
         return {"method": "identity"}
     if method == "platt":
-        model = LogisticRegression(C=1e6, max_iter=1000).fit(z[:, None], y)
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(z[:, None], y,
+                                                             sample_weight=sample_weight)
         return {"method": "platt", "a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
     if method == "isotonic":
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(sigmoid(z), y)
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+            sigmoid(z), y, sample_weight=sample_weight)
         return {"method": "isotonic", "x": [float(v) for v in iso.X_thresholds_],
                 "y": [float(v) for v in iso.y_thresholds_]}
     raise ValueError(f"train.calibration: unknown method {method!r}; use platt or isotonic")
@@ -51,8 +69,11 @@ def apply_calibrator(calibrator: dict[str, Any] | None, logits: np.ndarray) -> n
     raise ValueError(f"unknown calibrator method {method!r}")
 
 
-def choose_threshold(y: np.ndarray, probs: np.ndarray, target_precision: float) -> dict[str, Any]:
+def choose_threshold(y: np.ndarray, probs: np.ndarray, target_precision: float,
+                     sample_weight: np.ndarray | None = None) -> dict[str, Any]:
     """Lowest threshold whose precision reaches ``target_precision``; else the best-F1 one.
+
+    ``sample_weight`` (see ``prevalence_weights``) makes precision that of the population.
 
     Returns ``{'threshold', 'rule', 'precision', 'recall'}``; flags are ``score >= threshold``.
     """
@@ -60,7 +81,7 @@ def choose_threshold(y: np.ndarray, probs: np.ndarray, target_precision: float) 
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     if y.sum() == 0:
         return {"threshold": 0.5, "rule": "default (no positives)", "precision": 0.0, "recall": 0.0}
-    precision, recall, thresholds = precision_recall_curve(y, p)
+    precision, recall, thresholds = precision_recall_curve(y, p, sample_weight=sample_weight)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     ok = precision >= target_precision
     if ok.any():

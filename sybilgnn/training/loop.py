@@ -24,7 +24,8 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
-from sybilgnn.training.calibration import apply_calibrator, choose_threshold, fit_calibrator
+from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
+                                           prevalence_weights)
 from sybilgnn.training.inputs import (account_labels, graph_inputs, resolve_device,
                                       resolve_settings)
 from sybilgnn.training.metrics import evaluate
@@ -200,9 +201,10 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         model.eval()
         with torch.no_grad():
             logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
-    calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration)
+    weights = prevalence_weights(y_val, cfg.prevalence)
+    calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)
     probs = apply_calibrator(calibrator, logits_all)
-    chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision)
+    chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision, weights)
     metrics = split_metrics(labels, probs, chosen["threshold"])
     return TrainResult(
         state_dict=best_state, model_config=model.config_dict(), calibrator=calibrator,

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
 from sybilgnn.registry._tracking import ensure_sqlite_parent
+from sybilgnn.processes import pid_alive
 
 __all__ = ["open_study", "open_study_created", "make_pruner", "fail_dead_local_trials", "worker_id", "WORKER_ATTR",
            "MLFLOW_RUN_ATTR"]
@@ -103,16 +104,6 @@ def _storage(settings: Settings) -> RDBStorage:
     raise InputError(f"tune.storage {url!r} cannot be opened: {last_error}") from None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_dead_local_trials(study: optuna.Study, settings: Settings) -> list[int]:
     """Fail RUNNING trials whose worker process on this host is gone; returns their numbers."""
     host = socket.gethostname()
@@ -122,7 +113,7 @@ def fail_dead_local_trials(study: optuna.Study, settings: Settings) -> list[int]
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
         owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+        if owner_host != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         try:
             if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):

@@ -32,7 +32,8 @@ def _single_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings(config_file=None, overrides=[
-        "model.hidden=32", "train.epochs=80", "train.patience=15", "train.device=cpu"],
+        "model.hidden=32", "train.epochs=80", "train.patience=15", "train.device=cpu",
+        f"train.prevalence={WORLD['fake_share']}"],  # the planted world's true share
         environ={})
 
 

@@ -1,0 +1,30 @@
+"""Calibration and the flag threshold refer to the population's share of fakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sybilgnn.training.calibration import choose_threshold, prevalence_weights
+
+
+def test_weights_set_the_positive_share() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    w = prevalence_weights(y, 0.1)
+    assert w is not None
+    assert w[y == 1].sum() / w.sum() == pytest.approx(0.1)
+    assert w.sum() == pytest.approx(len(y))
+    assert prevalence_weights(y, None) is None
+    assert prevalence_weights(np.array([0, 0]), 0.1) is None
+
+
+def test_threshold_rises_when_fakes_are_rare_in_the_population() -> None:
+    # 4 positives at 0.9, 0.8, 0.7, 0.6; 4 negatives at 0.65, 0.3, 0.2, 0.1.
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.65, 0.3, 0.2, 0.1])
+    # As labelled (half fakes): at 0.6 precision is 4/5 = 0.8 >= 0.75, the lowest such cut.
+    assert choose_threshold(y, p, 0.75)["threshold"] == pytest.approx(0.6)
+    # With 1% fakes a single false positive sinks precision: the cut moves above 0.65.
+    chosen = choose_threshold(y, p, 0.75, prevalence_weights(y, 0.01))
+    assert chosen["threshold"] == pytest.approx(0.7)
+    assert chosen["precision"] == pytest.approx(1.0)
