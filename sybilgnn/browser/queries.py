@@ -79,6 +79,8 @@ FLEET_SUBGRAPH_QUERY = SavedQuery(
     ),
     cypher="""\
 MATCH (f:Fleet {fleet_id: $fleet_id})<-[:MEMBER_OF]-(member:Account)
+// the highest-scoring members only: a drawing of thousands of accounts helps nobody
+WITH f, member ORDER BY member.sybil_score DESC LIMIT $max_members
 WITH f, collect(member) AS members
 CALL (f, members) {
   UNWIND members AS a
@@ -96,7 +98,7 @@ CALL (f, members) {
   RETURN p
 }
 RETURN p""",
-    params={"fleet_id": "F-0001"},
+    params={"fleet_id": "F-0001", "max_members": 200},
 )
 
 ACCOUNT_EVIDENCE_QUERY = SavedQuery(

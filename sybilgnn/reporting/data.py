@@ -113,7 +113,8 @@ def fleet_graph(session: Any, fleet_id: str) -> FleetGraph:
     graph = FleetGraph()
     seen_nodes: dict[str, str] = {}
     seen_edges: set[str] = set()
-    for record in session.run(FLEET_SUBGRAPH_QUERY.cypher, fleet_id=fleet_id):
+    for record in session.run(FLEET_SUBGRAPH_QUERY.cypher, fleet_id=fleet_id,
+                              max_members=FLEET_SUBGRAPH_QUERY.params["max_members"]):
         path = record["p"]
         for node in path.nodes:
             key, kind = _node_key(node)

@@ -83,6 +83,8 @@ def test_browser_draws_a_styled_fleet_from_the_guide(page: Any, neo4j_settings: 
 
         _run_in_editor(page, ':param fleet_id => "F-0001"')
         page.wait_for_selector("text=F-0001")
+        _run_in_editor(page, ":param max_members => 200")
+        page.wait_for_selector("text=max_members")
         _run_in_editor(page, query_by_name("fleet_subgraph").cypher)
         page.wait_for_selector("text=Displaying 12 nodes, 35 relationships")
         # the force layout animates: wait until the nodes are painted inside the window

@@ -45,7 +45,7 @@ def test_fleet_subgraph_holds_members_shared_nodes_and_prompt_links(
         neo4j_driver: Any, scored_graph: Any) -> None:
     with neo4j_driver.session() as session:
         paths = [r["p"] for r in session.run(query_by_name("fleet_subgraph").cypher,
-                                             fleet_id="F-0001")]
+                                             fleet_id="F-0001", max_members=200)]
     nodes = {n.element_id: n for p in paths for n in p.nodes}
     rels = {r.element_id: r for p in paths for r in p.relationships}
     keys = sorted(n.get("account_id") or n.get("fleet_id") or n.get("ip_id") or n.get("pm_id")
@@ -56,6 +56,19 @@ def test_fleet_subgraph_holds_members_shared_nodes_and_prompt_links(
     for rel in rels.values():
         types[rel.type] = types.get(rel.type, 0) + 1
     assert types == {"MEMBER_OF": 8, "USED_IP": 12, "PAID_WITH": 8, "PROMPT_SIMILAR": 7}
+
+
+def test_fleet_subgraph_draws_only_the_top_scored_members(
+        neo4j_driver: Any, scored_graph: Any) -> None:
+    with neo4j_driver.session() as session:
+        paths = [r["p"] for r in session.run(query_by_name("fleet_subgraph").cypher,
+                                             fleet_id="F-0001", max_members=3)]
+        top, _, _ = neo4j_driver.execute_query(
+            "MATCH (:Fleet {fleet_id: 'F-0001'})<-[:MEMBER_OF]-(a) "
+            "RETURN a.account_id AS id ORDER BY a.sybil_score DESC LIMIT 3")
+    members = {p.start_node.get("account_id") for p in paths
+               if p.relationships and p.relationships[0].type == "MEMBER_OF"}
+    assert members == {r["id"] for r in top}
 
 
 def test_account_evidence(neo4j_driver: Any, scored_graph: Any) -> None:
