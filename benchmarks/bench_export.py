@@ -40,6 +40,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bench_settings(home: Path, heap: str, pagecache: str, extra: list[str] | None = None) -> Settings:
+    """Settings of a throw-away server in ``home`` on free ports, jars from the repo's lib."""
+    return load_settings(None, [
+        f"neo4j.home={home}", f"neo4j.lib_dir={REPO / '.sybilgnn' / 'neo4j-lib'}",
+        f"neo4j.password_file={home / 'password'}", f"neo4j.bolt_port={free_port()}",
+        f"neo4j.http_port={free_port()}", f"neo4j.heap={heap}", f"neo4j.pagecache={pagecache}",
+        f"export.cache_dir={home / 'snapshots'}", *(extra or [])], environ={})
+
+
 def build_graph(driver: Any, accounts: int, features: list[str]) -> dict[str, float]:
     """Synthetic graph, batch by batch; returns the build timings."""
     n_ips, n_cards = max(accounts // 4, 1), max(accounts // 10, 1)
@@ -129,11 +138,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="bench-export-"))
     features = default_account_features() or [f"f_{j}" for j in range(12)]
-    settings = load_settings(None, [
-        f"neo4j.home={home}", f"neo4j.lib_dir={REPO / '.sybilgnn' / 'neo4j-lib'}",
-        f"neo4j.password_file={home / 'password'}", f"neo4j.bolt_port={free_port()}",
-        f"neo4j.http_port={free_port()}", f"neo4j.heap={args.heap}",
-        f"neo4j.pagecache={args.pagecache}", f"export.cache_dir={home / 'snapshots'}"], environ={})
+    settings = bench_settings(home, args.heap, args.pagecache)
     nodes = dict(settings.export.nodes)
     nodes["account"] = nodes["account"].model_copy(update={"features": features})
     settings = settings.model_copy(update={"export": settings.export.model_copy(update={"nodes": nodes})})

@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_export import build_graph, free_port  # noqa: E402
+from bench_export import bench_settings, build_graph  # noqa: E402
 
-from sybilgnn.config import ModelSettings, load_settings  # noqa: E402
+from sybilgnn.config import ModelSettings  # noqa: E402
 from sybilgnn.models import build_model  # noqa: E402
 from sybilgnn.neo4j.connection import open_driver  # noqa: E402
 from sybilgnn.neo4j.export import export_snapshot  # noqa: E402
@@ -61,13 +61,8 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="bench-score-"))
     features = default_account_features() or [f"f_{j}" for j in range(12)]
-    settings = load_settings(None, [
-        f"neo4j.home={home}", f"neo4j.lib_dir={REPO / '.sybilgnn' / 'neo4j-lib'}",
-        f"neo4j.password_file={home / 'password'}", f"neo4j.bolt_port={free_port()}",
-        f"neo4j.http_port={free_port()}", f"neo4j.heap={args.heap}",
-        f"neo4j.pagecache={args.pagecache}", f"export.cache_dir={home / 'snapshots'}",
-        f"scoring.batch_size={args.batch_size}", f"scoring.report_dir={home / 'reports'}",
-    ], environ={})
+    settings = bench_settings(home, args.heap, args.pagecache, [
+        f"scoring.batch_size={args.batch_size}", f"scoring.report_dir={home / 'reports'}"])
     nodes = dict(settings.export.nodes)
     nodes["account"] = nodes["account"].model_copy(update={"features": features})
     settings = settings.model_copy(

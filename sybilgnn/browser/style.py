@@ -113,7 +113,8 @@ def apply_score_bands(driver: Any, *, bands: ScoreBands | None = None,
     Call it from the scoring job after scores are written. Returns the count per band.
     """
     bands = bands or ScoreBands()
-    with driver.session(database=database) as session:
+    # a band label nobody has yet is expected: no "label does not exist" warnings
+    with driver.session(database=database, notifications_min_severity="OFF") as session:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction.
         session.run(_BAND_QUERY, medium=bands.medium, high=bands.high,
                     batch=int(batch_size)).consume()
