@@ -25,6 +25,10 @@ from sybilgnn.ingest.writer import write_batches
 
 __all__ = [
     "records",
+    "label_frame",
+    "ip_frames",
+    "payment_frames",
+    "prompt_state_frame",
     "load_accounts",
     "load_labels",
     "load_ip_events",
@@ -106,31 +110,51 @@ def load_accounts(driver: Any, database: str, clean: pd.DataFrame, batch_size: i
     return write_batches(driver, database, rows, batch_size, query=ACCOUNT_QUERY)
 
 
-def load_labels(driver: Any, database: str, clean: pd.DataFrame, batch_size: int) -> int:
+def label_frame(clean: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One label per account (the latest ``labelled_at``); campaign/fleet only when present."""
     latest = _latest_per(clean, ["account_id"], "labelled_at").rename(
         columns={"labelled_at": "labelled_ms"})
     columns = ["account_id", "label", "source", "labelled_ms"]
-    sets = [LABEL_SET]
-    for optional in ("campaign", "fleet"):
-        if optional in latest:
-            columns.append(optional)
-            sets.append(f"a.{optional} = row.{optional}")
+    columns += [c for c in ("campaign", "fleet") if c in latest]
+    return latest, columns
+
+
+def load_labels(driver: Any, database: str, clean: pd.DataFrame, batch_size: int) -> int:
+    latest, columns = label_frame(clean)
+    sets = [LABEL_SET] + [f"a.{c} = row.{c}" for c in columns[4:]]
     query = ("UNWIND $rows AS row MATCH (a:Account {account_id: row.account_id}) SET "
              + ", ".join(sets))
     return write_batches(driver, database, records(latest, columns), batch_size, query=query)
 
 
-def load_ip_events(driver: Any, database: str, clean: pd.DataFrame, secret: bytes,
-                   batch_size: int, marker: str) -> tuple[int, int]:
-    """IP nodes (latest asn/is_datacenter) and aggregated USED_IP; returns (nodes, rels)."""
+def ip_frames(clean: pd.DataFrame, secret: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """IP nodes (hashed id, latest asn/is_datacenter) and USED_IP aggregated per pair."""
     mapping = keyed_hash_many(clean["ip"].unique().tolist(), secret)
     events = clean.assign(ip_id=clean["ip"].map(mapping)).drop(columns=["ip"])
-    nodes = _latest_per(events, ["ip_id"], "timestamp")
-    n_nodes = write_batches(driver, database, records(nodes, ["ip_id", "asn", "is_datacenter"]),
-                            batch_size, query=IP_NODE_QUERY)
+    nodes = _latest_per(events, ["ip_id"], "timestamp")[["ip_id", "asn", "is_datacenter"]]
     rels = (events.groupby(["account_id", "ip_id"], sort=True)["timestamp"]
             .agg(first_ms="min", last_ms="max", n="size").reset_index())
+    return nodes, rels
+
+
+def payment_frames(clean: pd.DataFrame, secret: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PaymentInstrument nodes (hashed id, latest BIN data) and PAID_WITH per pair."""
+    mapping = keyed_hash_many(clean["instrument_token"].unique().tolist(), secret)
+    events = clean.assign(pm_id=clean["instrument_token"].map(mapping)).drop(
+        columns=["instrument_token"])
+    nodes = _latest_per(events, ["pm_id"], "timestamp")[
+        ["pm_id", "bin", "issuer_country", "is_prepaid"]]
+    rels = (events.groupby(["account_id", "pm_id"], sort=True)["timestamp"]
+            .agg(first_ms="min", n="size").reset_index())
+    return nodes, rels
+
+
+def load_ip_events(driver: Any, database: str, clean: pd.DataFrame, secret: bytes,
+                   batch_size: int, marker: str) -> tuple[int, int]:
+    """IP nodes and aggregated USED_IP; returns (nodes, rels)."""
+    nodes, rels = ip_frames(clean, secret)
+    n_nodes = write_batches(driver, database, records(nodes, list(nodes.columns)),
+                            batch_size, query=IP_NODE_QUERY)
     n_rels = write_batches(driver, database,
                            records(rels, ["account_id", "ip_id", "first_ms", "last_ms", "n"]),
                            batch_size, query=USED_IP_QUERY, marker=f"{marker}:USED_IP")
@@ -140,15 +164,9 @@ def load_ip_events(driver: Any, database: str, clean: pd.DataFrame, secret: byte
 def load_payments(driver: Any, database: str, clean: pd.DataFrame, secret: bytes,
                   batch_size: int, marker: str) -> tuple[int, int]:
     """PaymentInstrument nodes and aggregated PAID_WITH; returns (nodes, rels)."""
-    mapping = keyed_hash_many(clean["instrument_token"].unique().tolist(), secret)
-    events = clean.assign(pm_id=clean["instrument_token"].map(mapping)).drop(
-        columns=["instrument_token"])
-    nodes = _latest_per(events, ["pm_id"], "timestamp")
-    n_nodes = write_batches(driver, database,
-                            records(nodes, ["pm_id", "bin", "issuer_country", "is_prepaid"]),
+    nodes, rels = payment_frames(clean, secret)
+    n_nodes = write_batches(driver, database, records(nodes, list(nodes.columns)),
                             batch_size, query=PM_NODE_QUERY)
-    rels = (events.groupby(["account_id", "pm_id"], sort=True)["timestamp"]
-            .agg(first_ms="min", n="size").reset_index())
     n_rels = write_batches(driver, database, records(rels, ["account_id", "pm_id", "first_ms", "n"]),
                            batch_size, query=PAID_WITH_QUERY, marker=f"{marker}:PAID_WITH")
     return n_nodes, n_rels
@@ -174,13 +192,19 @@ def prompt_signatures(clean: pd.DataFrame, num_perm: int, shingle_size: int
     return np.full(len(clean), np.nan), hashes, sig_rows, np.arange(len(clean))
 
 
+def prompt_state_frame(clean: pd.DataFrame, text_len: np.ndarray,
+                       text_hash: np.ndarray) -> pd.DataFrame:
+    """This file's per-account prompt state (``agg_*``), before merging with stored state."""
+    return prompt_state_from_events(pd.DataFrame({
+        "account_id": clean["account_id"].to_numpy(),
+        "ts_ms": clean["timestamp"].to_numpy(np.int64),
+        "text_len": text_len, "text_hash": text_hash}))
+
+
 def load_prompt_state(driver: Any, database: str, clean: pd.DataFrame, text_len: np.ndarray,
                       text_hash: np.ndarray, batch_size: int, marker: str) -> int:
     """Merge this file's per-account prompt state into the stored ``agg_*`` properties."""
-    events = pd.DataFrame({"account_id": clean["account_id"].to_numpy(),
-                           "ts_ms": clean["timestamp"].to_numpy(np.int64),
-                           "text_len": text_len, "text_hash": text_hash})
-    state = prompt_state_from_events(events)
+    state = prompt_state_frame(clean, text_len, text_hash)
     rows = records(state, ["account_id", *PROMPT_STATE_FIELDS])
 
     def work(tx: ManagedTransaction, batch: list[dict[str, Any]]) -> int:

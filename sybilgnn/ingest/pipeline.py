@@ -1,9 +1,14 @@
 """``ingest_directory``: event tables -> validated, hashed, aggregated -> Neo4j.
 
-Order: schema, ledger check, accounts, labels, ip_events, payments, prompts (state, then
-similarity), pruning over the per-account edge cap, features of every touched account, and
-finally the ledger entries. A file whose content was ingested before is skipped; a run that
-failed part-way can simply be rerun (committed counter batches carry markers).
+Two ways in, chosen by ``ingest.mode``:
+
+* transactional (deltas, remote servers): schema, ledger check, accounts, labels, ip_events,
+  payments, prompts (state, then similarity), pruning over the per-account edge cap, features
+  of every touched account, and finally the ledger entries. A file whose content was ingested
+  before is skipped; a run that failed part-way can simply be rerun (committed counter
+  batches carry markers).
+* bulk (first load into the managed server's empty database): the same validated frames go
+  through ``neo4j-admin database import`` (``bulk.py``), then schema and ledger.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from sybilgnn.config import Settings
+from sybilgnn.errors import InputError
 from sybilgnn.features.hashing import load_secret
-from sybilgnn.ingest import loaders
+from sybilgnn.features.prompt_similarity import similar_account_pairs
+from sybilgnn.ingest import bulk, loaders
 from sybilgnn.ingest.derived import prune_similarity, update_features, write_similarity
 from sybilgnn.ingest.quarantine import quarantine_path, write_quarantine
 from sybilgnn.ingest.schema import ensure_schema
@@ -56,6 +63,7 @@ class IngestSummary:
     nodes: dict[str, int] = field(default_factory=dict)
     relationships: dict[str, int] = field(default_factory=dict)
     features_updated: int = 0
+    mode: str = "transactional"  # or "bulk"
     quarantine_file: Path | None = None
     seconds: float = 0.0
     similarity: dict[str, int] = field(default_factory=dict)
@@ -77,7 +85,8 @@ class IngestSummary:
         out.append("nodes: " + ", ".join(f"{k} {v}" for k, v in self.nodes.items()))
         out.append("relationships: " + ", ".join(f"{k} {v}" for k, v in
                                                  self.relationships.items()))
-        out.append(f"features updated for {self.features_updated} accounts in {self.seconds:.1f}s")
+        out.append(f"features updated for {self.features_updated} accounts in {self.seconds:.1f}s "
+                   f"({self.mode} load)")
         if self.quarantine_file is not None:
             out.append(f"quarantined rows written to {self.quarantine_file}")
         return out
@@ -118,34 +127,25 @@ def _finish_files(driver: Any, database: str, done: list[ValidatedTable]) -> Non
         session.execute_write(work)
 
 
-def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any = None,
-                     progress: bool = False) -> IngestSummary:
-    """Ingest the event tables of ``directory`` into Neo4j (see docs/data-format.md)."""
-    if driver is None:
-        with open_driver(settings) as own:
-            return ingest_directory(settings, directory, driver=own, progress=progress)
-    started = time.perf_counter()
-    directory = Path(directory)
-    db, size = settings.neo4j.database, settings.ingest.batch_size
-    files = find_tables(directory)
-    summary = IngestSummary(directory=directory)
-    ensure_schema(driver, db)
-    digests = {f.table: file_digest(f.path) for f in files}
-    seen = _already_ingested(driver, db, [f"{t}:{d}" for t, d in digests.items()])
-    secret = load_secret(settings.hashing)
-    num_perm = settings.similarity.num_perm
+class _Clock:
+    """Per-phase seconds into ``summary.timings`` plus an optional progress bar."""
 
-    clock = [time.perf_counter()]
-    bar = tqdm(total=11, desc="ingest", unit="step", disable=not progress, leave=False)
+    def __init__(self, summary: IngestSummary, steps: int, progress: bool) -> None:
+        self.summary = summary
+        self.last = time.perf_counter()
+        self.bar = tqdm(total=steps, desc="ingest", unit="step", disable=not progress,
+                        leave=False)
 
-    def lap(name: str) -> None:
+    def lap(self, name: str) -> None:
         now = time.perf_counter()
-        summary.timings[name] = summary.timings.get(name, 0.0) + now - clock[0]
-        clock[0] = now
-        bar.set_postfix_str(f"{name} done")
-        bar.update(1)
+        self.summary.timings[name] = self.summary.timings.get(name, 0.0) + now - self.last
+        self.last = now
+        self.bar.set_postfix_str(f"{name} done")
+        self.bar.update(1)
 
-    lap("schema")
+
+def _read_new_tables(files: list[Any], digests: dict[str, str], seen: set[str],
+                     num_perm: int, summary: IngestSummary) -> list[ValidatedTable]:
     validated: list[ValidatedTable] = []
     for f in files:
         if f"{f.table}:{digests[f.table]}" in seen:
@@ -154,29 +154,195 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         frame = read_table(f.path)
         validated.append(validate_table(f.table, f.path, frame, digest=digests[f.table],
                                         num_perm=num_perm))
+    return validated
 
-    lap("read_validate")
-    by_table = {v.table: v for v in validated}
-    touched: set[str] = set()
-    run_accounts: set[str] = set()
-    if "accounts" in by_table:
-        acc = by_table["accounts"]
-        dup = acc.clean.duplicated("account_id", keep="last").to_numpy()
-        reject_rows(acc, dup, "account_id", "duplicate account_id; a later row in the file wins")
-        run_accounts = set(acc.clean["account_id"])
-        summary.nodes["Account"] = loaders.load_accounts(driver, db, acc.clean, size)
-        touched |= run_accounts
-    lap("accounts")
 
+def _dedupe_accounts(by_table: dict[str, ValidatedTable]) -> set[str]:
+    """The delivery's account ids; a later duplicate row of the accounts table wins."""
+    if "accounts" not in by_table:
+        return set()
+    acc = by_table["accounts"]
+    dup = acc.clean.duplicated("account_id", keep="last").to_numpy()
+    reject_rows(acc, dup, "account_id", "duplicate account_id; a later row in the file wins")
+    return set(acc.clean["account_id"])
+
+
+def _reject_unknown_accounts(validated: list[ValidatedTable], run_accounts: set[str],
+                             stored: Any) -> None:
+    """Quarantine event rows whose account is neither in this delivery nor in the graph."""
     for v in validated:
         if v.table == "accounts":
             continue
         ids = v.clean["account_id"]
         outside = sorted(set(ids.unique()) - run_accounts)
-        known = run_accounts | _existing_accounts(driver, db, outside)
+        known = run_accounts | (stored(outside) if outside else set())
         reject_rows(v, ~ids.isin(known).to_numpy(), "account_id",
                     "unknown account_id (not in accounts table nor in the graph)")
 
+
+def _finish_summary(summary: IngestSummary, settings: Settings, directory: Path,
+                    files: list[Any], validated: list[ValidatedTable]) -> None:
+    records = [dict(r, table=v.table) for v in validated for r in v.quarantine]
+    if validated:
+        summary.quarantine_file = write_quarantine(
+            quarantine_path(settings.ingest.quarantine_file, directory), records)
+    for v in validated:
+        summary.tables[v.table] = TableSummary(v.table, v.path.name, "loaded", v.rows_read,
+                                               len(v.clean), v.rows_quarantined)
+    order = [f.table for f in files]
+    summary.tables = {t: summary.tables[t] for t in sorted(summary.tables, key=order.index)}
+
+
+def _bulk_applies(settings: Settings, driver: Any) -> str | None:
+    """None when a bulk import may replace the database, else the reason it may not."""
+    if not settings.neo4j.managed:
+        return "the server is remote (neo4j.managed=false); bulk import needs the local one"
+    with quiet_session(driver, settings.neo4j.database) as session:
+        nodes = session.run("MATCH (n) RETURN count(n) AS n").single()["n"]
+    if nodes:
+        return f"the database already holds {nodes} nodes; bulk import only fills an empty one"
+    return None
+
+
+def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any = None,
+                     progress: bool = False) -> IngestSummary:
+    """Ingest the event tables of ``directory`` into Neo4j (see docs/data-format.md).
+
+    With ``driver`` given the load is transactional on that connection (a bulk import
+    restarts the server, which would break the caller's connections).
+    """
+    mode, directory = settings.ingest.mode, Path(directory)
+    if driver is not None:
+        if mode == "bulk":
+            raise InputError("ingest.mode=bulk restarts the managed server, so it cannot run "
+                             "on a caller's driver; call without one or use mode=auto")
+        return _ingest_transactional(settings, directory, driver, progress)
+    with open_driver(settings) as own:
+        reason = _bulk_applies(settings, own) if mode != "transactional" else "mode"
+        if reason is not None:
+            if mode == "bulk":
+                raise InputError(f"ingest.mode=bulk is not possible: {reason}. "
+                                 "Use --set ingest.mode=transactional (or auto).")
+            return _ingest_transactional(settings, directory, own, progress)
+        # empty database: every file is new, so read and validate once for either path
+        started = time.perf_counter()
+        files = find_tables(directory)
+        validated = _read_new_tables(files, {f.table: file_digest(f.path) for f in files},
+                                     set(), settings.similarity.num_perm, IngestSummary(directory))
+        rows = sum(len(v.clean) for v in validated)
+        if mode == "auto" and rows < settings.ingest.bulk_min_rows:
+            return _ingest_transactional(settings, directory, own, progress,
+                                         prevalidated=(validated, started))
+    return _ingest_bulk(settings, directory, progress, prevalidated=(validated, started))
+
+
+Prevalidated = tuple[list[ValidatedTable], float]  # tables and when reading them started
+
+
+def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
+                 prevalidated: Prevalidated) -> IngestSummary:
+    """First load of an empty database through ``neo4j-admin database import``."""
+    validated, started = prevalidated
+    files = find_tables(directory)
+    summary = IngestSummary(directory=directory, mode="bulk")
+    clock = _Clock(summary, 9, progress)
+    clock.last = started
+    by_table = {v.table: v for v in validated}
+    run_accounts = _dedupe_accounts(by_table)
+    _reject_unknown_accounts(validated, run_accounts, lambda ids: set())
+    clock.lap("read_validate")
+    secret = load_secret(settings.hashing)
+    accounts = by_table["accounts"].clean.rename(columns={"created_at": "created_ms"})
+    frames = bulk.BulkFrames(accounts=accounts)
+    labels, label_columns = (loaders.label_frame(by_table["labels"].clean)
+                             if "labels" in by_table else (None, []))
+    if "ip_events" in by_table:
+        frames.ip_nodes, frames.used_ip = loaders.ip_frames(by_table["ip_events"].clean, secret)
+    if "payments" in by_table:
+        frames.pm_nodes, frames.paid_with = loaders.payment_frames(by_table["payments"].clean,
+                                                                   secret)
+    clock.lap("aggregate")
+    state = None
+    if "prompts" in by_table:
+        v = by_table["prompts"]
+        text_len, text_hash, signatures, index = loaders.prompt_signatures(
+            v.clean, settings.similarity.num_perm, settings.similarity.shingle_size)
+        state = loaders.prompt_state_frame(v.clean, text_len, text_hash)
+        clock.lap("minhash")
+        entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
+        entries = entries[entries["sig"] >= 0].drop_duplicates()
+        result = similar_account_pairs(entries["acct"].to_numpy(),
+                                       signatures[entries["sig"].to_numpy()],
+                                       settings.similarity)
+        frames.similar = result.pairs
+        summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
+                              "skipped_buckets": result.skipped_buckets,
+                              "bands": result.bands, "rows_per_band": result.rows}
+        clock.lap("similarity")
+    table = bulk.account_table(frames, labels, label_columns, state)
+    clock.lap("features")
+    workdir = bulk.import_workdir(settings)
+    try:
+        file_args, multiline = bulk.write_import_csvs(workdir, table, frames)
+        clock.lap("csv")
+        rows = len(table) + sum(len(f) for f in (frames.ip_nodes, frames.pm_nodes,
+                                                 frames.used_ip, frames.paid_with, frames.similar))
+        bulk.run_import(settings, workdir, file_args, multiline=multiline, rows=rows,
+                        on_phase=clock.lap)
+    finally:
+        bulk.remove_workdir(workdir)
+    summary.nodes = {"Account": len(table)}
+    if "ip_events" in by_table:
+        summary.nodes["IP"] = len(frames.ip_nodes)
+        summary.relationships["USED_IP"] = len(frames.used_ip)
+    if "payments" in by_table:
+        summary.nodes["PaymentInstrument"] = len(frames.pm_nodes)
+        summary.relationships["PAID_WITH"] = len(frames.paid_with)
+    if "prompts" in by_table:
+        summary.relationships["PROMPT_SIMILAR"] = len(frames.similar)
+    summary.features_updated = len(table)
+    with open_driver(settings) as driver:
+        ensure_schema(driver, settings.neo4j.database)
+        clock.lap("schema")
+        _finish_summary(summary, settings, directory, files, validated)
+        _finish_files(driver, settings.neo4j.database, validated)
+    clock.lap("ledger")
+    clock.bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _ingest_transactional(settings: Settings, directory: Path, driver: Any, progress: bool,
+                          prevalidated: Prevalidated | None = None) -> IngestSummary:
+    started = time.perf_counter() if prevalidated is None else prevalidated[1]
+    db, size = settings.neo4j.database, settings.ingest.batch_size
+    files = find_tables(directory)
+    summary = IngestSummary(directory=directory)
+    clock = _Clock(summary, 11, progress)
+    lap = clock.lap
+    if prevalidated is not None:
+        clock.last = started
+        validated = prevalidated[0]
+        lap("read_validate")
+    ensure_schema(driver, db)
+    lap("schema")
+    num_perm = settings.similarity.num_perm
+    if prevalidated is None:
+        digests = {f.table: file_digest(f.path) for f in files}
+        seen = _already_ingested(driver, db, [f"{t}:{d}" for t, d in digests.items()])
+        validated = _read_new_tables(files, digests, seen, num_perm, summary)
+        lap("read_validate")
+    secret = load_secret(settings.hashing)
+    by_table = {v.table: v for v in validated}
+    touched: set[str] = set()
+    run_accounts = _dedupe_accounts(by_table)
+    if "accounts" in by_table:
+        summary.nodes["Account"] = loaders.load_accounts(driver, db, by_table["accounts"].clean,
+                                                         size)
+        touched |= run_accounts
+    lap("accounts")
+    _reject_unknown_accounts(validated, run_accounts,
+                             lambda ids: _existing_accounts(driver, db, ids))
     lap("read_validate")
     marker_of = {v.table: f"{v.table}:{v.digest}" for v in validated}
     if "labels" in by_table:
@@ -222,17 +388,9 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
     summary.features_updated = update_features(driver, db, sorted(touched), size)
     lap("features")
 
-    records = [dict(r, table=v.table) for v in validated for r in v.quarantine]
-    if validated:
-        summary.quarantine_file = write_quarantine(
-            quarantine_path(settings.ingest.quarantine_file, directory), records)
-    for v in validated:
-        summary.tables[v.table] = TableSummary(v.table, v.path.name, "loaded", v.rows_read,
-                                               len(v.clean), v.rows_quarantined)
+    _finish_summary(summary, settings, directory, files, validated)
     _finish_files(driver, db, validated)
     lap("ledger")
-    bar.close()
-    summary.tables = {t: summary.tables[t] for t in sorted(summary.tables,
-                                                           key=lambda t: [f.table for f in files].index(t))}
+    clock.bar.close()
     summary.seconds = time.perf_counter() - started
     return summary

@@ -175,6 +175,17 @@ class LocalNeo4j:
             out = (proc.stdout + proc.stderr).replace(password, "***")
             raise Neo4jServerError(f"could not set the initial Neo4j password:\n{out[-2000:]}")
 
+    def run_admin(self, *args: str, jvm_options: tuple[str, ...] = ()
+                  ) -> subprocess.CompletedProcess[str]:
+        """Run ``neo4j-admin ARGS`` against this home (the server must be stopped for
+        offline commands such as ``database import full``)."""
+        self.install()
+        self._write_conf()
+        cmd = ["java", f"-Xmx{self.settings.heap}", *jvm_options, *JVM_OPENS,
+               "-cp", f"{self.lib_dir}/*", ADMIN_CLASS, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=self._java_env(),
+                              cwd=self.home)
+
     # ---- lifecycle ---------------------------------------------------------------------
     def _read_pid(self) -> int | None:
         """The server's pid, or None; a stale pid file (dead or foreign process) is removed."""

@@ -1,0 +1,285 @@
+"""Initial load of an empty database with ``neo4j-admin database import full``.
+
+Transactional ``UNWIND`` writes top out near 15,000 relationships per second on a 2-core
+machine (Cypher's MERGE and the transaction log dominate), far too slow for a platform's first
+load. For an *empty* database on the package's own server, the same validated, hashed and
+aggregated frames are written as CSV and loaded offline by the admin tool, which writes the
+store files directly. The server is stopped for the import and started again afterwards;
+constraints, indexes and the ingest ledger are created once it is back.
+
+Everything the transactional path stores comes out identical (tests compare both paths
+property by property): node and relationship properties, prompt state and ``f_*`` features,
+which are computed here in pandas from the same frames instead of being read back from Neo4j.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sybilgnn.config import Settings
+from sybilgnn.errors import SybilgnnError
+from sybilgnn.features.account_features import ACCOUNT_FEATURES, compute_account_features
+from sybilgnn.neo4j.server import LocalNeo4j
+
+__all__ = ["BulkFrames", "BulkImportError", "feature_inputs", "write_import_csvs", "run_import"]
+
+ARRAY_DELIMITER = ";"
+
+
+class BulkImportError(SybilgnnError):
+    """The admin import failed; the message carries the tool's output and what to do."""
+
+
+@dataclass
+class BulkFrames:
+    """One delivery, reduced to the rows the graph stores (see ``loaders``' frame builders)."""
+
+    accounts: pd.DataFrame  # account_id, created_ms, country, plan (+ labels, state, f_*)
+    ip_nodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    used_ip: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pm_nodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    paid_with: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _per_account(frame: pd.DataFrame, aggregations: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=list(aggregations))
+    return frame.groupby("account_id", sort=False).agg(**aggregations)
+
+
+def feature_inputs(frames: BulkFrames, state: pd.DataFrame | None) -> pd.DataFrame:
+    """The columns ``compute_account_features`` reads, as ``derived.FEATURE_INPUT_QUERY``
+    would return them: counts and sums are 0 without relationships, minima and maxima null."""
+    acc = frames.accounts[["account_id", "created_ms", "country"]].set_index("account_id")
+    parts: list[pd.DataFrame] = []
+    if not frames.used_ip.empty:
+        ip = frames.used_ip.merge(frames.ip_nodes[["ip_id", "is_datacenter"]], on="ip_id")
+        ip["dc_n"] = np.where(ip["is_datacenter"].to_numpy(bool), ip["n"], 0)
+        parts.append(_per_account(ip, {"n_ips": ("n", "size"), "ip_events": ("n", "sum"),
+                                       "dc_events": ("dc_n", "sum"),
+                                       "ip_first_ms": ("first_ms", "min"),
+                                       "ip_last_ms": ("last_ms", "max")}))
+    if not frames.paid_with.empty:
+        pay = frames.paid_with.merge(frames.pm_nodes[["pm_id", "is_prepaid", "issuer_country"]],
+                                     on="pm_id")
+        country = acc["country"].reindex(pay["account_id"]).to_numpy(object)
+        pay["prepaid"] = pay["is_prepaid"].to_numpy(bool).astype(np.int64)
+        pay["foreign"] = (pay["issuer_country"].to_numpy(object) != country).astype(np.int64)
+        parts.append(_per_account(pay, {"n_instruments": ("n", "size"),
+                                        "n_charges": ("n", "sum"),
+                                        "prepaid_instruments": ("prepaid", "sum"),
+                                        "foreign_instruments": ("foreign", "sum"),
+                                        "pay_first_ms": ("first_ms", "min")}))
+    if not frames.similar.empty:
+        ends = pd.DataFrame({
+            "account_id": np.concatenate([frames.similar["account_a"].to_numpy(object),
+                                          frames.similar["account_b"].to_numpy(object)]),
+            "similarity": np.tile(frames.similar["similarity"].to_numpy(np.float64), 2)})
+        parts.append(_per_account(ends, {"n_similar": ("similarity", "size"),
+                                         "max_similarity": ("similarity", "max")}))
+    if state is not None and not state.empty:
+        parts.append(state.set_index("account_id"))
+    inputs = acc.drop(columns=["country"]).join(parts, how="left") if parts else acc[["created_ms"]]
+    for col in ("n_ips", "ip_events", "dc_events", "n_instruments", "n_charges",
+                "prepaid_instruments", "foreign_instruments", "n_similar"):
+        inputs[col] = inputs[col].fillna(0).astype(np.int64) if col in inputs else 0
+    return inputs.reset_index()
+
+
+def account_table(frames: BulkFrames, labels: pd.DataFrame | None, label_columns: list[str],
+                  state: pd.DataFrame | None) -> pd.DataFrame:
+    """Every Account property of the delivery in one frame (nullable where absent)."""
+    table = frames.accounts[["account_id", "created_ms", "country", "plan"]]
+    extra = []
+    if labels is not None:
+        extra.append(labels[label_columns].rename(columns={"source": "label_source"}))
+    if state is not None and not state.empty:
+        extra.append(state)
+    features = compute_account_features(feature_inputs(frames, state))
+    extra.append(features[["account_id", *ACCOUNT_FEATURES]])
+    for part in extra:
+        table = table.merge(part, on="account_id", how="left")
+        # a left join turns integer columns with gaps into floats; Neo4j must still get longs
+        for column in part.columns:
+            if pd.api.types.is_integer_dtype(part[column]) and column != "account_id":
+                table[column] = table[column].astype("Int64")
+    return table
+
+
+# ---- CSV with typed headers --------------------------------------------------------------
+def _iso_ms(values: pd.Series) -> pd.Series:
+    """Epoch milliseconds as ISO-8601 UTC text, the admin tool's ``datetime`` format."""
+    present = values.notna().to_numpy()
+    out = np.full(len(values), None, dtype=object)
+    if present.any():
+        ms = values[present].to_numpy(np.int64).astype("datetime64[ms]")
+        out[present] = np.char.add(np.datetime_as_string(ms, unit="ms"), "Z")
+    return pd.Series(out, index=values.index)
+
+
+def _column_type(series: pd.Series) -> str:
+    """The import header type that stores what the driver would store for these values."""
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "long"
+    if pd.api.types.is_float_dtype(series):
+        return "double"
+    sample = next((v for v in series if v is not None and v is not pd.NA
+                   and not (isinstance(v, float) and np.isnan(v))), None)
+    if isinstance(sample, (list, tuple, np.ndarray)):
+        return "long[]"
+    if isinstance(sample, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(sample, (int, np.integer)):
+        return "long"
+    if isinstance(sample, (float, np.floating)):
+        return "double"
+    return "string"
+
+
+def _cell_values(series: pd.Series, kind: str) -> pd.Series:
+    if kind == "long[]":
+        return series.map(lambda v: ARRAY_DELIMITER.join(str(int(x)) for x in v)
+                          if isinstance(v, (list, tuple, np.ndarray)) and len(v) else None)
+    if kind == "boolean":
+        return series.map(lambda v: None if v is None or v is pd.NA else
+                          ("true" if bool(v) else "false"))
+    if kind == "long" and series.dtype == object:
+        return series.map(lambda v: None if v is None or v is pd.NA or
+                          (isinstance(v, float) and np.isnan(v)) else str(int(v)))
+    if kind == "long" and pd.api.types.is_float_dtype(series):
+        return series.astype("Int64")
+    return series
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, header: dict[str, str],
+               types: dict[str, str]) -> int:
+    """Write ``frame`` with ``header`` names (``column -> name:type``); returns rows written.
+
+    Missing values are empty unquoted cells, which the admin tool stores as no property.
+    Strings are quoted only when they need it; embedded quotes are doubled.
+    """
+    out = pd.DataFrame(index=frame.index)
+    names = []
+    for column, name in header.items():
+        kind = types.get(column, "string")
+        out[column] = _iso_ms(frame[column]) if kind == "datetime" else \
+            _cell_values(frame[column], kind)
+        names.append(name if ":" in name or kind == "string" else f"{name}:{kind}")
+    out.to_csv(path, index=False, header=names, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    return len(out)
+
+
+def _typed(frame: pd.DataFrame, fixed: dict[str, str]) -> dict[str, str]:
+    return {c: fixed.get(c) or _column_type(frame[c]) for c in frame.columns}
+
+
+def write_import_csvs(directory: Path, accounts: pd.DataFrame,
+                      frames: BulkFrames) -> tuple[list[str], bool]:
+    """The CSV files and the admin tool's ``--nodes``/``--relationships`` arguments.
+
+    Returns the arguments and whether any string holds a line break (then the tool must
+    parse multi-line fields, which is slower, so it is only switched on when needed).
+    """
+    args: list[str] = []
+    times = {"created_ms": "datetime", "labelled_ms": "datetime", "first_ms": "datetime",
+             "last_ms": "datetime"}
+    renamed = {"created_ms": "created_at", "labelled_ms": "label_at"}
+    header = {c: renamed.get(c, c) for c in accounts.columns}
+    header["account_id"] = "account_id:ID(Account)"
+    _write_csv(directory / "accounts.csv", accounts, header, _typed(accounts, times))
+    args.append(f"--nodes=Account={directory / 'accounts.csv'}")
+    multiline = _has_line_breaks(accounts)
+    node_files = [("IP", "ip_id", frames.ip_nodes), ("PaymentInstrument", "pm_id", frames.pm_nodes)]
+    for label, key, nodes in node_files:
+        if nodes.empty:
+            continue
+        path = directory / f"{label}.csv"
+        _write_csv(path, nodes, {**{c: c for c in nodes.columns}, key: f"{key}:ID({label})"},
+                   _typed(nodes, {}))
+        args.append(f"--nodes={label}={path}")
+        multiline |= _has_line_breaks(nodes)
+    rel_files = [
+        ("USED_IP", frames.used_ip, {"account_id": ":START_ID(Account)", "ip_id": ":END_ID(IP)",
+                                     "first_ms": "first_seen", "last_ms": "last_seen",
+                                     "n": "n_events"}),
+        ("PAID_WITH", frames.paid_with, {"account_id": ":START_ID(Account)",
+                                         "pm_id": ":END_ID(PaymentInstrument)",
+                                         "first_ms": "first_seen", "n": "n_charges"}),
+        ("PROMPT_SIMILAR", frames.similar, {"account_a": ":START_ID(Account)",
+                                            "account_b": ":END_ID(Account)",
+                                            "similarity": "similarity", "n_shared": "n_shared"}),
+    ]
+    for rel_type, rels, header in rel_files:
+        if rels.empty:
+            continue
+        path = directory / f"{rel_type}.csv"
+        _write_csv(path, rels, header, _typed(rels[list(header)], times))
+        args.append(f"--relationships={rel_type}={path}")
+    return args, multiline
+
+
+def _has_line_breaks(frame: pd.DataFrame) -> bool:
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            text = frame[column].map(lambda v: isinstance(v, str) and ("\n" in v or "\r" in v))
+            if bool(text.any()):
+                return True
+    return False
+
+
+# Below this many rows the import's fixed cost (JVM warm-up) outweighs its work: the quick
+# C1 compiler halves the tool's start-up, while large imports want the optimising compiler.
+QUICK_JIT_MAX_ROWS = 2_000_000
+
+
+def run_import(settings: Settings, directory: Path, file_args: list[str], *, multiline: bool,
+               rows: int, on_phase: Callable[[str], None] | None = None) -> None:
+    """Stop the managed server, import into ``neo4j.database``, and start the server again.
+
+    The server is restarted even when the import fails, so a failed first load leaves a
+    running server with an empty database and an error that quotes the tool's output.
+    """
+    server = LocalNeo4j(settings.neo4j)
+    jvm = ("-XX:+UseSerialGC",) + (("-XX:TieredStopAtLevel=1",)
+                                   if rows < QUICK_JIT_MAX_ROWS else ())
+    server.stop()
+    try:
+        proc = server.run_admin(
+            "database", "import", "full", settings.neo4j.database,
+            "--overwrite-destination=true", f"--array-delimiter={ARRAY_DELIMITER}",
+            f"--multiline-fields={'true' if multiline else 'false'}",
+            f"--report-file={directory / 'import.report'}", *file_args, jvm_options=jvm)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+            raise BulkImportError(
+                f"neo4j-admin database import failed (exit {proc.returncode}); the database "
+                f"is left empty. Rerun with --set ingest.mode=transactional to load through "
+                f"Cypher instead, or fix the cause below:\n{tail}")
+        if on_phase:
+            on_phase("import")
+    finally:
+        server.start()
+        if on_phase:
+            on_phase("restart")
+
+
+def import_workdir(settings: Settings) -> Path:
+    """A scratch folder beside the server's data (same disk; removed by the caller)."""
+    base = settings.neo4j.home.resolve() / "import"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="bulk-", dir=base))
+
+
+def remove_workdir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
