@@ -82,6 +82,15 @@ class SimulateSettings(_Section):
 class IngestSettings(_Section):
     batch_size: int = Field(default=10_000, gt=0)
     quarantine_file: str = "quarantine.csv"
+    mode: Literal["auto", "bulk", "transactional"] = Field(
+        default="auto",
+        description="auto: neo4j-admin bulk import when the managed server's database is "
+                    "empty, ingest owns the connection and the delivery has at least "
+                    "bulk_min_rows rows; Cypher transactions otherwise")
+    bulk_min_rows: int = Field(
+        default=300_000, ge=0,
+        description="in auto mode, smaller first loads go through Cypher: the bulk path's "
+                    "fixed cost (server restart, tool start-up) outweighs its speed")
 
 
 class SimilaritySettings(_Section):
