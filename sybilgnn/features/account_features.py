@@ -98,13 +98,25 @@ def prompt_state_from_events(prompts: pd.DataFrame) -> pd.DataFrame:
     })
     hours = pd.crosstab(df["account_id"], df["hour"]).reindex(columns=range(24), fill_value=0)
     state["agg_hour_hist"] = hours.reindex(state.index).to_numpy(np.int64).tolist()
-    days = df[["account_id", "day"]].drop_duplicates().groupby("account_id")["day"]
-    state["agg_days"] = days.apply(lambda s: sorted(int(v) for v in s))
+    days = df[["account_id", "day"]].drop_duplicates().sort_values(["account_id", "day"])
+    state["agg_days"] = _lists_per_account(days, "day")
     kmv = (df[["account_id", "text_hash"]].drop_duplicates()
-           .sort_values(["account_id", "text_hash"]).groupby("account_id").head(KMV_SIZE)
-           .groupby("account_id")["text_hash"].apply(lambda s: [int(v) for v in s]))
-    state["agg_text_kmv"] = kmv
+           .sort_values(["account_id", "text_hash"]).groupby("account_id").head(KMV_SIZE))
+    state["agg_text_kmv"] = _lists_per_account(kmv, "text_hash")
     return state.reset_index()
+
+
+def _lists_per_account(rows: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` as one Python list per account; ``rows`` sorted by account (one split, no
+    per-group Python call: this runs over millions of prompt rows at a first load)."""
+    accounts = rows["account_id"].to_numpy()
+    values = rows[column].to_numpy(np.int64)
+    if len(accounts) == 0:
+        return pd.Series([], dtype=object)
+    cuts = np.flatnonzero(accounts[1:] != accounts[:-1]) + 1
+    firsts = accounts[np.concatenate([[0], cuts])]
+    return pd.Series([part.tolist() for part in np.split(values, cuts)], index=firsts,
+                     dtype=object)
 
 
 def merge_prompt_state(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
