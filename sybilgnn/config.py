@@ -101,6 +101,10 @@ class SimilaritySettings(_Section):
     threshold: float = Field(default=0.6, gt=0, le=1)
     max_edges_per_account: int = Field(default=20, ge=1)
     max_bucket_size: int = Field(default=200, ge=2)
+    bucket_fanout: int = Field(
+        default=24, ge=1,
+        description="in an LSH bucket of more entries than this, each entry is compared "
+                    "with this many neighbours in a fixed pseudo-random order, not with all")
     min_shared_prompts: int = Field(default=1, ge=1)
 
 
@@ -273,6 +277,21 @@ class ScoringSettings(_Section):
     fleet_max_shared_accounts: int = Field(
         default=500, ge=2,
         description="an IP or instrument used by more accounts (NAT, offices) links no fleet")
+    fleet_split: bool = Field(
+        default=True,
+        description="split large components into Louvain communities, so that fleets bridged "
+                    "by a few links come out separate; false: fleets are plain components")
+    fleet_split_min_size: int = Field(
+        default=50, ge=2, description="components with at least this many accounts are split")
+    fleet_split_resolution: float = Field(
+        default=2.0, gt=0,
+        description="Louvain resolution per 1,000 accounts of the component (scaled with its "
+                    "size against modularity's resolution limit); higher gives more, smaller "
+                    "fleets")
+    fleet_split_similarity_weight: float = Field(
+        default=1.0, gt=0,
+        description="Louvain weight of a prompt-similarity link; an IP or instrument used by "
+                    "k accounts adds 1/(k-1) to each pair of them")
     evidence_top_k: int = Field(default=5, ge=1, le=50)
     auto_resume: bool = True
 

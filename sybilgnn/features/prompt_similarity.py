@@ -151,34 +151,61 @@ def lsh_params(threshold: float, num_perm: int, *, fn_weight: float = 0.8) -> tu
     return best[1], best[2]
 
 
-def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int,
-                     max_bucket: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Distinct entry pairs sharing an LSH bucket of at most ``max_bucket`` entries."""
+def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: int,
+                     fanout: int, tiebreak: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Distinct entry pairs sharing an LSH bucket of at most ``max_bucket`` entries.
+
+    A bucket of at most ``fanout + 1`` entries yields all its pairs. In a larger one each
+    entry is paired with the next ``fanout`` entries in an order fixed by ``tiebreak`` (a
+    hash of the whole signature), so work grows linearly with the bucket, not with its
+    square: templated fleets fill buckets with hundreds of near-identical prompts whose
+    all-pairs would be tens of millions of candidates, while each account keeps only
+    ``max_edges_per_account`` edges anyway. Identical signatures sort next to each other.
+    """
     n = len(signatures)
     codes: list[np.ndarray] = []
     skipped = 0
     for band in range(bands):
         keys = signature_hash(signatures[:, band * rows:(band + 1) * rows])
-        order = np.argsort(keys, kind="stable")
+        order = np.lexsort((tiebreak, keys))
         sorted_keys = keys[order]
         cut = np.flatnonzero(np.diff(sorted_keys)) + 1
         starts = np.concatenate([[0], cut])
         sizes = np.diff(np.concatenate([starts, [n]]))
         skipped += int((sizes > max_bucket).sum())
-        usable = sizes[(sizes >= 2) & (sizes <= max_bucket)]
+        usable = (sizes >= 2) & (sizes <= max_bucket)
+        small = usable & (sizes <= fanout + 1)
         # bincount, not np.unique: numpy 2.x's hash-based unique is slow on large int arrays
-        for size in np.flatnonzero(np.bincount(usable)) if len(usable) else []:
-            first = starts[sizes == size]
+        small_sizes = sizes[small]
+        for size in np.flatnonzero(np.bincount(small_sizes)) if len(small_sizes) else []:
+            first = starts[small & (sizes == size)]
             iu, ju = np.triu_indices(int(size), 1)
-            left = order[first[:, None] + iu[None, :]].ravel().astype(np.int64)
-            right = order[first[:, None] + ju[None, :]].ravel().astype(np.int64)
-            lo, hi = np.minimum(left, right), np.maximum(left, right)
-            codes.append(lo * n + hi)
+            codes.append(_pair_codes(order[first[:, None] + iu[None, :]].ravel(),
+                                     order[first[:, None] + ju[None, :]].ravel(), n))
+        large = usable & ~small
+        if large.any():
+            big_starts, big_sizes = starts[large], sizes[large]
+            positions = np.repeat(big_starts, big_sizes) + _ranges(big_sizes)
+            ends = np.repeat(big_starts + big_sizes, big_sizes)
+            for step in range(1, fanout + 1):
+                ok = positions + step < ends
+                codes.append(_pair_codes(order[positions[ok]], order[positions[ok] + step], n))
     if not codes:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, skipped
     unique = _sorted_unique(np.concatenate(codes))
     return unique // n, unique % n, skipped
+
+
+def _ranges(sizes: np.ndarray) -> np.ndarray:
+    """``0..size-1`` for every size, concatenated."""
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.arange(int(sizes.sum()), dtype=np.int64) - offsets
+
+
+def _pair_codes(left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
+    left, right = left.astype(np.int64), right.astype(np.int64)
+    return np.minimum(left, right) * n + np.maximum(left, right)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -207,10 +234,12 @@ def similar_account_pairs(account_ids: Sequence[str] | np.ndarray, signatures: n
     bands, rows = lsh_params(settings.threshold, signatures.shape[1])
     accounts = np.asarray(account_ids, dtype=object)
     names, codes = np.unique(accounts, return_inverse=True)  # sorted: code order = id order
-    entry = pd.DataFrame({"acct": codes, "sig": signature_hash(signatures)})
+    full_hash = signature_hash(signatures)
+    entry = pd.DataFrame({"acct": codes, "sig": full_hash})
     keep = ~entry.duplicated().to_numpy()
     sig, acct = signatures[keep], codes[keep]
-    left, right, skipped = _candidate_pairs(sig, bands, rows, settings.max_bucket_size)
+    left, right, skipped = _candidate_pairs(sig, bands, rows, settings.max_bucket_size,
+                                            settings.bucket_fanout, full_hash[keep])
     cross = acct[left] != acct[right]
     left, right = left[cross], right[cross]
     sims = np.empty(len(left), dtype=np.float64)

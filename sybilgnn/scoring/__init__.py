@@ -6,6 +6,7 @@ from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
     FleetLinks,
+    FleetSplit,
     assign_fleet_ids,
     build_fleets,
     find_fleet_components,
@@ -13,7 +14,13 @@ from sybilgnn.scoring.fleets import (
     read_active_fleets,
     write_fleets,
 )
-from sybilgnn.scoring.job import ScoringSummary, fleet_links, run_scoring, score_snapshot
+from sybilgnn.scoring.job import (
+    ScoringSummary,
+    fleet_links,
+    fleet_split,
+    run_scoring,
+    score_snapshot,
+)
 from sybilgnn.scoring.writeback import (
     EVIDENCE_PROPERTIES,
     WriteInterrupted,
@@ -30,6 +37,7 @@ __all__ = [
     "AccountEvidence",
     "Fleet",
     "FleetLinks",
+    "FleetSplit",
     "ScoringSummary",
     "WriteInterrupted",
     "assign_fleet_ids",
@@ -40,6 +48,7 @@ __all__ = [
     "find_resumable_run",
     "fleet_id_for",
     "fleet_links",
+    "fleet_split",
     "get_run",
     "read_active_fleets",
     "remove_stale_flags",

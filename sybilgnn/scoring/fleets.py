@@ -1,12 +1,27 @@
 """Group flagged accounts into fleets and keep each fleet's id stable across runs.
 
 Two flagged accounts are linked when they used the same IP, paid with the same instrument
-or wrote near-duplicate prompts; a fleet is a connected component of those links with at
-least ``min_fleet_size`` accounts. An IP or instrument used by more than
+or wrote near-duplicate prompts. An IP or instrument used by more than
 ``max_shared_accounts`` accounts in total (carrier NAT, a university, a shared office card)
 links nobody: one such hub would merge unrelated fleets into one.
 
-Ids: a new component takes the id of the previous active fleet it overlaps most
+Grouping takes two passes. First the connected components of those links (scipy; fast,
+and enough for most fleets). But fleets that rent overlapping slices of one proxy pool, or
+a few similar prompts between two fleets, bridge separate fleets into one component, so,
+second, each component of at least ``FleetSplit.min_component_size`` accounts is split into
+Louvain communities (networkx; fixed seed, nodes and edges added in sorted order, so the
+same input gives the same fleets). The Louvain graph is weighted so that the evidence a
+link carries counts, not how many links there are: an IP or instrument used by ``k``
+accounts in all adds ``1/(k-1)`` to each pair of its users (a card three accounts share
+links them firmly, a proxy IP used by two fleets and its legit customers links each pair
+weakly), and a prompt-similarity link adds ``FleetSplit.similarity_weight``. Louvain's
+resolution is ``FleetSplit.resolution`` per 1,000 accounts of the component, so that a
+bigger world (bigger components) does not merge fleets that a smaller one keeps apart
+(modularity's resolution limit). Each community that is not connected on its own is cut
+into its connected parts. A fleet is a component or community of at least
+``min_fleet_size`` accounts; smaller groups are no fleet.
+
+Ids: a new fleet takes the id of the previous active fleet it overlaps most
 (Jaccard >= ``stability_jaccard``, greedy by best overlap); otherwise it gets
 ``fleet-<8 hex>`` from a hash of its sorted members. Previous fleets left unmatched become
 ``active = false`` and lose their ``MEMBER_OF`` edges; their nodes stay as history.
@@ -21,14 +36,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import networkx as nx
 import numpy as np
 from neo4j import Driver, ManagedTransaction
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix, diags, triu
 from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "Fleet",
     "FleetLinks",
+    "FleetSplit",
     "assign_fleet_ids",
     "build_fleets",
     "find_fleet_components",
@@ -51,6 +68,27 @@ class FleetLinks:
     num_instruments: int
     similar_src: np.ndarray
     similar_dst: np.ndarray
+
+
+@dataclass(frozen=True)
+class FleetSplit:
+    """How large components are split into Louvain communities (see the module docstring).
+
+    ``min_component_size``: smaller components stay whole (a small component is rarely two
+    fleets, and Louvain costs time). ``resolution``: Louvain's resolution per 1,000 accounts
+    of the component; higher gives more, smaller fleets. Modularity at a fixed resolution
+    merges ever larger groups as the graph grows (its resolution limit); scaled with the
+    component's size, whether two fleets come apart depends on the links between them, not
+    on how many other fleets share their component. ``similarity_weight``: what a
+    prompt-similarity link adds to a pair's weight. ``seed``: Louvain's random seed, fixed so
+    that runs agree. The defaults separated every true fleet of the ``medium`` simulator at
+    20,000 and 100,000 accounts (docs/scoring.md).
+    """
+
+    min_component_size: int = 50
+    resolution: float = 2.0
+    similarity_weight: float = 1.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,9 +148,91 @@ def _shared_counts(labels: np.ndarray, accounts: np.ndarray, hubs: np.ndarray,
     return np.bincount(shared, minlength=n_labels)
 
 
+def _pair_weights(rows: np.ndarray, num_accounts: int, links: FleetLinks, *,
+                  max_shared_accounts: int, similarity_weight: float) -> csr_matrix:
+    """Symmetric Louvain weights between ``rows`` (index i = account ``rows[i]``), empty
+    diagonal. Each linking IP or instrument used by ``k`` accounts in all adds ``1/(k-1)``
+    to every pair of its users here, so a card three accounts share links them firmly and a
+    proxy IP behind which two fleets and their legit customers work links each pair weakly;
+    a prompt-similar pair adds ``similarity_weight``."""
+    n = rows.size
+    local = np.full(num_accounts, -1, dtype=np.int64)
+    local[rows] = np.arange(n)
+
+    def shared(accounts: np.ndarray, hubs: np.ndarray, num_hubs: int) -> csr_matrix:
+        degree = np.bincount(hubs, minlength=num_hubs)
+        keep = (local[accounts] >= 0) & (degree[hubs] <= max_shared_accounts)
+        incidence = csr_matrix((np.ones(int(keep.sum())), (local[accounts[keep]], hubs[keep])),
+                               shape=(n, num_hubs))
+        incidence.sum_duplicates()
+        incidence.data[:] = 1.0  # an IP used in many sessions still counts once
+        spread = diags(1.0 / np.maximum(degree - 1, 1))
+        return csr_matrix(incidence @ spread @ incidence.T)
+
+    both = (local[links.similar_src] >= 0) & (local[links.similar_dst] >= 0)
+    src, dst = local[links.similar_src[both]], local[links.similar_dst[both]]
+    similar = csr_matrix((np.ones(src.size), (src, dst)), shape=(n, n))
+    similar = csr_matrix(similar + similar.T)
+    similar.data[:] = similarity_weight  # one weight per pair, whichever way it was stored
+    weights = (shared(links.ip_account, links.ip, links.num_ips)
+               + shared(links.pay_account, links.pay, links.num_instruments) + similar).tocoo()
+    off_diagonal = weights.row != weights.col
+    return csr_matrix((weights.data[off_diagonal],
+                       (weights.row[off_diagonal], weights.col[off_diagonal])), shape=(n, n))
+
+
+def _louvain_groups(weights: csr_matrix, split: FleetSplit) -> list[np.ndarray]:
+    """Louvain communities of one component (local indices), each cut into its connected
+    parts; deterministic because nodes and edges enter the graph sorted."""
+    upper = triu(weights, k=1).tocoo()
+    order = np.lexsort((upper.col, upper.row))
+    graph = nx.Graph()
+    graph.add_nodes_from(range(weights.shape[0]))
+    graph.add_weighted_edges_from(zip(upper.row[order].tolist(), upper.col[order].tolist(),
+                                      upper.data[order].tolist()))
+    communities = nx.community.louvain_communities(
+        graph, weight="weight", resolution=split.resolution * weights.shape[0] / 1000,
+        seed=split.seed)
+    groups: list[np.ndarray] = []
+    for community in communities:
+        members = np.array(sorted(community), dtype=np.int64)
+        inside = weights[members][:, members]
+        n_parts, part = connected_components(inside, directed=False)
+        groups.extend(members[part == k] for k in range(n_parts))
+    return groups
+
+
+def _split_components(rows: np.ndarray, comp: np.ndarray, sizes: np.ndarray,
+                      num_accounts: int, links: FleetLinks, *, max_shared_accounts: int,
+                      split: FleetSplit | None) -> list[np.ndarray]:
+    """Account rows of each component; those of ``split.min_component_size`` or more
+    replaced by their communities. Rows sorted within a group."""
+    order = np.argsort(comp, kind="stable")
+    groups = np.split(rows[order], np.cumsum(sizes)[:-1])
+    if split is None:
+        return groups
+    large = [g for g in groups if g.size >= split.min_component_size]
+    if not large:
+        return groups
+    large_rows = np.concatenate(large)
+    weights = _pair_weights(large_rows, num_accounts, links,
+                            max_shared_accounts=max_shared_accounts,
+                            similarity_weight=split.similarity_weight)
+    result = [g for g in groups if g.size < split.min_component_size]
+    start = 0
+    for group in large:  # each component is one diagonal block of ``weights``
+        block = weights[start:start + group.size, start:start + group.size]
+        result.extend(group[part] for part in _louvain_groups(block, split))
+        start += group.size
+    return result
+
+
 def find_fleet_components(flagged: np.ndarray, links: FleetLinks, *, min_size: int,
-                          max_shared_accounts: int) -> list[_Component]:
-    """Connected components over flagged accounts; those of ``min_size`` or more, sorted."""
+                          max_shared_accounts: int,
+                          split: FleetSplit | None = None) -> list[_Component]:
+    """Fleets among flagged accounts: connected components, the large ones split into
+    Louvain communities when ``split`` is given; groups of ``min_size`` or more, ordered by
+    their first account row."""
     flagged = np.asarray(flagged, dtype=bool)
     ip_src, ip_dst = _hub_links(links.ip_account, links.ip, links.num_ips, flagged,
                                 max_shared_accounts)
@@ -130,23 +250,25 @@ def find_fleet_components(flagged: np.ndarray, links: FleetLinks, *, min_size: i
                        shape=(rows.size, rows.size))
     _, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp)
-    big = np.flatnonzero(sizes >= min_size)
-    if big.size == 0:
+    keep = sizes[comp] >= min_size
+    if not keep.any():
         return []
-    relabel = np.full(sizes.size, -1, dtype=np.int64)
-    relabel[big] = np.arange(big.size)
+    groups = _split_components(rows[keep], comp[keep], sizes[sizes >= min_size],
+                               flagged.size, links,
+                               max_shared_accounts=max_shared_accounts, split=split)
+    groups = sorted((g for g in groups if g.size >= min_size), key=lambda g: int(g[0]))
+    if not groups:
+        return []
     labels = np.full(flagged.size, -1, dtype=np.int64)
-    labels[rows] = relabel[comp]
+    for k, group in enumerate(groups):
+        labels[group] = k
     n_ips = _shared_counts(labels, links.ip_account, links.ip, links.num_ips,
-                           max_shared_accounts, big.size)
+                           max_shared_accounts, len(groups))
     n_pms = _shared_counts(labels, links.pay_account, links.pay, links.num_instruments,
-                           max_shared_accounts, big.size)
-    order = np.argsort(labels[rows], kind="stable")
-    grouped = rows[order][labels[rows][order] >= 0]
-    bounds = np.cumsum(sizes[big])[:-1]
-    return [_Component(rows=members, n_shared_ips=int(n_ips[k]),
+                           max_shared_accounts, len(groups))
+    return [_Component(rows=group, n_shared_ips=int(n_ips[k]),
                        n_shared_instruments=int(n_pms[k]))
-            for k, members in enumerate(np.split(grouped, bounds))]
+            for k, group in enumerate(groups)]
 
 
 def assign_fleet_ids(components: list[tuple[str, ...]],
@@ -187,11 +309,12 @@ def assign_fleet_ids(components: list[tuple[str, ...]],
 
 def build_fleets(flagged: np.ndarray, scores: np.ndarray, account_ids: np.ndarray,
                  links: FleetLinks, previous: Mapping[str, frozenset[str] | set[str]], *,
-                 min_size: int, max_shared_accounts: int,
-                 stability_jaccard: float) -> list[Fleet]:
-    """Components of flagged accounts with ids matched against the previous active fleets."""
+                 min_size: int, max_shared_accounts: int, stability_jaccard: float,
+                 split: FleetSplit | None = None) -> list[Fleet]:
+    """Fleets of flagged accounts (``split``: see ``find_fleet_components``) with ids
+    matched against the previous active fleets."""
     comps = find_fleet_components(flagged, links, min_size=min_size,
-                                  max_shared_accounts=max_shared_accounts)
+                                  max_shared_accounts=max_shared_accounts, split=split)
     member_lists = [tuple(sorted(str(a) for a in account_ids[c.rows])) for c in comps]
     ids = assign_fleet_ids(member_lists, previous, stability_jaccard=stability_jaccard)
     fleets = [Fleet(fleet_id=fid, members=members, mean_score=float(np.mean(scores[c.rows])),

@@ -27,7 +27,14 @@ from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import ACCOUNT, IP, PAYMENT, Snapshot
 from sybilgnn.errors import SybilgnnError
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
-from sybilgnn.scoring.fleets import Fleet, FleetLinks, build_fleets, read_active_fleets, write_fleets
+from sybilgnn.scoring.fleets import (
+    Fleet,
+    FleetLinks,
+    FleetSplit,
+    build_fleets,
+    read_active_fleets,
+    write_fleets,
+)
 from sybilgnn.scoring.writeback import (
     RunState,
     ensure_scoring_schema,
@@ -39,7 +46,8 @@ from sybilgnn.scoring.writeback import (
     write_scores,
 )
 
-__all__ = ["ScoringSummary", "fleet_links", "new_run_id", "run_scoring", "score_snapshot"]
+__all__ = ["ScoringSummary", "fleet_links", "fleet_split", "new_run_id", "run_scoring",
+           "score_snapshot"]
 
 
 @dataclass
@@ -83,6 +91,16 @@ def fleet_links(snapshot: Snapshot) -> FleetLinks:
     num = {t: int(data[t].num_nodes) if t in data.node_types else 0 for t in (IP, PAYMENT)}
     return FleetLinks(ip_account=ip_acc, ip=ip, num_ips=num[IP], pay_account=pm_acc, pay=pm,
                       num_instruments=num[PAYMENT], similar_src=sim_src, similar_dst=sim_dst)
+
+
+def fleet_split(settings: Settings) -> FleetSplit | None:
+    """How the scoring settings split large components into fleets; None: they don't."""
+    cfg = settings.scoring
+    if not cfg.fleet_split:
+        return None
+    return FleetSplit(min_component_size=cfg.fleet_split_min_size,
+                      resolution=cfg.fleet_split_resolution,
+                      similarity_weight=cfg.fleet_split_similarity_weight)
 
 
 def _resolve_run(driver: Driver, settings: Settings, snapshot: Snapshot, *, model_version: str,
@@ -180,7 +198,8 @@ def score_snapshot(
     fleets = build_fleets(flagged, scores, ids, fleet_links(snapshot), previous,
                           min_size=cfg.min_fleet_size,
                           max_shared_accounts=cfg.fleet_max_shared_accounts,
-                          stability_jaccard=cfg.fleet_stability_jaccard)
+                          stability_jaccard=cfg.fleet_stability_jaccard,
+                          split=fleet_split(settings))
     timings["fleets_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
