@@ -7,13 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sybilgnn.config import SimilaritySettings
 from sybilgnn.features.account_features import (
     ACCOUNT_FEATURES,
     PROMPT_STATE_FIELDS,
     compute_account_features,
 )
-from sybilgnn.features.prompt_similarity import SimilarityResult, similar_account_pairs
+from sybilgnn.features.prompt_similarity import SimilarityResult
 from sybilgnn.ingest.loaders import records
 from sybilgnn.ingest.writer import batches, quiet_session, write_batches
 
@@ -68,15 +67,12 @@ SET a += row
 """
 
 
-def write_similarity(driver: Any, database: str, account_ids: np.ndarray, signatures: np.ndarray,
-                     settings: SimilaritySettings, batch_size: int,
-                     marker: str) -> tuple[SimilarityResult, int]:
-    """Compute this load's near-duplicate account pairs and merge them into the graph."""
-    result = similar_account_pairs(account_ids, signatures, settings)
+def write_similarity(driver: Any, database: str, result: SimilarityResult, batch_size: int,
+                     marker: str) -> int:
+    """Merge this load's near-duplicate account pairs into the graph; returns rows written."""
     rows = records(result.pairs, ["account_a", "account_b", "similarity", "n_shared"])
-    written = write_batches(driver, database, rows, batch_size, query=SIMILAR_QUERY,
-                            marker=f"{marker}:PROMPT_SIMILAR")
-    return result, written
+    return write_batches(driver, database, rows, batch_size, query=SIMILAR_QUERY,
+                         marker=f"{marker}:PROMPT_SIMILAR")
 
 
 def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: int,

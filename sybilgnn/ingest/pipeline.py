@@ -318,7 +318,7 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     db, size = settings.neo4j.database, settings.ingest.batch_size
     files = find_tables(directory)
     summary = IngestSummary(directory=directory)
-    clock = _Clock(summary, 11, progress)
+    clock = _Clock(summary, 13, progress)
     lap = clock.lap
     if prevalidated is not None:
         clock.last = started
@@ -371,11 +371,13 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
         touched |= set(v.clean["account_id"])
         entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
         entries = entries[entries["sig"] >= 0].drop_duplicates()
-        result, written = write_similarity(
-            driver, db, entries["acct"].to_numpy(), signatures[entries["sig"].to_numpy()],
-            settings.similarity, size, marker_of["prompts"])
-        summary.relationships["PROMPT_SIMILAR"] = written
+        result = similar_account_pairs(entries["acct"].to_numpy(),
+                                       signatures[entries["sig"].to_numpy()],
+                                       settings.similarity)
         lap("similarity")
+        summary.relationships["PROMPT_SIMILAR"] = write_similarity(
+            driver, db, result, size, marker_of["prompts"])
+        lap("similarity_write")
         summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
                               "skipped_buckets": result.skipped_buckets,
                               "bands": result.bands, "rows_per_band": result.rows}
@@ -383,7 +385,7 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
         touched |= endpoints
         touched |= prune_similarity(driver, db, sorted(endpoints),
                                     settings.similarity.max_edges_per_account, size)
-        lap("similarity")
+        lap("similarity_prune")
 
     summary.features_updated = update_features(driver, db, sorted(touched), size)
     lap("features")
