@@ -5,7 +5,7 @@ generates a synthetic account graph with ``UNWIND range()`` Cypher (per account:
 1 PAID_WITH, 1 PROMPT_SIMILAR; one IP per 4 accounts, one card per 10), then times both
 exports on the same warm server and checks that they read the same edges.
 
-    .venv/bin/python benchmarks/bench_export.py --accounts 100000
+    .venv/bin/python benchmarks/bench_export.py --accounts 100000 [--workers 2]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from sybilgnn.config import NodeSchema, Settings, load_settings  # noqa: E402
 from sybilgnn.neo4j.connection import open_driver  # noqa: E402
-from sybilgnn.neo4j.export import export_snapshot  # noqa: E402
+from sybilgnn.neo4j.export import DEFAULT_WORKERS, export_snapshot  # noqa: E402
 from sybilgnn.neo4j.export_schema import default_account_features  # noqa: E402
 from sybilgnn.neo4j.server import LocalNeo4j  # noqa: E402
 
@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--heap", default="2g")
     parser.add_argument("--pagecache", default="2g")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each export (best kept)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help="parallel read sessions of the columnar export")
     parser.add_argument("--keep-home", action="store_true")
     args = parser.parse_args()
 
@@ -159,7 +161,8 @@ def main() -> None:
                 naive = naive_export(driver, settings)
                 naive_times.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                snapshot = export_snapshot(settings, driver=driver, use_cache=False)
+                snapshot = export_snapshot(settings, driver=driver, use_cache=False,
+                                           workers=args.workers)
                 fast_times.append(time.perf_counter() - started)
                 print(f"  naive {naive_times[-1]:.2f} s   columnar {fast_times[-1]:.2f} s", file=sys.stderr)
         assert snapshot is not None
@@ -178,6 +181,7 @@ def main() -> None:
             "columnar_s": round(fast, 3), "naive_s": round(slow, 3),
             "columnar_rels_per_s": round(rels / fast), "naive_rels_per_s": round(rels / slow),
             "speedup": round(slow / fast, 2), "read_s": snapshot.meta["read_seconds"],
+            "workers": args.workers, "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         }
         print(json.dumps(result))
     finally:
