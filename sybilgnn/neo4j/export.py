@@ -1,15 +1,16 @@
 """Export the account graph from Neo4j into a ``Snapshot`` (PyG ``HeteroData`` + id maps).
 
 Training and scoring both start here. The export is schema driven (``export.nodes``,
-``export.relationships``, ``export.labels`` in the config), reads everything in one read
-transaction with columnar chunked queries (see ``export_fetch``), and is cached by content
-hash, with a cheap fingerprint deciding hit or miss before any data is read.
+``export.relationships``, ``export.labels`` in the config), reads with columnar chunked
+queries (``export_fetch``) spread over parallel read sessions (``export_read``), and is
+cached by content hash, with a cheap fingerprint deciding hit or miss before any data is
+read.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,61 +23,19 @@ from tqdm import tqdm
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.data.splits import apply_verdicts, encode_codes, make_splits
+from sybilgnn.errors import InputError
 from sybilgnn.neo4j.connection import open_driver
 from sybilgnn.neo4j.export_cache import SnapshotCache, content_hash, fingerprint
 from sybilgnn.neo4j.export_features import edge_weights, encode_categorical, encode_numeric
-from sybilgnn.neo4j.export_fetch import (EdgeColumns, IdIndex, NodeColumns, count_graph,
-                                         fetch_edges, fetch_node_columns, fetch_node_ids)
-from sybilgnn.neo4j.export_schema import ResolvedSchema, resolve_schema
+from sybilgnn.neo4j.export_fetch import NodeColumns
+from sybilgnn.neo4j.export_read import RawGraph, read_graph
+from sybilgnn.neo4j.export_schema import ResolvedSchema
 
-__all__ = ["export_snapshot", "log_snapshot_to_mlflow", "read_graph", "RawGraph"]
+__all__ = ["export_snapshot", "log_snapshot_to_mlflow", "read_graph", "RawGraph",
+           "DEFAULT_WORKERS"]
 
-
-@dataclass
-class RawGraph:
-    """What one read transaction returned, before encoding."""
-
-    schema: ResolvedSchema
-    counts: dict[str, int]
-    nodes: dict[str, NodeColumns]
-    edges: dict[str, EdgeColumns]
-
-
-def _label_properties(schema: ResolvedSchema) -> tuple[list[str], list[str], list[str]]:
-    """Numeric, string and time properties read on the labelled node type (when present)."""
-    lab, present = schema.labels, schema.present_label_properties
-    numeric = [p for p in [lab.label] if p in present]
-    strings = [p for p in [lab.review, lab.fleet, schema.holdout_property] if p and p in present]
-    times = [p for p in [lab.label_time, lab.review_time] if p in present]
-    return numeric, list(dict.fromkeys(strings)), times
-
-
-def read_graph(tx: Any, settings: Settings, bar: tqdm | None = None) -> RawGraph:
-    """Every read of the export, in the caller's (single) read transaction."""
-    export = settings.export
-    schema = resolve_schema(tx, export, settings.split.holdout_property)
-    counts = count_graph(tx, [n.label for n in schema.nodes.values()],
-                         [r.type for r in schema.relationships.values()])
-    progress = bar.update if bar is not None else None
-    node_ids = {name: fetch_node_ids(tx, node.label) for name, node in schema.nodes.items()}
-    nodes: dict[str, NodeColumns] = {}
-    for name, node in schema.nodes.items():
-        numeric, strings, times = list(node.features), list(node.categorical), []
-        if name == schema.labels.node_type:
-            extra_numeric, extra_strings, times = _label_properties(schema)
-            numeric += [p for p in extra_numeric if p not in numeric]
-            strings += [p for p in extra_strings if p not in strings]
-        nodes[name] = fetch_node_columns(tx, node, node_ids[name], chunk_size=export.chunk_size,
-                                         numeric=numeric, strings=strings, times=times,
-                                         progress=progress)
-    edges: dict[str, EdgeColumns] = {}
-    for name, rel in schema.relationships.items():
-        source, target = schema.nodes[rel.source], schema.nodes[rel.target]
-        edges[name] = fetch_edges(
-            tx, rel.type, source, target, nodes[rel.source].internal_ids,
-            IdIndex(nodes[rel.target].internal_ids), rel.weight,
-            chunk_size=export.chunk_size, progress=progress)
-    return RawGraph(schema, counts, nodes, edges)
+# Two read sessions: the server runs each query on one core; measured on the 2-core box.
+DEFAULT_WORKERS = 2
 
 
 def _node_features(columns: NodeColumns, node_features: list[str],
@@ -98,8 +57,25 @@ def _node_features(columns: NodeColumns, node_features: list[str],
 
 def _sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order by (src, dst) so the content hash does not depend on storage order."""
-    order = np.lexsort((dst, src))
+    """Order by (src, dst) so the content hash does not depend on storage order.
+
+    One argsort of the combined key ``src * span + dst`` is several times faster than a
+    lexsort; repeated pairs (parallel edges) are ordered by weight.
+    """
+    span = int(dst.max()) + 1 if dst.size else 1
+    if not src.size or int(src.max()) >= np.iinfo(np.int64).max // span:
+        order = np.lexsort((weight, dst, src))
+        return src[order], dst[order], weight[order]
+    key = src.astype(np.int64) * span + dst
+    order = np.argsort(key)  # ties are handled below, so stability is not needed
+    ordered = key[order]
+    same = ordered[1:] == ordered[:-1]
+    if same.any():  # order each run of a repeated pair by weight, in place
+        in_run = np.zeros(order.size, dtype=bool)
+        in_run[1:] |= same
+        in_run[:-1] |= same
+        runs = order[in_run]
+        order[in_run] = runs[np.lexsort((weight[runs], key[runs]))]
     return src[order], dst[order], weight[order]
 
 
@@ -148,7 +124,7 @@ def build_snapshot(raw: RawGraph, settings: Settings) -> Snapshot:
         data[name].num_nodes = len(columns.keys)
         data[name].x = torch.from_numpy(x)
         feature_names[name], feature_stats[name] = names, stats
-        id_maps[name] = np.asarray([str(k) for k in columns.keys], dtype=object)
+        id_maps[name] = columns.keys.astype(object)  # already text: toString() on the server
     meta: dict[str, Any] = _labels_and_splits(data, raw.nodes[raw.schema.labels.node_type],
                                               settings, raw.schema)
     edge_counts: dict[str, int] = {}
@@ -190,8 +166,12 @@ def _graph_state(session: neo4j.Session) -> tuple[str, str | None]:
 
 
 def _version(session: neo4j.Session) -> str | None:
-    values = sorted(session.last_bookmarks().raw_values)
-    return ",".join(values) if values else None
+    return _joined(session.last_bookmarks().raw_values)
+
+
+def _joined(values: Iterable[str]) -> str | None:
+    ordered = sorted(values)
+    return ",".join(ordered) if ordered else None
 
 
 def _fingerprint_schema(settings: Settings) -> dict[str, Any]:
@@ -202,37 +182,44 @@ def _fingerprint_schema(settings: Settings) -> dict[str, Any]:
 
 
 def export_snapshot(settings: Settings, *, driver: neo4j.Driver | None = None,
-                    use_cache: bool = True, progress: bool = False) -> Snapshot:
+                    use_cache: bool = True, progress: bool = False,
+                    workers: int = DEFAULT_WORKERS) -> Snapshot:
     """Export (or load from the cache) the snapshot of the graph as it is now.
 
-    ``meta`` records ``cache_hit``, ``point_in_time`` (no transaction committed while the
-    export read; otherwise nodes are as of the start and edges to later nodes are dropped),
-    the counts, the label and split statistics and the timings.
+    ``workers`` read sessions run the chunk queries in parallel (``export_read``); 1 reads
+    everything in sequence. ``meta`` records ``cache_hit``, ``point_in_time`` (no
+    transaction committed while the export read; otherwise nodes are as of the start and
+    edges to later nodes are dropped), the counts, the label and split statistics and the
+    timings.
     """
+    if workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
     own_driver = driver is None
     active = driver if driver is not None else open_driver(settings)
     cache = SnapshotCache(settings.export.cache_dir)
     started = time.perf_counter()
+    session_kwargs: dict[str, Any] = {
+        "database": settings.neo4j.database, "default_access_mode": neo4j.READ_ACCESS,
+        "fetch_size": settings.export.fetch_size, "notifications_min_severity": "OFF"}
     try:
-        with active.session(database=settings.neo4j.database,
-                            default_access_mode=neo4j.READ_ACCESS,
-                            fetch_size=settings.export.fetch_size,
-                            notifications_min_severity="OFF") as session:
+        with active.session(**session_kwargs) as session:
             database_id, version_before = _graph_state(session)
-            fp = fingerprint(database_id, version_before, _fingerprint_schema(settings))
-            cached = cache.lookup(fp) if use_cache else None
-            if cached is not None:
-                cached.meta["cache_hit"] = True
-                return cached
-            with tqdm(desc="export", unit="node", disable=not progress) as bar:
-                raw = session.execute_read(read_graph, settings, bar)
-            version_after = _version(session)
+        fp = fingerprint(database_id, version_before, _fingerprint_schema(settings))
+        cached = cache.lookup(fp) if use_cache else None
+        if cached is not None:
+            cached.meta["cache_hit"] = True
+            return cached
+        with tqdm(desc="export", unit="node", disable=not progress) as bar:
+            raw, versions_after = read_graph(
+                active, settings, session_kwargs=session_kwargs, workers=workers,
+                progress=bar.update, total=lambda n: setattr(bar, "total", n))
         read_seconds = time.perf_counter() - started
         snapshot = build_snapshot(raw, settings)
     finally:
         if own_driver:
             active.close()
-    point_in_time = version_before is not None and version_before == version_after
+    point_in_time = version_before is not None and all(
+        _joined(values) == version_before for values in versions_after)
     snapshot.meta.update({
         "cache_hit": False, "fingerprint": fp, "point_in_time": point_in_time,
         "database_id": database_id, "read_seconds": round(read_seconds, 3),

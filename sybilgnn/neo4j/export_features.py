@@ -37,9 +37,9 @@ def encode_categorical(prop: str, values: np.ndarray, top_k: int
 
     Missing values count as other. Columns are named ``prop=value``.
     """
-    as_text = np.array(["" if v is None else str(v) for v in values], dtype=object)
-    present = np.array([v is not None for v in values], dtype=bool)
-    uniques, inverse, counts = np.unique(as_text[present].astype(str), return_inverse=True,
+    values = np.asarray(values, dtype=object)
+    present: np.ndarray = values != None  # noqa: E711  (elementwise on an object array)
+    uniques, inverse, counts = np.unique(values[present].astype(str), return_inverse=True,
                                          return_counts=True)
     ranked = sorted(range(len(uniques)), key=lambda i: (-counts[i], uniques[i]))[:top_k]
     block = np.zeros((len(values), len(ranked) + 1), dtype=np.float64)

@@ -1,9 +1,23 @@
 """Columnar reads inside one read transaction: a few large records instead of one per edge.
 
 Each query works on a chunk of internal node ids and returns one record of parallel lists
-(``collect``), so Bolt and the driver decode a handful of big lists rather than millions of
-small records, and Python touches no row: numpy turns each list into an array at once.
-Edge endpoints come back as internal ids and are mapped to rows with ``searchsorted``.
+(``collect``), so Bolt and the driver decode a handful of big flat lists rather than
+millions of small records, and Python touches no row: numpy turns each list into an array at
+once. Edge endpoints come back as internal ids and are mapped to rows with ``searchsorted``.
+
+Where the server's time goes, and what the queries do about it (measured, see
+``benchmarks/README.md``):
+
+- A node's properties are a linked chain of small store records, and every ``n.prop`` walks
+  that chain from its head, so reading ~25 properties one by one costs ~25 chain walks per
+  node. ``properties(n)`` walks it once into a map; the columns are read from that map.
+- ``collect`` skips nulls, so a column with gaps would misalign the parallel lists;
+  ``coalesce(value, sentinel)`` fixes that but costs as much again as the ``collect``.
+  Columns are therefore read *dense* (no ``coalesce``) and a chunk whose dense list comes
+  back shorter than its id list is read again with that column padded, which it stays for
+  the rest of the export. Columns known to be sparse (labels, verdicts) start padded.
+- Nested lists (one list per node) would save the server work but cost the driver several
+  times more to decode than flat lists; map-valued results are slower still.
 
 Neo4j isolates reads at read-committed level, so a write that commits during the export can
 be visible to a later query of the same transaction. Torn snapshots are ruled out by
@@ -14,7 +28,7 @@ counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +37,8 @@ import numpy as np
 from sybilgnn.errors import InputError
 from sybilgnn.neo4j.export_schema import ResolvedNode, quote
 
-__all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "fetch_node_ids", "fetch_node_columns",
-           "fetch_edges", "count_graph"]
+__all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "NodeReader", "EdgeReader", "chunks",
+           "fetch_node_ids", "fetch_node_columns", "fetch_edges", "count_graph", "count_ending_at"]
 
 MISSING = "\x1f<null>\x1f"  # no trailing NUL: numpy strips those in comparisons
 NAN = float("nan")
@@ -79,101 +93,231 @@ def count_graph(tx: Any, labels: list[str], rel_types: list[str]) -> dict[str, i
     return counts
 
 
+def count_ending_at(tx: Any, rel_type: str, label: str) -> int:
+    """Relationships of ``rel_type`` that end at a ``label`` node (count store, constant time)."""
+    query = f"MATCH ()-[r:{quote(rel_type)}]->(:{quote(label)}) RETURN count(r) AS c"
+    return int(tx.run(query).single()["c"])
+
+
 def fetch_node_ids(tx: Any, label: str) -> np.ndarray:
-    """All internal ids of a label in one list: this fixes the node set of the snapshot."""
+    """All internal ids of a label, ascending: this fixes the node set of the snapshot.
+
+    Ascending ids make every chunk a run of neighbouring store records for the seeks.
+    """
     record = tx.run(f"MATCH (n:{quote(label)}) RETURN collect(id(n)) AS ids").single()
-    return np.asarray(record["ids"], dtype=np.int64)
+    return np.sort(np.asarray(record["ids"], dtype=np.int64))
 
 
-def _chunks(n: int, size: int) -> list[tuple[int, int]]:
+def chunks(n: int, size: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` bounds of consecutive chunks of ``size`` over ``n`` items."""
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One property column of a node query; ``kind`` says how it is read and padded."""
+
+    field: str
+    prop: str
+    kind: str  # "key" | "numeric" | "string" | "time"
+
+    def expression(self, padded: bool) -> str:
+        value = f"p.{quote(self.prop)}"
+        if self.kind in ("key", "string"):
+            value = f"toString({value})"
+        elif self.kind == "time":
+            value = f"{value}.epochMillis"
+        if padded:
+            sentinel = "$nan" if self.kind in ("numeric", "time") else "$missing"
+            value = f"coalesce({value}, {sentinel})"
+        return f"collect({value}) AS {self.field}"
+
+
+class _PaddedQuery:
+    """A columnar query that pads exactly the columns found to have gaps.
+
+    ``build(padded)`` returns the query text for a set of padded fields. Every field in
+    ``fields`` must come back as long as the ``length_field`` list; otherwise the chunk is
+    read again with the short fields padded, and they stay padded for later chunks (also
+    those read by other threads: the set only grows, so a race costs one extra read).
+    """
+
+    def __init__(self, build: Callable[[frozenset[str]], str], fields: list[str],
+                 length_field: str, padded: Collection[str] = ()) -> None:
+        self.build, self.fields, self.length_field = build, fields, length_field
+        self.padded = frozenset(padded)
+        self.queries: dict[frozenset[str], str] = {}
+
+    def run(self, tx: Any, **params: Any) -> Any:
+        while True:
+            padded = self.padded
+            query = self.queries.setdefault(padded, self.build(padded))
+            record = tx.run(query, nan=NAN, missing=MISSING, **params).single()
+            n = len(record[self.length_field])
+            short = {f for f in self.fields if f not in padded and len(record[f]) != n}
+            if not short:
+                return record
+            self.padded = self.padded | short
+
+
+_NODE_MATCH = ("MATCH (n) WHERE id(n) IN $ids AND n:{label} "
+               "WITH id(n) AS nid, properties(n) AS p ")
+_NODE_FIX = "list it under categorical in export.nodes or fix the ingest"
+
+
+class NodeReader:
+    """Reads the key and property columns of one node type, chunk by chunk.
+
+    ``sparse`` names properties most nodes lack (labels, verdicts): they are padded from
+    the first chunk on instead of being discovered short and read twice.
+    """
+
+    def __init__(self, node: ResolvedNode, *, numeric: list[str], strings: list[str],
+                 times: list[str], sparse: Collection[str] = ()) -> None:
+        self.node = node
+        self.columns = [_Column("k", node.key, "key")]
+        self.columns += [_Column(f"n{i}", p, "numeric") for i, p in enumerate(numeric)]
+        self.columns += [_Column(f"s{i}", p, "string") for i, p in enumerate(strings)]
+        self.columns += [_Column(f"t{i}", p, "time") for i, p in enumerate(times)]
+        match = _NODE_MATCH.format(label=quote(node.label))
+
+        def build(padded: frozenset[str]) -> str:
+            returns = ["collect(nid) AS ids"] + [c.expression(c.field in padded)
+                                                 for c in self.columns]
+            return match + "RETURN " + ", ".join(returns)
+
+        self.query = _PaddedQuery(build, [c.field for c in self.columns], "ids",
+                                  [c.field for c in self.columns if c.prop in sparse])
+
+    def read(self, tx: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns of the nodes of ``ids`` that still exist; ``"ids"`` says which those are."""
+        record = self.query.run(tx, ids=ids.tolist())
+        out: dict[str, np.ndarray] = {"ids": np.asarray(record["ids"], dtype=np.int64)}
+        for column in self.columns:
+            values = record[column.field]
+            if column.kind == "numeric":
+                out[column.field] = _as_float(values, f":{self.node.label}", column.prop,
+                                              _NODE_FIX)
+            elif column.kind == "time":
+                out[column.field] = np.asarray(values, dtype=np.float64) / 1000.0
+            else:
+                out[column.field] = np.asarray(values, dtype=object)
+        return out
+
+    def assemble(self, fixed: np.ndarray, parts: list[dict[str, np.ndarray]]) -> NodeColumns:
+        """Concatenate the chunks; rows sorted by key so hashes ignore id order."""
+        empty = {"ids": np.empty(0, dtype=np.int64)}
+        empty |= {c.field: np.empty(0, dtype=object if c.kind in ("key", "string")
+                                    else np.float64) for c in self.columns}
+        cat = {name: (np.concatenate([p[name] for p in parts]) if parts else array)
+               for name, array in empty.items()}
+        found = cat["ids"].astype(np.int64)
+        keys = cat["k"].astype(object)
+        if (keys == MISSING).any():
+            raise InputError(f"{int((keys == MISSING).sum())} :{self.node.label} nodes have no "
+                             f"{self.node.key!r}; every exported node needs its key "
+                             "(fix the ingest)")
+        order = np.argsort(keys.astype(str), kind="stable")
+        result = NodeColumns(internal_ids=found[order], keys=keys[order],
+                             vanished=int(len(fixed) - len(found)))
+        for column in self.columns[1:]:
+            values = cat[column.field][order]
+            if column.kind == "numeric":
+                result.numeric[column.prop] = values.astype(np.float64)
+            elif column.kind == "time":
+                result.times[column.prop] = values.astype(np.float64)
+            else:
+                text: Any = values.astype(object)
+                text[text == MISSING] = None
+                result.strings[column.prop] = text
+        return result
 
 
 def fetch_node_columns(tx: Any, node: ResolvedNode, ids: np.ndarray, *, chunk_size: int,
                        numeric: list[str], strings: list[str], times: list[str],
+                       sparse: Collection[str] = (),
                        progress: Progress | None = None) -> NodeColumns:
-    """Key and property columns for ``ids``; rows sorted by key so hashes ignore id order.
-
-    Every value is wrapped in ``coalesce`` with a sentinel because ``collect`` skips nulls,
-    which would misalign the parallel lists.
-    """
-    returns = ["collect(nid) AS ids", f"collect(coalesce(toString(n.{quote(node.key)}), $missing)) AS k"]
-    returns += [f"collect(coalesce(n.{quote(p)}, $nan)) AS n{i}" for i, p in enumerate(numeric)]
-    returns += [f"collect(coalesce(toString(n.{quote(p)}), $missing)) AS s{i}"
-                for i, p in enumerate(strings)]
-    returns += [f"collect(coalesce(n.{quote(p)}.epochMillis, $nan)) AS t{i}"
-                for i, p in enumerate(times)]
-    query = (f"UNWIND $ids AS nid MATCH (n:{quote(node.label)}) WHERE id(n) = nid "
-             f"RETURN {', '.join(returns)}")
-    parts: dict[str, list[np.ndarray]] = {"ids": [], "k": []}
-    for lo, hi in _chunks(len(ids), chunk_size):
-        record = tx.run(query, ids=ids[lo:hi].tolist(), nan=NAN, missing=MISSING).single()
-        parts["ids"].append(np.asarray(record["ids"], dtype=np.int64))
-        parts["k"].append(np.asarray(record["k"], dtype=object))
-        for i in range(len(numeric)):
-            parts.setdefault(f"n{i}", []).append(_as_float(record[f"n{i}"], node, numeric[i]))
-        for i in range(len(strings)):
-            parts.setdefault(f"s{i}", []).append(np.asarray(record[f"s{i}"], dtype=object))
-        for i in range(len(times)):
-            parts.setdefault(f"t{i}", []).append(
-                np.asarray(record[f"t{i}"], dtype=np.float64) / 1000.0)
+    """Key and property columns for ``ids`` in one transaction (``NodeReader`` in a loop)."""
+    reader = NodeReader(node, numeric=numeric, strings=strings, times=times, sparse=sparse)
+    parts = []
+    for lo, hi in chunks(len(ids), chunk_size):
+        parts.append(reader.read(tx, ids[lo:hi]))
         if progress:
             progress(hi - lo)
-    cat = {name: (np.concatenate(chunks) if chunks else np.empty(0))
-           for name, chunks in parts.items()}
-    found = cat["ids"].astype(np.int64)
-    keys = cat["k"].astype(object)
-    if (keys == MISSING).any():
-        raise InputError(f"{int((keys == MISSING).sum())} :{node.label} nodes have no "
-                         f"{node.key!r}; every exported node needs its key (fix the ingest)")
-    order = np.argsort(keys.astype(str), kind="stable")
-    columns = NodeColumns(internal_ids=found[order], keys=keys[order],
-                          vanished=int(len(ids) - len(found)))
-    for i, prop in enumerate(numeric):
-        columns.numeric[prop] = cat.get(f"n{i}", np.empty(0))[order]
-    for i, prop in enumerate(strings):
-        values = cat.get(f"s{i}", np.empty(0, dtype=object))[order]
-        values[values == MISSING] = None
-        columns.strings[prop] = values
-    for i, prop in enumerate(times):
-        columns.times[prop] = cat.get(f"t{i}", np.empty(0))[order]
-    return columns
+    return reader.assemble(ids, parts)
 
 
-def _as_float(values: list[Any], node: ResolvedNode, prop: str) -> np.ndarray:
+def _as_float(values: list[Any], owner: str, prop: str, fix: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         bad = next(v for v in values if not isinstance(v, (int, float, bool)))
-        raise InputError(f"property {prop!r} of :{node.label} must be numeric, found {bad!r}; "
-                         "list it under categorical in export.nodes or fix the ingest") from None
+        raise InputError(f"property {prop!r} of {owner} must be numeric, found {bad!r}; "
+                         f"{fix}") from None
+
+
+class EdgeReader:
+    """Reads the edges of one relationship type from chunks of the fixed source node set.
+
+    Sources are sought by id and expanded; both endpoints come back as internal ids, mapped
+    to rows only in ``assemble`` (after every node set is read), which keeps only targets in
+    the fixed target node set. The server's own check of the target's label (a random read
+    of its node record per edge, ~15% of the query) is therefore needed only to tell edges
+    to other labels apart from late ones in the ``dropped_late`` count, and is left out
+    (``check_target_label=False``) when the count store says every relationship of the
+    type ends at the target label. The weight is read dense and padded only if it has gaps.
+    """
+
+    def __init__(self, rel_type: str, source: ResolvedNode, target: ResolvedNode,
+                 weight: str | None, *, check_target_label: bool = True) -> None:
+        self.rel_type, self.weight = rel_type, weight
+        end = f"(b:{quote(target.label)})" if check_target_label else "(b)"
+        match = (f"MATCH (a) WHERE id(a) IN $ids AND a:{quote(source.label)} "
+                 f"MATCH (a)-[r:{quote(rel_type)}]->{end} "
+                 "RETURN collect(id(a)) AS src, collect(id(b)) AS dst")
+
+        def build(padded: frozenset[str]) -> str:
+            if weight is None:
+                return match
+            value = f"r.{quote(weight)}"
+            return match + (f", collect(coalesce({value}, $nan)) AS w" if "w" in padded
+                            else f", collect({value}) AS w")
+
+        self.query = _PaddedQuery(build, ["w"] if weight else [], "dst")
+
+    def read(self, tx: Any, source_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(source ids, target ids, weights) of the edges leaving ``source_ids``."""
+        record = self.query.run(tx, ids=source_ids.tolist())
+        src = np.asarray(record["src"], dtype=np.int64)
+        dst = np.asarray(record["dst"], dtype=np.int64)
+        if self.weight is None:
+            return src, dst, np.ones(src.size, dtype=np.float64)
+        return src, dst, _as_float(record["w"], f":{self.rel_type}", self.weight,
+                                   "fix export.relationships or the ingest")
+
+    @staticmethod
+    def assemble(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 source_index: IdIndex, target_index: IdIndex) -> EdgeColumns:
+        """Map endpoints to rows; an endpoint outside its node set was created (or deleted)
+        after the node sets were fixed: the edge is dropped and counted."""
+        if not parts:
+            empty = np.empty(0, dtype=np.int64)
+            return EdgeColumns(empty, empty.copy(), np.empty(0), 0)
+        src_ids, dst_ids, weights = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        src, src_found = source_index.rows(src_ids)
+        dst, dst_found = target_index.rows(dst_ids)
+        keep = src_found & dst_found
+        return EdgeColumns(src[keep], dst[keep], weights[keep], int((~keep).sum()))
 
 
 def fetch_edges(tx: Any, rel_type: str, source: ResolvedNode, target: ResolvedNode,
-                source_ids: np.ndarray, target_index: IdIndex, weight: str | None, *,
+                source_index: IdIndex, target_index: IdIndex, weight: str | None, *,
                 chunk_size: int, progress: Progress | None = None) -> EdgeColumns:
-    """Edges of one type as row-index arrays; source rows come back as chunk offsets."""
-    weight_expr = f"coalesce(r.{quote(weight)}, $nan)" if weight else "1"
-    query = (
-        "UNWIND range(0, size($ids) - 1) AS k "
-        f"MATCH (a:{quote(source.label)}) WHERE id(a) = $ids[k] "
-        f"MATCH (a)-[r:{quote(rel_type)}]->(b:{quote(target.label)}) "
-        f"RETURN collect(k) AS src, collect(id(b)) AS dst, collect({weight_expr}) AS w"
-    )
-    srcs, dsts, weights, dropped = [], [], [], 0
-    for lo, hi in _chunks(len(source_ids), chunk_size):
-        record = tx.run(query, ids=source_ids[lo:hi].tolist(), nan=NAN).single()
-        src = np.asarray(record["src"], dtype=np.int64) + lo
-        dst_rows, found = target_index.rows(np.asarray(record["dst"], dtype=np.int64))
-        w = np.asarray(record["w"], dtype=np.float64)
-        dropped += int((~found).sum())
-        srcs.append(src[found])
-        dsts.append(dst_rows[found])
-        weights.append(w[found])
+    """Edges of one type in one transaction (``EdgeReader`` in a loop), as row indices."""
+    reader = EdgeReader(rel_type, source, target, weight)
+    parts = []
+    for lo, hi in chunks(source_index.sorted.size, chunk_size):
+        parts.append(reader.read(tx, source_index.sorted[lo:hi]))
         if progress:
             progress(hi - lo)
-    if not srcs:
-        empty = np.empty(0, dtype=np.int64)
-        return EdgeColumns(empty, empty.copy(), np.empty(0), 0)
-    return EdgeColumns(np.concatenate(srcs), np.concatenate(dsts), np.concatenate(weights),
-                       dropped)
+    return reader.assemble(parts, source_index, target_index)
