@@ -51,8 +51,6 @@ class BulkFrames:
 
 
 def _per_account(frame: pd.DataFrame, aggregations: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    if frame.empty:
-        return pd.DataFrame(columns=list(aggregations))
     return frame.groupby("account_id", sort=False).agg(**aggregations)
 
 
@@ -136,15 +134,8 @@ def _column_type(series: pd.Series) -> str:
         return "double"
     sample = next((v for v in series if v is not None and v is not pd.NA
                    and not (isinstance(v, float) and np.isnan(v))), None)
-    if isinstance(sample, (list, tuple, np.ndarray)):
-        return "long[]"
-    if isinstance(sample, (bool, np.bool_)):
-        return "boolean"
-    if isinstance(sample, (int, np.integer)):
-        return "long"
-    if isinstance(sample, (float, np.floating)):
-        return "double"
-    return "string"
+    # object columns hold text or the integer lists of the prompt state (agg_days, ...)
+    return "long[]" if isinstance(sample, (list, tuple, np.ndarray)) else "string"
 
 
 def _cell_values(series: pd.Series, kind: str) -> pd.Series:
@@ -154,30 +145,30 @@ def _cell_values(series: pd.Series, kind: str) -> pd.Series:
     if kind == "boolean":
         return series.map(lambda v: None if v is None or v is pd.NA else
                           ("true" if bool(v) else "false"))
-    if kind == "long" and series.dtype == object:
-        return series.map(lambda v: None if v is None or v is pd.NA or
-                          (isinstance(v, float) and np.isnan(v)) else str(int(v)))
-    if kind == "long" and pd.api.types.is_float_dtype(series):
-        return series.astype("Int64")
     return series
 
 
 def _write_csv(path: Path, frame: pd.DataFrame, header: dict[str, str],
-               types: dict[str, str]) -> int:
-    """Write ``frame`` with ``header`` names (``column -> name:type``); returns rows written.
+               types: dict[str, str]) -> bool:
+    """Write ``frame`` with ``header`` names (``column -> name:type``); True when a string
+    cell holds a line break (the tool must then parse multi-line fields, which is slower).
 
     Missing values are empty unquoted cells, which the admin tool stores as no property.
     Strings are quoted only when they need it; embedded quotes are doubled.
     """
     out = pd.DataFrame(index=frame.index)
     names = []
+    multiline = False
     for column, name in header.items():
         kind = types.get(column, "string")
         out[column] = _iso_ms(frame[column]) if kind == "datetime" else \
             _cell_values(frame[column], kind)
         names.append(name if ":" in name or kind == "string" else f"{name}:{kind}")
+        if kind == "string" and not multiline:
+            text = frame[column].dropna().astype(str)
+            multiline = bool(text.str.contains(r"[\r\n]", regex=True).any())
     out.to_csv(path, index=False, header=names, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    return len(out)
+    return multiline
 
 
 def _typed(frame: pd.DataFrame, fixed: dict[str, str]) -> dict[str, str]:
@@ -188,8 +179,7 @@ def write_import_csvs(directory: Path, accounts: pd.DataFrame,
                       frames: BulkFrames) -> tuple[list[str], bool]:
     """The CSV files and the admin tool's ``--nodes``/``--relationships`` arguments.
 
-    Returns the arguments and whether any string holds a line break (then the tool must
-    parse multi-line fields, which is slower, so it is only switched on when needed).
+    Returns the arguments and whether any string holds a line break.
     """
     args: list[str] = []
     times = {"created_ms": "datetime", "labelled_ms": "datetime", "first_ms": "datetime",
@@ -197,18 +187,17 @@ def write_import_csvs(directory: Path, accounts: pd.DataFrame,
     renamed = {"created_ms": "created_at", "labelled_ms": "label_at"}
     header = {c: renamed.get(c, c) for c in accounts.columns}
     header["account_id"] = "account_id:ID(Account)"
-    _write_csv(directory / "accounts.csv", accounts, header, _typed(accounts, times))
+    multiline = _write_csv(directory / "accounts.csv", accounts, header, _typed(accounts, times))
     args.append(f"--nodes=Account={directory / 'accounts.csv'}")
-    multiline = _has_line_breaks(accounts)
     node_files = [("IP", "ip_id", frames.ip_nodes), ("PaymentInstrument", "pm_id", frames.pm_nodes)]
     for label, key, nodes in node_files:
         if nodes.empty:
             continue
         path = directory / f"{label}.csv"
-        _write_csv(path, nodes, {**{c: c for c in nodes.columns}, key: f"{key}:ID({label})"},
-                   _typed(nodes, {}))
+        multiline |= _write_csv(path, nodes,
+                                {**{c: c for c in nodes.columns}, key: f"{key}:ID({label})"},
+                                _typed(nodes, {}))
         args.append(f"--nodes={label}={path}")
-        multiline |= _has_line_breaks(nodes)
     rel_files = [
         ("USED_IP", frames.used_ip, {"account_id": ":START_ID(Account)", "ip_id": ":END_ID(IP)",
                                      "first_ms": "first_seen", "last_ms": "last_seen",
@@ -224,18 +213,9 @@ def write_import_csvs(directory: Path, accounts: pd.DataFrame,
         if rels.empty:
             continue
         path = directory / f"{rel_type}.csv"
-        _write_csv(path, rels, header, _typed(rels[list(header)], times))
+        multiline |= _write_csv(path, rels, header, _typed(rels[list(header)], times))
         args.append(f"--relationships={rel_type}={path}")
     return args, multiline
-
-
-def _has_line_breaks(frame: pd.DataFrame) -> bool:
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            text = frame[column].map(lambda v: isinstance(v, str) and ("\n" in v or "\r" in v))
-            if bool(text.any()):
-                return True
-    return False
 
 
 # Below this many rows the import's fixed cost (JVM warm-up) outweighs its work: the quick
