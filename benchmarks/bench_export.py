@@ -1,4 +1,9 @@
-"""Export throughput: the columnar snapshot export against a plain one-record-per-edge export.
+"""Export throughput: the snapshot export against a plain one-record-per-edge export.
+
+Three exports of the same graph: the plain one (one Bolt record per node and per edge), the
+snapshot export through sybilgnn's server-side procedures (``neo4j.procedures=required``, the
+default path on the managed server) and the snapshot export through columnar Cypher
+(``neo4j.procedures=off``, the path for servers without the procedures).
 
 Starts its own throw-away Neo4j (free ports, temporary home, jars from ``.sybilgnn/neo4j-lib``),
 generates a synthetic account graph with ``UNWIND range()`` Cypher (per account: 3 USED_IP,
@@ -122,6 +127,11 @@ def naive_export(driver: Any, settings: Settings) -> dict[str, Any]:
     return {"edges": edges, "features": features}
 
 
+def with_mode(settings: Settings, procedures: str) -> Settings:
+    return settings.model_copy(update={"neo4j": settings.neo4j.model_copy(
+        update={"procedures": procedures})})
+
+
 def edge_set_digest(pairs: np.ndarray) -> int:
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
     return hash(pairs.astype(np.int64).tobytes())
@@ -135,7 +145,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each export (best kept)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help="parallel read sessions of the columnar export")
+    parser.add_argument("--naive-repeat", type=int, default=1,
+                        help="timed runs of the plain export (it barely warms up; best kept)")
     parser.add_argument("--keep-home", action="store_true")
+    parser.add_argument("--skip-cypher", action="store_true",
+                        help="leave out the columnar Cypher export (procedures and plain only)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-export-"))
@@ -154,18 +168,31 @@ def main() -> None:
             rels = int(records[0]["c"])
             print(f"graph: {args.accounts} accounts, {rels} relationships "
                   f"(built in {build['nodes_s'] + build['edges_s']:.0f} s)", file=sys.stderr)
-            fast_times, naive_times = [], []
-            snapshot = None
-            for _ in range(args.repeat):
+            fast_times, cypher_times, naive_times = [], [], []
+            snapshot = cypher_snapshot = None
+            with_procedures = with_mode(settings, "required")
+            plain_cypher = with_mode(settings, "off")
+            for rep in range(args.repeat):
+                if rep < args.naive_repeat:
+                    started = time.perf_counter()
+                    naive = naive_export(driver, settings)
+                    naive_times.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                naive = naive_export(driver, settings)
-                naive_times.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                snapshot = export_snapshot(settings, driver=driver, use_cache=False,
+                snapshot = export_snapshot(with_procedures, driver=driver, use_cache=False,
                                            workers=args.workers)
                 fast_times.append(time.perf_counter() - started)
-                print(f"  naive {naive_times[-1]:.2f} s   columnar {fast_times[-1]:.2f} s", file=sys.stderr)
+                read_s = snapshot.meta["read_seconds"]
+                if not args.skip_cypher:
+                    started = time.perf_counter()
+                    cypher_snapshot = export_snapshot(plain_cypher, driver=driver,
+                                                      use_cache=False, workers=args.workers)
+                    cypher_times.append(time.perf_counter() - started)
+                print(f"  naive {naive_times[-1] if rep < args.naive_repeat else float('nan'):.2f} s   procedures {fast_times[-1]:.2f} s   "
+                      f"columnar Cypher {cypher_times[-1] if cypher_times else float('nan'):.2f} s",
+                      file=sys.stderr)
         assert snapshot is not None
+        if cypher_snapshot is not None:
+            assert cypher_snapshot.content_hash == snapshot.content_hash, "the two paths differ"
         for name, rel in settings.export.relationships.items():
             pairs = snapshot.data[(rel.source, name, rel.target)].edge_index.numpy().T
             if rel.source == rel.target:
@@ -178,9 +205,13 @@ def main() -> None:
         result = {
             "accounts": args.accounts, "relationships": rels,
             "directed_edges_in_snapshot": sum(int(s.edge_index.shape[1]) for _, s in snapshot.data.edge_items()),
-            "columnar_s": round(fast, 3), "naive_s": round(slow, 3),
-            "columnar_rels_per_s": round(rels / fast), "naive_rels_per_s": round(rels / slow),
-            "speedup": round(slow / fast, 2), "read_s": snapshot.meta["read_seconds"],
+            "procedures_first_s": round(fast_times[0], 3), "procedures_s": round(fast, 3), "naive_s": round(slow, 3),
+            "procedures_rels_per_s": round(rels / fast), "naive_rels_per_s": round(rels / slow),
+            "speedup": round(slow / fast, 2), "procedures_read_s": read_s,
+            **({"cypher_columnar_first_s": round(cypher_times[0], 3),
+                "cypher_columnar_s": round(min(cypher_times), 3),
+                "cypher_columnar_rels_per_s": round(rels / min(cypher_times)),
+                "cypher_speedup": round(slow / min(cypher_times), 2)} if cypher_times else {}),
             "workers": args.workers, "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         }
         print(json.dumps(result))

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything sybilgnn needs on a fresh machine; re-runs are fast (stamps and caches).
-#   - Java 17 and Maven (apt-get, only when missing and running as root)
+#   - a Java 17 JDK and Maven (apt-get, only when missing and running as root); the JDK's
+#     javac builds sybilgnn's Neo4j procedures
 #   - .venv with the package and its test extras (pip's cache serves the torch wheel again)
 #   - the Neo4j server and Browser jars (Maven's ~/.m2 cache serves them again)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -53,6 +53,10 @@ class Neo4jSettings(_Section):
     heap: str = "1g"
     pagecache: str = "512m"
     start_timeout_s: float = Field(default=120.0, gt=0)
+    procedures: Literal["auto", "off", "required"] = Field(
+        default="auto", description="sybilgnn's server-side procedures for export and "
+        "write-back: auto = use them when the server has them, off = plain Cypher, "
+        "required = fail without them")
 
     @field_validator("heap", "pagecache")
     @classmethod

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "SCORE_BAND_LABELS",
     "ScoreBands",
@@ -33,6 +35,15 @@ class ScoreBands:
     def __post_init__(self) -> None:
         if not 0.0 <= self.medium <= self.high <= 1.0:
             raise ValueError(f"score bands need 0 <= medium <= high <= 1, got {self}")
+
+
+BAND_LABELS = ("ScoreLow", "ScoreMedium", "ScoreHigh")
+
+
+def band_index(scores: np.ndarray, bands: ScoreBands) -> np.ndarray:
+    """Index into ``BAND_LABELS`` of each score (the same rule as ``_BAND_QUERY``)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.where(scores >= bands.high, 2, np.where(scores >= bands.medium, 1, 0))
 
 
 def load_style() -> str:

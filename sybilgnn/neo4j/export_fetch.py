@@ -173,8 +173,10 @@ class NodeReader:
     """
 
     def __init__(self, node: ResolvedNode, *, numeric: list[str], strings: list[str],
-                 times: list[str], sparse: Collection[str] = ()) -> None:
-        self.node = node
+                 times: list[str], sparse: Collection[str] = (),
+                 procedures: bool = False) -> None:
+        self.node, self.procedures = node, procedures
+        self.names = {"numeric": numeric, "strings": strings, "times": times}
         self.columns = [_Column("k", node.key, "key")]
         self.columns += [_Column(f"n{i}", p, "numeric") for i, p in enumerate(numeric)]
         self.columns += [_Column(f"s{i}", p, "string") for i, p in enumerate(strings)]
@@ -191,6 +193,8 @@ class NodeReader:
 
     def read(self, tx: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Columns of the nodes of ``ids`` that still exist; ``"ids"`` says which those are."""
+        if self.procedures:
+            return self._read_packed(tx, ids)
         record = self.query.run(tx, ids=ids.tolist())
         out: dict[str, np.ndarray] = {"ids": np.asarray(record["ids"], dtype=np.int64)}
         for column in self.columns:
@@ -202,6 +206,28 @@ class NodeReader:
                 out[column.field] = np.asarray(values, dtype=np.float64) / 1000.0
             else:
                 out[column.field] = np.asarray(values, dtype=object)
+        return out
+
+    def _read_packed(self, tx: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """The same columns through ``sybilgnn.export.nodes`` (packed arrays, see plugin)."""
+        record = tx.run(_NODES_PROCEDURE, ids=_packed_ids(ids), label=self.node.label,
+                        key=self.node.key, missing=MISSING, **self.names).single()
+        _raise_bad(record["bad"], f":{self.node.label}", self.columns, _NODE_FIX)
+        found = np.frombuffer(record["ids"], dtype="<i8").astype(np.int64)
+        n = found.size
+        numeric = np.frombuffer(record["numeric"], dtype="<f8").reshape(-1, n) if n else None
+        times = np.frombuffer(record["times"], dtype="<f8").reshape(-1, n) if n else None
+        out: dict[str, np.ndarray] = {"ids": found, "k": np.asarray(record["keys"], dtype=object)}
+        counters = {"numeric": 0, "string": 0, "time": 0}
+        for column in self.columns[1:]:
+            i = counters[column.kind]
+            counters[column.kind] += 1
+            if column.kind == "numeric":
+                out[column.field] = numeric[i].copy() if n else np.empty(0)
+            elif column.kind == "time":
+                out[column.field] = times[i].copy() if n else np.empty(0)
+            else:
+                out[column.field] = np.asarray(record["strings"][i], dtype=object)
         return out
 
     def assemble(self, fixed: np.ndarray, parts: list[dict[str, np.ndarray]]) -> NodeColumns:
@@ -247,6 +273,28 @@ def fetch_node_columns(tx: Any, node: ResolvedNode, ids: np.ndarray, *, chunk_si
     return reader.assemble(ids, parts)
 
 
+_NODES_PROCEDURE = ("CALL sybilgnn.export.nodes($ids, $label, $key, $numeric, $strings, $times, "
+                    "$missing) YIELD ids, keys, numeric, strings, times, bad "
+                    "RETURN ids, keys, numeric, strings, times, bad")
+_EDGES_PROCEDURE = ("CALL sybilgnn.export.edges($ids, $sourceLabel, $type, $targetLabel, $weight) "
+                    "YIELD src, dst, weight, bad RETURN src, dst, weight, bad")
+
+
+def _packed_ids(ids: np.ndarray) -> bytes:
+    return np.ascontiguousarray(ids, dtype="<i8").tobytes()
+
+
+def _raise_bad(bad: str | None, owner: str, columns: list[_Column], fix: str) -> None:
+    """Turn the procedure's first wrong-typed value into the error the Cypher path gives."""
+    if not bad:
+        return
+    prop, value = bad.split("\t", 1)
+    kind = next((c.kind for c in columns if c.prop == prop), "numeric")
+    wanted = {"numeric": "numeric", "time": "a date-time", "key": "a string or number",
+              "string": "a string or number"}[kind]
+    raise InputError(f"property {prop!r} of {owner} must be {wanted}, found {value!r}; {fix}")
+
+
 def _as_float(values: list[Any], owner: str, prop: str, fix: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
@@ -269,8 +317,12 @@ class EdgeReader:
     """
 
     def __init__(self, rel_type: str, source: ResolvedNode, target: ResolvedNode,
-                 weight: str | None, *, check_target_label: bool = True) -> None:
-        self.rel_type, self.weight = rel_type, weight
+                 weight: str | None, *, check_target_label: bool = True,
+                 procedures: bool = False) -> None:
+        self.rel_type, self.weight, self.procedures = rel_type, weight, procedures
+        self.packed_params = {"sourceLabel": source.label, "type": rel_type,
+                              "targetLabel": target.label if check_target_label else None,
+                              "weight": weight}
         end = f"(b:{quote(target.label)})" if check_target_label else "(b)"
         match = (f"MATCH (a) WHERE id(a) IN $ids AND a:{quote(source.label)} "
                  f"MATCH (a)-[r:{quote(rel_type)}]->{end} "
@@ -287,6 +339,18 @@ class EdgeReader:
 
     def read(self, tx: Any, source_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(source ids, target ids, weights) of the edges leaving ``source_ids``."""
+        if self.procedures:
+            record = tx.run(_EDGES_PROCEDURE, ids=_packed_ids(source_ids),
+                            **self.packed_params).single()
+            if record["bad"]:
+                _, value = record["bad"].split("\t", 1)
+                raise InputError(f"property {self.weight!r} of :{self.rel_type} must be numeric, "
+                                 f"found {value!r}; fix export.relationships or the ingest")
+            src = np.frombuffer(record["src"], dtype="<i8").astype(np.int64)
+            dst = np.frombuffer(record["dst"], dtype="<i8").astype(np.int64)
+            if self.weight is None:
+                return src, dst, np.ones(src.size, dtype=np.float64)
+            return src, dst, np.frombuffer(record["weight"], dtype="<f8").copy()
         record = self.query.run(tx, ids=source_ids.tolist())
         src = np.asarray(record["src"], dtype=np.int64)
         dst = np.asarray(record["dst"], dtype=np.int64)

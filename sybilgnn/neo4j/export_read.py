@@ -33,6 +33,7 @@ from sybilgnn.neo4j.export_fetch import (EdgeColumns, EdgeReader, IdIndex, NodeC
                                          NodeReader, chunks, count_ending_at, count_graph,
                                          fetch_node_ids)
 from sybilgnn.neo4j.export_schema import ResolvedSchema, resolve_schema
+from sybilgnn.neo4j.plugin import use_procedures
 
 __all__ = ["RawGraph", "read_graph"]
 
@@ -55,6 +56,7 @@ class _Plan:
     counts: dict[str, int]
     node_ids: dict[str, np.ndarray]
     mixed_targets: set[str]  # relationships whose type also ends at other labels
+    procedures: bool  # read through sybilgnn's server-side procedures
 
 
 @dataclass
@@ -75,7 +77,7 @@ def _plan(tx: Any, settings: Settings) -> _Plan:
     mixed = {name for name, rel in schema.relationships.items()
              if count_ending_at(tx, rel.type, schema.nodes[rel.target].label)
              != counts[f"rel:{rel.type}"]}
-    return _Plan(schema, counts, node_ids, mixed)
+    return _Plan(schema, counts, node_ids, mixed, use_procedures(tx, settings.neo4j.procedures))
 
 
 def _label_properties(schema: ResolvedSchema) -> tuple[list[str], list[str], list[str]]:
@@ -87,7 +89,7 @@ def _label_properties(schema: ResolvedSchema) -> tuple[list[str], list[str], lis
     return numeric, list(dict.fromkeys(strings)), times
 
 
-def _node_reader(schema: ResolvedSchema, name: str) -> NodeReader:
+def _node_reader(schema: ResolvedSchema, name: str, procedures: bool) -> NodeReader:
     node = schema.nodes[name]
     numeric, strings = list(node.features), list(node.categorical)
     times: list[str] = []
@@ -97,7 +99,8 @@ def _node_reader(schema: ResolvedSchema, name: str) -> NodeReader:
         sparse = [*extra_numeric, *extra_strings, *times]
         numeric += [p for p in extra_numeric if p not in numeric]
         strings += [p for p in extra_strings if p not in strings]
-    return NodeReader(node, numeric=numeric, strings=strings, times=times, sparse=sparse)
+    return NodeReader(node, numeric=numeric, strings=strings, times=times, sparse=sparse,
+                      procedures=procedures)
 
 
 def _run_tasks(driver: neo4j.Driver, session_kwargs: dict[str, Any], tasks: list[_Task],
@@ -164,7 +167,7 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
     schema, counts, node_ids = plan.schema, plan.counts, plan.node_ids
     tasks: list[_Task] = []
     node_tasks: dict[str, list[int]] = {}
-    node_readers = {name: _node_reader(schema, name) for name in schema.nodes}
+    node_readers = {name: _node_reader(schema, name, plan.procedures) for name in schema.nodes}
     for name, node_reader in node_readers.items():
         ids = node_ids[name]
         for lo, hi in chunks(len(ids), chunk_size):
@@ -175,7 +178,8 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
     for name, rel in schema.relationships.items():
         source, target = schema.nodes[rel.source], schema.nodes[rel.target]
         edge_reader = EdgeReader(rel.type, source, target, rel.weight,
-                                 check_target_label=name in plan.mixed_targets)
+                                 check_target_label=name in plan.mixed_targets,
+                                 procedures=plan.procedures)
         ids = node_ids[rel.source]
         degree = counts.get(f"rel:{rel.type}", 0) / max(1, counts.get(f"node:{source.label}", 1))
         for lo, hi in chunks(len(ids), chunk_size):

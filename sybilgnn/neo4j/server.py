@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sybilgnn.config import Neo4jSettings
 from sybilgnn.errors import SybilgnnError
+from sybilgnn.neo4j.plugin import install_plugin
 from sybilgnn.processes import pid_alive
 
 __all__ = ["LocalNeo4j", "Neo4jServerError", "ServerStatus"]
@@ -253,6 +254,10 @@ class LocalNeo4j:
                 )
         self._write_conf()
         self._ensure_password()
+        try:
+            install_plugin(self.lib_dir, self.home / "plugins")
+        except RuntimeError as exc:
+            raise Neo4jServerError(str(exc)) from None
         password = self.password_file.read_text().strip()
         cmd = ["java", f"-Xms{self.settings.heap}", f"-Xmx{self.settings.heap}",
                "-XX:+UseG1GC", "-XX:-OmitStackTraceInFastThrow", "-Dfile.encoding=UTF-8",

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from neo4j import Driver
 
-from sybilgnn.browser import apply_score_bands
+from sybilgnn.browser import ScoreBands, apply_score_bands
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import ACCOUNT, IP, PAYMENT, Snapshot
 from sybilgnn.errors import SybilgnnError
+from sybilgnn.neo4j.plugin import use_procedures
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
@@ -214,13 +215,18 @@ def score_snapshot(
     timings["evidence_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    with driver.session(database=database) as session:
+        procedures = use_procedures(session, settings.neo4j.procedures)
+    # score-band labels let the Browser style size accounts by score; the procedure sets
+    # them in the same pass as the scores, plain Cypher in a pass of its own
+    bands = ScoreBands() if procedures else None
     write_scores(driver, state.run_id, ids, scores, threshold, version,
                  batch_size=state.batch_size, scored_at=state.started_at,
                  evidence=evidence_by_id, stop_after_batches=stop_after_batches,
-                 on_batch=on_batch, database=database)
+                 on_batch=on_batch, database=database, bands=bands)
     remove_stale_flags(driver, state.run_id, database)
-    # score-band labels let the Browser style size accounts by score
-    apply_score_bands(driver, database=database, batch_size=state.batch_size)
+    if bands is None or resumed:  # a resumed run's first batches may have come through Cypher
+        apply_score_bands(driver, database=database, batch_size=state.batch_size)
     timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
 
     stats = {"n_scored": int(ids.size), "n_flagged": int(flagged.sum()),

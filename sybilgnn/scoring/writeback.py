@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from neo4j import Driver, ManagedTransaction
 
+from sybilgnn.browser.style import BAND_LABELS, ScoreBands, band_index
 from sybilgnn.errors import SybilgnnError
 
 __all__ = [
@@ -54,6 +55,13 @@ SET a.prev_sybil_flag = CASE WHEN a.run_id = $run_id THEN a.prev_sybil_flag
                              ELSE coalesce(a.sybil_flag, false) END
 SET a.sybil_score = $scores[i], a.sybil_flag = $flags[i], a.scored_at = $scored_at,
     a.model_version = $model_version, a.run_id = $run_id
+"""
+# The same through the server-side procedure (see sybilgnn/neo4j/plugin), which also sets the
+# score-band label in the same pass.
+_WRITE_SCORES_PROCEDURE = """
+CALL sybilgnn.scores.write('Account', 'account_id', $ids, $scores, $flags, $run_id,
+                           $model_version, $scored_at, $band_labels, $bands)
+YIELD written, missing RETURN written, missing
 """
 _WRITE_FLAGGED = """
 UNWIND $rows AS row
@@ -175,7 +183,7 @@ def start_run(driver: Driver, *, run_id: str, model_version: str, model_run_id: 
 
 def _write_batch(tx: ManagedTransaction, *, batch: int, run_id: str,
                  params: dict[str, Any], flagged_rows: list[dict[str, Any]]) -> None:
-    tx.run(_WRITE_SCORES, params).consume()
+    tx.run(_WRITE_SCORES_PROCEDURE if "bands" in params else _WRITE_SCORES, params).consume()
     if flagged_rows:
         tx.run(_WRITE_FLAGGED, rows=flagged_rows).consume()
     record = tx.run(_ADVANCE_COUNTER, run_id=run_id, batch=batch).single()
@@ -200,6 +208,7 @@ def write_scores(
     stop_after_batches: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     database: str | None = None,
+    bands: ScoreBands | None = None,
 ) -> int:
     """Write ``scores`` (row i belongs to ``account_ids[i]``) in batches; returns batches written.
 
@@ -207,7 +216,9 @@ def write_scores(
     ``start_batch`` says otherwise. ``evidence`` maps a flagged account id to its evidence
     properties (``features``, ``relations``, ``neighbours``, ``summary``).
     ``stop_after_batches`` stops (raising ``WriteInterrupted``) after that many batches of
-    this call: the hook the resume tests use to simulate a kill.
+    this call: the hook the resume tests use to simulate a kill. With ``bands`` the batches
+    go through the server-side procedure, which also sets each account's score-band label
+    (the caller then skips ``apply_score_bands``); without, through plain Cypher.
     """
     ids = np.asarray(account_ids, dtype=object)
     values = np.asarray(scores, dtype=np.float64)
@@ -228,9 +239,15 @@ def write_scores(
         lo, hi = batch * batch_size, min((batch + 1) * batch_size, len(ids))
         batch_ids = [str(v) for v in ids[lo:hi]]
         batch_flags = flags[lo:hi]
-        params = {"ids": batch_ids, "scores": values[lo:hi].tolist(),
-                  "flags": batch_flags.tolist(), "scored_at": stamp,
-                  "model_version": str(model_version), "run_id": run_id}
+        params: dict[str, Any] = {"ids": batch_ids, "scored_at": stamp,
+                                  "model_version": str(model_version), "run_id": run_id}
+        if bands is None:
+            params |= {"scores": values[lo:hi].tolist(), "flags": batch_flags.tolist()}
+        else:
+            params |= {"scores": values[lo:hi].astype("<f8").tobytes(),
+                       "flags": batch_flags.astype(np.uint8).tobytes(),
+                       "band_labels": list(BAND_LABELS),
+                       "bands": band_index(values[lo:hi], bands).astype(np.uint8).tobytes()}
         flagged_rows = []
         for k in np.flatnonzero(batch_flags):
             account = batch_ids[k]

@@ -130,3 +130,42 @@ def test_finished_run_is_not_resumed(world: Any, scoring_settings: Settings) -> 
     from sybilgnn.errors import SybilgnnError
     with pytest.raises(SybilgnnError, match="finished"):
         _score(world, scoring_settings, FLAGGED_RUN1, resume_run_id=first.run_id)
+
+
+def _procedures(settings: Settings, mode: str) -> Settings:
+    return settings.model_copy(update={"neo4j": settings.neo4j.model_copy(
+        update={"procedures": mode})})
+
+
+def test_procedure_and_cypher_write_the_same_state(neo4j_driver: Any,
+                                                   scoring_settings: Settings) -> None:
+    """The server-side write (scores and score bands in one pass) against plain Cypher."""
+    states = {}
+    for mode in ("off", "required"):
+        wipe_database(neo4j_driver)
+        build_graph(neo4j_driver)
+        _score(neo4j_driver, _procedures(scoring_settings, mode), FLAGGED_RUN1)
+        second = _score(neo4j_driver, _procedures(scoring_settings, mode), FLAGGED_RUN2)
+        states[mode] = dump_state(neo4j_driver, second.run_id)
+    assert states["off"] == states["required"]
+    bands = {a: [label for label in labels if label.startswith("Score")]
+             for a, (labels, _) in states["required"]["accounts"].items()}
+    assert all(len(found) == 1 for found in bands.values())
+    assert {a for a, found in bands.items() if found == ["ScoreHigh"]} == FLAGGED_RUN2
+
+
+def test_a_run_begun_in_cypher_resumes_through_the_procedure(neo4j_driver: Any,
+                                                             scoring_settings: Settings) -> None:
+    build_graph(neo4j_driver)
+    _score(neo4j_driver, _procedures(scoring_settings, "off"), FLAGGED_RUN1)
+    with pytest.raises(WriteInterrupted):
+        _score(neo4j_driver, _procedures(scoring_settings, "off"), FLAGGED_RUN2,
+               stop_after_batches=1)
+    resumed = _score(neo4j_driver, _procedures(scoring_settings, "required"), FLAGGED_RUN2)
+    assert resumed.resumed
+    resumed_state = dump_state(neo4j_driver, resumed.run_id)
+    wipe_database(neo4j_driver)
+    build_graph(neo4j_driver)
+    _score(neo4j_driver, _procedures(scoring_settings, "off"), FLAGGED_RUN1)
+    straight = _score(neo4j_driver, _procedures(scoring_settings, "off"), FLAGGED_RUN2)
+    assert resumed_state == dump_state(neo4j_driver, straight.run_id)
