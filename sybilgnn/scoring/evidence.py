@@ -21,7 +21,9 @@ relation in turn (relation shares only, no neighbours). captum is not needed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -63,27 +65,91 @@ def _count_hops(model: torch.nn.Module) -> int:
     return layers or 2
 
 
+class _MaskedSpmm(torch.autograd.Function):
+    """``A(values * mask) @ x`` as a CSR product, differentiable in ``x`` and in ``mask``.
+
+    An edge's mask gradient is ``values[e] * <grad_out[dst[e]], x[src[e]]>``, computed over
+    chunks of edges, so no ``[edges, channels]`` message tensor is ever held whole (the
+    gather/scatter alternative keeps several for the backward pass: gigabytes at 1M accounts).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, rel: _MaskedRelation, values: torch.Tensor,  # type: ignore[override]
+                x_src: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ctx.rel, ctx.values = rel, values
+        ctx.save_for_backward(x_src, mask)
+        return rel.csr(values * mask, transposed=False) @ x_src
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[None, None, torch.Tensor | None, torch.Tensor | None]:
+        x_src, mask = ctx.saved_tensors
+        rel, values = ctx.rel, ctx.values
+        grad = grad.contiguous()
+        grad_x = None
+        if ctx.needs_input_grad[2]:
+            grad_x = rel.csr(values * mask, transposed=True) @ grad
+        grad_mask = None
+        if ctx.needs_input_grad[3]:
+            src, dst = rel.edge_index[0], rel.edge_index[1]
+            grad_mask = torch.empty_like(mask)
+            for lo in range(0, src.numel(), _EDGE_CHUNK):
+                hi = lo + _EDGE_CHUNK
+                grad_mask[lo:hi] = (grad[dst[lo:hi]] * x_src[src[lo:hi]]).sum(dim=1)
+            grad_mask *= values
+        return None, None, grad_x, grad_mask
+
+
+_EDGE_CHUNK = 1 << 18
+
+
 @dataclass
 class _MaskedRelation(RelationGraph):
     """A ``RelationGraph`` whose aggregation is differentiable in a per-edge mask."""
 
     mask: torch.Tensor | None = None
+    _layout: dict[bool, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, repr=False)
+
+    def csr(self, values: torch.Tensor, *, transposed: bool) -> torch.Tensor:
+        """CSR of per-edge ``values``: destinations as rows, or sources when ``transposed``.
+
+        The sort order is computed once per relation; each call only permutes the values.
+        """
+        shape = (self.num_src, self.num_dst) if transposed else (self.num_dst, self.num_src)
+        if transposed not in self._layout:
+            rows = self.edge_index[0 if transposed else 1]
+            cols = self.edge_index[1 if transposed else 0]
+            order = torch.argsort(rows * max(shape[1], 1) + cols, stable=True)
+            crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
+            crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+            self._layout[transposed] = (order, crow, cols[order])
+        order, crow, col = self._layout[transposed]
+        with warnings.catch_warnings():  # "CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(crow, col, values[order], size=shape,
+                                           check_invariants=False)
 
     def aggregate(self, x_src: torch.Tensor, how: Aggregation) -> torch.Tensor:
-        src, dst = self.edge_index[0], self.edge_index[1]
         assert self.mask is not None
-        out = x_src.new_zeros(self.num_dst, x_src.size(1))
         if how == "max":
+            src, dst = self.edge_index[0], self.edge_index[1]
+            out = x_src.new_zeros(self.num_dst, x_src.size(1))
             messages = x_src[src] * (self.edge_weight * self.mask).unsqueeze(-1)
             index = dst.unsqueeze(-1).expand_as(messages)
             return out.scatter_reduce(0, index, messages, reduce="amax", include_self=False)
-        values = self._values(how) * self.mask
-        return out.index_add(0, dst, x_src[src] * values.unsqueeze(-1))
+        values = self._values(how).detach()
+        return _MaskedSpmm.apply(self, values, x_src, self.mask)  # type: ignore[no-any-return]
 
 
 def _masked_forward(model: torch.nn.Module, data: HeteroData, x_dict: dict[str, torch.Tensor],
-                    masks: dict[tuple[str, str, str], torch.Tensor]) -> torch.Tensor:
-    """Logits with ``masks`` multiplied into every message (prepared-graph models too)."""
+                    masks: dict[tuple[str, str, str], torch.Tensor],
+                    structural: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Logits with ``masks`` multiplied into every message (prepared-graph models too).
+
+    ``structural`` replaces the subgraph's degree inputs with the whole graph's (sliced to
+    the subgraph), which makes a subgraph of as many hops as layers exact.
+    """
     prepare = getattr(model, "prepare", None)
     forward_prepared = getattr(model, "forward_prepared", None)
     if prepare is None or forward_prepared is None:
@@ -94,7 +160,21 @@ def _masked_forward(model: torch.nn.Module, data: HeteroData, x_dict: dict[str, 
         graph.relations[et] = _MaskedRelation(
             edge_index=rel.edge_index, edge_weight=rel.edge_weight, num_src=rel.num_src,
             num_dst=rel.num_dst, mask=masks[et])
+    if structural is not None:
+        graph._structural.update(structural)
     return forward_prepared(x_dict, graph).view(-1)
+
+
+def _full_structural(model: torch.nn.Module, data: HeteroData
+                     ) -> dict[str, torch.Tensor] | None:
+    """Degree inputs of every node on the whole graph, for models built on them."""
+    prepare = getattr(model, "prepare", None)
+    edge_types = getattr(model, "edge_types", None)
+    if prepare is None or edge_types is None or not hasattr(model, "forward_prepared"):
+        return None
+    weights = {et: data[et].edge_weight for et in data.edge_types if "edge_weight" in data[et]}
+    graph = prepare(data.x_dict, data.edge_index_dict, weights)
+    return {nt: graph.structural(nt, edge_types) for nt in model.node_types}
 
 
 def khop_subset(data: HeteroData, rows: torch.Tensor, hops: int) -> dict[str, torch.Tensor]:
@@ -146,11 +226,12 @@ def explain_accounts(
     """
     rows_np = np.asarray(rows, dtype=np.int64)
     result: dict[int, AccountEvidence] = {}
+    structural = _full_structural(model, data) if rows_np.size else None
     for lo in range(0, rows_np.size, chunk_size):
         result.update(_explain_chunk(
             model, data, rows_np[lo:lo + chunk_size], feature_names=feature_names,
             id_maps=id_maps, scores=scores, threshold=threshold, feature_stats=feature_stats,
-            top_k=top_k, num_hops=num_hops))
+            top_k=top_k, num_hops=num_hops, structural=structural))
     return result
 
 
@@ -166,15 +247,19 @@ def _explain_chunk(
     feature_stats: Mapping[str, Sequence[float]] | None,
     top_k: int,
     num_hops: int | None,
+    structural: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[int, AccountEvidence]:
     if rows_np.size == 0:
         return {}
     device = next(model.parameters()).device
     hops = num_hops if num_hops is not None else _count_hops(model)
-    # One hop more than the layers: the outermost nodes keep all their edges, so degree
-    # inputs (and hence the explained logits) equal those of the full graph.
-    subset = khop_subset(data, torch.as_tensor(rows_np), hops + 1)
+    # As many hops as layers reach every input of the explained logits; the outermost nodes'
+    # degree inputs come from the whole graph (``structural``). A model without those takes
+    # one hop more, so the outermost nodes keep all their edges.
+    subset = khop_subset(data, torch.as_tensor(rows_np), hops + (structural is None))
     sub = data.subgraph(subset).to(device)
+    sub_structural = None if structural is None else \
+        {nt: s[subset[nt]].to(device) for nt, s in structural.items()}
     local = torch.as_tensor(np.searchsorted(subset["account"].numpy(), rows_np), device=device)
 
     was_training = model.training
@@ -191,7 +276,7 @@ def _explain_chunk(
         set_hetero_masks(model, masks, sub.edge_index_dict, apply_sigmoid=False)
         try:
             with torch.enable_grad():
-                logits = _masked_forward(model, sub, x_dict, masks)
+                logits = _masked_forward(model, sub, x_dict, masks, sub_structural)
                 logits[local].sum().backward()
         finally:
             clear_masks(model)
