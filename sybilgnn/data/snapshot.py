@@ -31,6 +31,9 @@ class Snapshot:
     content_hash: str
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     meta: dict[str, Any] = field(default_factory=dict)
+    # Neo4j's internal node id of each row when exported, per node type: only a hint that
+    # lets the write-back skip the key index (it checks each id's key first); not hashed.
+    neo4j_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_accounts(self) -> int:
@@ -62,6 +65,8 @@ class Snapshot:
             "num_nodes": {t: int(self.data[t].num_nodes) for t in self.data.node_types},
         }
         (out / "snapshot.json").write_text(json.dumps(meta, default=str))
+        if self.neo4j_ids:
+            np.savez(out / "neo4j_ids.npz", **self.neo4j_ids)
         return out
 
     @classmethod
@@ -81,8 +86,13 @@ class Snapshot:
             for attr, value in attrs.items():
                 if attr != "num_nodes":
                     data[key][attr] = value
+        neo4j_ids: dict[str, np.ndarray] = {}
+        if (src / "neo4j_ids.npz").exists():
+            with np.load(src / "neo4j_ids.npz") as saved:
+                neo4j_ids = {name: saved[name] for name in saved.files}
         return cls(
             data=data,
+            neo4j_ids=neo4j_ids,
             id_maps={k: np.asarray(v, dtype=object) for k, v in meta["id_maps"].items()},
             feature_names=meta["feature_names"],
             feature_stats=meta["feature_stats"],

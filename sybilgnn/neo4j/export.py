@@ -155,7 +155,8 @@ def build_snapshot(raw: RawGraph, settings: Settings) -> Snapshot:
     digest = content_hash(data, id_maps, schema_description, feature_names)
     return Snapshot(data=data, id_maps=id_maps, feature_names=feature_names,
                     feature_stats=feature_stats, content_hash=digest,
-                    created_at=datetime.now(timezone.utc), meta=meta)
+                    created_at=datetime.now(timezone.utc), meta=meta,
+                    neo4j_ids={name: columns.internal_ids for name, columns in raw.nodes.items()})
 
 
 def _graph_state(session: neo4j.Session) -> tuple[str, str | None]:

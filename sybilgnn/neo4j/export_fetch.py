@@ -217,7 +217,8 @@ class NodeReader:
         n = found.size
         numeric = np.frombuffer(record["numeric"], dtype="<f8").reshape(-1, n) if n else None
         times = np.frombuffer(record["times"], dtype="<f8").reshape(-1, n) if n else None
-        out: dict[str, np.ndarray] = {"ids": found, "k": np.asarray(record["keys"], dtype=object)}
+        texts = _unpack_texts(record["strings"], n, len(self.names["strings"]))
+        out: dict[str, np.ndarray] = {"ids": found, "k": _unpack_texts(record["keys"], n, 1)[0]}
         counters = {"numeric": 0, "string": 0, "time": 0}
         for column in self.columns[1:]:
             i = counters[column.kind]
@@ -227,7 +228,7 @@ class NodeReader:
             elif column.kind == "time":
                 out[column.field] = times[i].copy() if n else np.empty(0)
             else:
-                out[column.field] = np.asarray(record["strings"][i], dtype=object)
+                out[column.field] = texts[i]
         return out
 
     def assemble(self, fixed: np.ndarray, parts: list[dict[str, np.ndarray]]) -> NodeColumns:
@@ -278,6 +279,14 @@ _NODES_PROCEDURE = ("CALL sybilgnn.export.nodes($ids, $label, $key, $numeric, $s
                     "RETURN ids, keys, numeric, strings, times, bad")
 _EDGES_PROCEDURE = ("CALL sybilgnn.export.edges($ids, $sourceLabel, $type, $targetLabel, $weight) "
                     "YIELD src, dst, weight, bad RETURN src, dst, weight, bad")
+
+
+def _unpack_texts(packed: bytes | bytearray, n: int, columns: int) -> list[np.ndarray]:
+    """``columns`` columns of ``n`` texts from the procedures' packing (NUL-terminated UTF-8)."""
+    if n == 0 or columns == 0:
+        return [np.empty(0, dtype=object) for _ in range(columns)]
+    values = np.asarray(bytes(packed).decode("utf-8").split("\0")[:-1], dtype=object)
+    return list(values.reshape(columns, n))
 
 
 def _packed_ids(ids: np.ndarray) -> bytes:

@@ -223,7 +223,8 @@ def score_snapshot(
     write_scores(driver, state.run_id, ids, scores, threshold, version,
                  batch_size=state.batch_size, scored_at=state.started_at,
                  evidence=evidence_by_id, stop_after_batches=stop_after_batches,
-                 on_batch=on_batch, database=database, bands=bands)
+                 on_batch=on_batch, database=database, bands=bands,
+                 node_ids=snapshot.neo4j_ids.get(ACCOUNT))
     remove_stale_flags(driver, state.run_id, database)
     if bands is None or resumed:  # a resumed run's first batches may have come through Cypher
         apply_score_bands(driver, database=database, batch_size=state.batch_size)

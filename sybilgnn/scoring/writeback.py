@@ -60,7 +60,7 @@ SET a.sybil_score = $scores[i], a.sybil_flag = $flags[i], a.scored_at = $scored_
 # score-band label in the same pass.
 _WRITE_SCORES_PROCEDURE = """
 CALL sybilgnn.scores.write('Account', 'account_id', $ids, $scores, $flags, $run_id,
-                           $model_version, $scored_at, $band_labels, $bands)
+                           $model_version, $scored_at, $band_labels, $bands, $node_ids)
 YIELD written, missing RETURN written, missing
 """
 _WRITE_FLAGGED = """
@@ -209,6 +209,7 @@ def write_scores(
     on_batch: Callable[[int, int], None] | None = None,
     database: str | None = None,
     bands: ScoreBands | None = None,
+    node_ids: np.ndarray | None = None,
 ) -> int:
     """Write ``scores`` (row i belongs to ``account_ids[i]``) in batches; returns batches written.
 
@@ -219,6 +220,8 @@ def write_scores(
     this call: the hook the resume tests use to simulate a kill. With ``bands`` the batches
     go through the server-side procedure, which also sets each account's score-band label
     (the caller then skips ``apply_score_bands``); without, through plain Cypher.
+    ``node_ids`` (the snapshot's internal ids, row by row) let the procedure skip the key
+    index for every node whose id still holds the same key.
     """
     ids = np.asarray(account_ids, dtype=object)
     values = np.asarray(scores, dtype=np.float64)
@@ -247,7 +250,9 @@ def write_scores(
             params |= {"scores": values[lo:hi].astype("<f8").tobytes(),
                        "flags": batch_flags.astype(np.uint8).tobytes(),
                        "band_labels": list(BAND_LABELS),
-                       "bands": band_index(values[lo:hi], bands).astype(np.uint8).tobytes()}
+                       "bands": band_index(values[lo:hi], bands).astype(np.uint8).tobytes(),
+                       "node_ids": b"" if node_ids is None or len(node_ids) != len(ids)
+                       else np.asarray(node_ids[lo:hi], dtype="<i8").tobytes()}
         flagged_rows = []
         for k in np.flatnonzero(batch_flags):
             account = batch_ids[k]

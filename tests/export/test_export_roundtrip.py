@@ -117,6 +117,10 @@ def test_save_load_round_trip(snapshot: Snapshot, tmp_path: Path) -> None:
         assert loaded.data[key].edge_index.tolist() == snapshot.data[key].edge_index.tolist()
     assert loaded.data["account"].group_names == ["c1", "c2"]
     assert loaded.data["account"].x.tolist() == snapshot.data["account"].x.tolist()
+    assert sorted(loaded.neo4j_ids) == ["account", "ip", "payment"]
+    for name, ids in snapshot.neo4j_ids.items():  # the write-back's hints, row by row
+        assert ids.shape == (len(snapshot.id_maps[name]),)
+        assert loaded.neo4j_ids[name].tolist() == ids.tolist()
 
 
 def test_verdicts_override_platform_labels(small_graph: Any, neo4j_settings: Settings,

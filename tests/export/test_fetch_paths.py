@@ -153,3 +153,18 @@ def test_the_managed_server_has_the_procedures(small_graph: Any) -> None:
 
     with small_graph.session() as session:
         assert server_procedures_version(session) == API_VERSION
+
+
+def test_packed_texts_keep_unicode_and_refuse_nul(small_graph: Any, neo4j_settings: Settings,
+                                                  tmp_path: Path) -> None:
+    """The procedures pack texts as NUL-terminated UTF-8: non-ASCII survives, NUL is refused."""
+    small_graph.execute_query("MATCH (a:Account {account_id: 'a03'}) SET a.country = 'Ünï😀'")
+    through = {mode: export_snapshot(_settings(neo4j_settings, tmp_path, mode),
+                                     driver=small_graph, use_cache=False)
+               for mode in ("off", "required")}
+    assert through["off"].content_hash == through["required"].content_hash
+    small_graph.execute_query("MATCH (a:Account {account_id: 'a03'}) SET a.plan = $text",
+                              text="a\0b")
+    with pytest.raises(InputError, match="property 'plan' of :Account must be a string"):
+        export_snapshot(_settings(neo4j_settings, tmp_path, "required"), driver=small_graph,
+                        use_cache=False)

@@ -169,3 +169,30 @@ def test_a_run_begun_in_cypher_resumes_through_the_procedure(neo4j_driver: Any,
     _score(neo4j_driver, _procedures(scoring_settings, "off"), FLAGGED_RUN1)
     straight = _score(neo4j_driver, _procedures(scoring_settings, "off"), FLAGGED_RUN2)
     assert resumed_state == dump_state(neo4j_driver, straight.run_id)
+
+
+def test_internal_id_hints_are_checked_against_the_key(neo4j_driver: Any,
+                                                       scoring_settings: Settings) -> None:
+    """Export-time internal ids speed up the write only where they still hold the key."""
+    import numpy as np
+
+    def score(hints: Any) -> dict[str, Any]:
+        wipe_database(neo4j_driver)
+        build_graph(neo4j_driver)
+        snapshot = build_snapshot()
+        if hints is not None:
+            real = {r["k"]: r["i"] for r in neo4j_driver.execute_query(
+                "MATCH (a:Account) RETURN a.account_id AS k, id(a) AS i").records}
+            ids = np.array([real[a] for a in ACCOUNTS], dtype=np.int64)
+            ids[:5] = np.roll(ids[:5], 1)  # each points at another account
+            ids[5:8] = -1  # unknown
+            ids[8] = ids.max() + 1000  # no such node
+            snapshot.neo4j_ids = {"account": ids}
+        summary = score_snapshot(neo4j_driver, _procedures(scoring_settings, "required"),
+                                 snapshot, scores_for(FLAGGED_RUN1), threshold=0.5,
+                                 model_version=3, model=tiny_model(snapshot))
+        return dump_state(neo4j_driver, summary.run_id)
+
+    with_hints = score(hints=True)
+    assert with_hints == score(hints=None)
+    assert all(props["run_id"] == "this" for _, props in with_hints["accounts"].values())

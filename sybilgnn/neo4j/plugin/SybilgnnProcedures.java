@@ -8,6 +8,7 @@ import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -16,15 +17,25 @@ import org.neo4j.graphdb.Direction;
 import org.neo4j.graphdb.Label;
 import org.neo4j.graphdb.Node;
 import org.neo4j.graphdb.NotFoundException;
-import org.neo4j.graphdb.Relationship;
-import org.neo4j.graphdb.RelationshipType;
-import org.neo4j.graphdb.ResourceIterable;
 import org.neo4j.graphdb.Transaction;
+import org.neo4j.internal.kernel.api.NodeCursor;
+import org.neo4j.internal.kernel.api.PropertyCursor;
+import org.neo4j.internal.kernel.api.Read;
+import org.neo4j.internal.kernel.api.RelationshipTraversalCursor;
+import org.neo4j.internal.kernel.api.TokenRead;
+import org.neo4j.kernel.api.KernelTransaction;
+import org.neo4j.kernel.impl.coreapi.InternalTransaction;
 import org.neo4j.procedure.Context;
 import org.neo4j.procedure.Description;
 import org.neo4j.procedure.Mode;
 import org.neo4j.procedure.Name;
 import org.neo4j.procedure.Procedure;
+import org.neo4j.storageengine.api.PropertySelection;
+import org.neo4j.storageengine.api.RelationshipSelection;
+import org.neo4j.token.api.TokenConstants;
+import org.neo4j.values.storable.NumberValue;
+import org.neo4j.values.storable.TextValue;
+import org.neo4j.values.storable.Value;
 
 /**
  * Server-side halves of sybilgnn's export and score write-back.
@@ -36,13 +47,15 @@ import org.neo4j.procedure.Procedure;
  * turns into numpy arrays without touching a value. They are optional: the client falls
  * back to Cypher when the server does not have them (a remote server, no JDK at install).
  *
- * <p>Every procedure only uses the public API on the caller's transaction, so it needs no
- * unrestricted access and sees exactly what a Cypher query in that transaction would see.
+ * <p>Every procedure works on the caller's transaction, so it sees exactly what a Cypher
+ * query in that transaction would see. The export reads go through the kernel's cursors
+ * (the layer Cypher itself reads through: no entity objects, no property maps, no boxing of
+ * numbers); the write uses the public embedded API.
  */
 public class SybilgnnProcedures {
 
     /** Bump when a signature or an output changes; the client checks it. */
-    public static final long API_VERSION = 1;
+    public static final long API_VERSION = 2;
 
     @Context
     public Transaction tx;
@@ -127,38 +140,11 @@ public class SybilgnnProcedures {
         return null;
     }
 
-    /** Row ``n`` of each column in ``names``; the first value of a wrong type goes to bad. */
-    private static void readColumns(Map<String, Object> values, List<String> names,
-                                    double[][] rows, int n, NodeChunk chunk,
-                                    java.util.function.Function<Object, Double> convert) {
-        for (int c = 0; c < names.size(); c++) {
-            Object raw = values.get(names.get(c));
-            Double value = convert.apply(raw);
-            if (value == null) {
-                if (chunk.bad == null) {
-                    chunk.bad = names.get(c) + "\t" + describe(raw);
-                }
-                value = Double.NaN;
-            }
-            rows[c][n] = value;
-        }
-    }
-
     private static String describe(Object value) {
         if (value != null && value.getClass().isArray()) {
             return "a list";
         }
         return String.valueOf(value);
-    }
-
-    /** The node of an internal id if it still exists and has the label, else null. */
-    private Node nodeWithLabel(long id, Label label) {
-        try {
-            Node node = tx.getNodeById(id);
-            return node.hasLabel(label) ? node : null;
-        } catch (NotFoundException gone) {
-            return null;
-        }
     }
 
     // ---- version ---------------------------------------------------------------------
@@ -182,10 +168,12 @@ public class SybilgnnProcedures {
     public static class NodeChunk {
         /** Internal ids of the nodes found (int64 LE); deleted or relabelled ones are left out. */
         public byte[] ids;
-        public List<String> keys;
+        /** Keys as UTF-8, each followed by a NUL byte (one array decodes far faster than a list). */
+        public byte[] keys;
         /** Numeric columns one after another, float64 LE, NaN where absent. */
         public byte[] numeric;
-        public List<List<String>> strings;
+        /** String columns one after another, encoded as ``keys``. */
+        public byte[] strings;
         /** Time columns one after another, epoch seconds as float64 LE, NaN where absent. */
         public byte[] times;
         /** "property\tvalue" of the first value that has the wrong type, else null. */
@@ -201,65 +189,158 @@ public class SybilgnnProcedures {
                                          @Name("times") List<String> times,
                                          @Name("missing") String missing) {
         long[] wanted = unpackLongs(packedIds);
-        Label nodeLabel = Label.label(label);
-        String[] names = new String[1 + numeric.size() + strings.size() + times.size()];
-        names[0] = key;
-        int at = 1;
-        for (List<String> group : List.of(numeric, strings, times)) {
-            for (String name : group) {
-                names[at++] = name;
-            }
-        }
-        long[] found = new long[wanted.length];
-        List<String> keys = new ArrayList<>(wanted.length);
-        List<List<String>> texts = new ArrayList<>(strings.size());
-        for (int s = 0; s < strings.size(); s++) {
-            texts.add(new ArrayList<>(wanted.length));
-        }
-        NodeChunk chunk = new NodeChunk();
-        int n = 0;
-        double[][] numberRows = new double[numeric.size()][wanted.length];
-        double[][] timeRows = new double[times.size()][wanted.length];
-        for (long id : wanted) {
-            Node node = nodeWithLabel(id, nodeLabel);
-            if (node == null) {
-                continue;
-            }
-            Map<String, Object> values = node.getProperties(names);
-            String keyText = asText(values.get(key), missing);
-            if (keyText == null && chunk.bad == null) {
-                chunk.bad = key + "\t" + describe(values.get(key));
-            }
-            keys.add(keyText == null ? missing : keyText);
-            readColumns(values, numeric, numberRows, n, chunk, SybilgnnProcedures::asNumber);
-            for (int c = 0; c < strings.size(); c++) {
-                Object raw = values.get(strings.get(c));
-                String text = asText(raw, missing);
-                if (text == null) {
-                    if (chunk.bad == null) {
-                        chunk.bad = strings.get(c) + "\t" + describe(raw);
-                    }
-                    text = missing;
+        KernelTransaction ktx = ((InternalTransaction) tx).kernelTransaction();
+        TokenRead tokens = ktx.tokenRead();
+        int labelId = tokens.nodeLabel(label);
+        // property token -> the columns it fills, as {group, column}
+        List<List<String>> groups = List.of(List.of(key), numeric, strings, times);
+        Map<Integer, List<int[]>> byToken = new HashMap<>();
+        for (int g = 0; g < groups.size(); g++) {
+            for (int c = 0; c < groups.get(g).size(); c++) {
+                int token = tokens.propertyKey(groups.get(g).get(c));
+                if (token != TokenConstants.NO_TOKEN) {
+                    byToken.computeIfAbsent(token, t -> new ArrayList<>()).add(new int[] {g, c});
                 }
-                texts.get(c).add(text);
             }
-            readColumns(values, times, timeRows, n, chunk, SybilgnnProcedures::asEpochSeconds);
-            found[n++] = id;
         }
-        double[] numbers = new double[n * numeric.size()];
-        for (int c = 0; c < numeric.size(); c++) {
-            System.arraycopy(numberRows[c], 0, numbers, c * n, n);
+        int[] selected = byToken.keySet().stream().mapToInt(Integer::intValue).toArray();
+        int maxToken = java.util.Arrays.stream(selected).max().orElse(-1);
+        int[][][] slots = new int[maxToken + 1][][];  // token -> {group, column} pairs
+        for (Map.Entry<Integer, List<int[]>> entry : byToken.entrySet()) {
+            slots[entry.getKey()] = entry.getValue().toArray(new int[0][]);
         }
-        double[] seconds = new double[n * times.size()];
-        for (int c = 0; c < times.size(); c++) {
-            System.arraycopy(timeRows[c], 0, seconds, c * n, n);
+        PropertySelection selection = PropertySelection.selection(selected);
+        NodeColumnsBuilder out = new NodeColumnsBuilder(wanted.length, numeric, strings, times,
+                                                        missing);
+        if (labelId != TokenConstants.NO_TOKEN) {
+            Read read = ktx.dataRead();
+            try (NodeCursor nodes = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
+                 PropertyCursor props = ktx.cursors().allocatePropertyCursor(ktx.cursorContext(), ktx.memoryTracker())) {
+                for (long id : wanted) {
+                    read.singleNode(id, nodes);
+                    if (!nodes.next() || !nodes.hasLabel(labelId)) {
+                        continue;  // deleted or relabelled since the node set was fixed
+                    }
+                    int row = out.addRow(id);
+                    if (selected.length == 0) {
+                        continue;
+                    }
+                    nodes.properties(props, selection);
+                    while (props.next()) {
+                        Value value = props.propertyValue();
+                        for (int[] slot : slots[props.propertyKey()]) {
+                            out.set(slot[0], slot[1], row, value, groups.get(slot[0]).get(slot[1]));
+                        }
+                    }
+                }
+            }
         }
-        chunk.ids = packLongs(found, n);
-        chunk.keys = keys;
-        chunk.numeric = packDoubles(numbers, n * numeric.size());
-        chunk.strings = texts;
-        chunk.times = packDoubles(seconds, n * times.size());
-        return Stream.of(chunk);
+        return Stream.of(out.build());
+    }
+
+    /** Column buffers of one node chunk; absent values stay NaN or ``missing``. */
+    private static final class NodeColumnsBuilder {
+        private final long[] found;
+        private final String[] keys;
+        private final double[][] numbers;
+        private final String[][] texts;
+        private final double[][] seconds;
+        private final String missing;
+        private int n;
+        private String bad;
+
+        NodeColumnsBuilder(int capacity, List<String> numeric, List<String> strings,
+                           List<String> times, String missing) {
+            this.found = new long[capacity];
+            this.keys = new String[capacity];
+            this.numbers = new double[numeric.size()][capacity];
+            this.texts = new String[strings.size()][capacity];
+            this.seconds = new double[times.size()][capacity];
+            this.missing = missing;
+            for (double[] column : numbers) {
+                java.util.Arrays.fill(column, Double.NaN);
+            }
+            for (double[] column : seconds) {
+                java.util.Arrays.fill(column, Double.NaN);
+            }
+            java.util.Arrays.fill(keys, missing);
+            for (String[] column : texts) {
+                java.util.Arrays.fill(column, missing);
+            }
+        }
+
+        int addRow(long id) {
+            found[n] = id;
+            return n++;
+        }
+
+        void set(int group, int column, int row, Value value, String name) {
+            Object converted = switch (group) {
+                case 0, 2 -> asText(value, missing);
+                case 1 -> asNumber(value);
+                default -> asEpochSeconds(value.asObjectCopy());
+            };
+            if (converted instanceof String text && text.indexOf('\0') >= 0) {
+                converted = null;  // NUL separates the packed texts
+            }
+            if (converted == null) {
+                if (bad == null) {
+                    bad = name + "\t" + describe(value.asObjectCopy());
+                }
+                return;
+            }
+            switch (group) {
+                case 0 -> keys[row] = (String) converted;
+                case 1 -> numbers[column][row] = (Double) converted;
+                case 2 -> texts[column][row] = (String) converted;
+                default -> seconds[column][row] = (Double) converted;
+            }
+        }
+
+        NodeChunk build() {
+            NodeChunk chunk = new NodeChunk();
+            chunk.ids = packLongs(found, n);
+            chunk.keys = packTexts(new String[][] {keys}, n);
+            chunk.numeric = packColumns(numbers, n);
+            chunk.strings = packTexts(texts, n);
+            chunk.times = packColumns(seconds, n);
+            chunk.bad = bad;
+            return chunk;
+        }
+    }
+
+    private static byte[] packColumns(double[][] columns, int n) {
+        ByteBuffer buffer = ByteBuffer.allocate(columns.length * n * 8).order(ByteOrder.LITTLE_ENDIAN);
+        for (double[] column : columns) {
+            buffer.asDoubleBuffer().put(column, 0, n);
+            buffer.position(buffer.position() + n * 8);
+        }
+        return buffer.array();
+    }
+
+    /** Texts column by column, each as UTF-8 followed by a NUL byte. */
+    private static byte[] packTexts(String[][] columns, int n) {
+        StringBuilder joined = new StringBuilder();
+        for (String[] column : columns) {
+            for (int i = 0; i < n; i++) {
+                joined.append(column[i]).append('\0');
+            }
+        }
+        return joined.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    private static Double asNumber(Value value) {
+        if (value instanceof NumberValue number) {
+            return number.doubleValue();
+        }
+        return asNumber(value.asObjectCopy());
+    }
+
+    private static String asText(Value value, String missing) {
+        if (value instanceof TextValue text) {
+            return text.stringValue();
+        }
+        return asText(value.asObjectCopy(), missing);
     }
 
     // ---- edge columns ----------------------------------------------------------------
@@ -280,25 +361,41 @@ public class SybilgnnProcedures {
                                          @Name("targetLabel") String targetLabel,
                                          @Name("weight") String weight) {
         long[] sources = unpackLongs(packedIds);
-        Label source = Label.label(sourceLabel);
-        Label target = targetLabel == null ? null : Label.label(targetLabel);
-        RelationshipType relType = RelationshipType.withName(type);
+        KernelTransaction ktx = ((InternalTransaction) tx).kernelTransaction();
+        TokenRead tokens = ktx.tokenRead();
+        int source = tokens.nodeLabel(sourceLabel);
+        int target = targetLabel == null ? TokenConstants.ANY_LABEL : tokens.nodeLabel(targetLabel);
+        int relType = tokens.relationshipType(type);
+        int weightKey = weight == null ? TokenConstants.NO_TOKEN : tokens.propertyKey(weight);
         int capacity = Math.max(16, sources.length * 4);
         long[] src = new long[capacity];
         long[] dst = new long[capacity];
         double[] weights = new double[weight == null ? 0 : capacity];
         EdgeChunk chunk = new EdgeChunk();
         int n = 0;
-        for (long id : sources) {
-            Node node = nodeWithLabel(id, source);
-            if (node == null) {
-                continue;
-            }
-            try (ResourceIterable<Relationship> rels = node.getRelationships(Direction.OUTGOING, relType)) {
-                for (Relationship rel : rels) {
-                    Node end = rel.getEndNode();
-                    if (target != null && !end.hasLabel(target)) {
-                        continue;
+        boolean none = source == TokenConstants.NO_TOKEN || relType == TokenConstants.NO_TOKEN
+                || (targetLabel != null && target == TokenConstants.NO_TOKEN);
+        Read read = ktx.dataRead();
+        RelationshipSelection outgoing = RelationshipSelection.selection(relType, Direction.OUTGOING);
+        PropertySelection weightOnly = PropertySelection.selection(weightKey);
+        try (NodeCursor nodes = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
+             NodeCursor ends = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
+             RelationshipTraversalCursor rels = ktx.cursors().allocateRelationshipTraversalCursor(ktx.cursorContext(), ktx.memoryTracker());
+             PropertyCursor props = ktx.cursors().allocatePropertyCursor(ktx.cursorContext(), ktx.memoryTracker())) {
+            for (int i = 0; i < sources.length && !none; i++) {
+                long id = sources[i];
+                read.singleNode(id, nodes);
+                if (!nodes.next() || !nodes.hasLabel(source)) {
+                    continue;
+                }
+                nodes.relationships(rels, outgoing);
+                while (rels.next()) {
+                    long end = rels.targetNodeReference();
+                    if (targetLabel != null) {
+                        read.singleNode(end, ends);
+                        if (!ends.next() || !ends.hasLabel(target)) {
+                            continue;
+                        }
                     }
                     if (n == src.length) {
                         int grown = src.length * 2;
@@ -309,15 +406,18 @@ public class SybilgnnProcedures {
                         }
                     }
                     src[n] = id;
-                    dst[n] = end.getId();
+                    dst[n] = end;
                     if (weight != null) {
-                        Object raw = rel.getProperty(weight, null);
-                        Double value = asNumber(raw);
-                        if (value == null) {
-                            if (chunk.bad == null) {
-                                chunk.bad = weight + "\t" + describe(raw);
+                        double value = Double.NaN;
+                        if (weightKey != TokenConstants.NO_TOKEN) {
+                            rels.properties(props, weightOnly);
+                            if (props.next()) {
+                                Double number = asNumber(props.propertyValue());
+                                if (number == null && chunk.bad == null) {
+                                    chunk.bad = weight + "\t" + describe(props.propertyValue().asObjectCopy());
+                                }
+                                value = number == null ? Double.NaN : number;
                             }
-                            value = Double.NaN;
                         }
                         weights[n] = value;
                     }
@@ -343,8 +443,39 @@ public class SybilgnnProcedures {
         }
     }
 
+    /** The properties the write reads; ``key`` too, to check an id hint against. */
+    private static final String[] READ_BEFORE_WRITE = {"run_id", "sybil_flag", null};
+
+    /**
+     * The keyed node and its current run stamp and flag, read in one walk of its properties.
+     * An id hint from the export is used when its node still has the label and the key;
+     * otherwise (deleted, reused, unknown) the key index finds the node.
+     */
+    private Map.Entry<Node, Map<String, Object>> locate(long hint, Label label, String key,
+                                                        String value) {
+        String[] names = READ_BEFORE_WRITE.clone();
+        names[2] = key;
+        if (hint >= 0) {
+            try {
+                Node node = tx.getNodeById(hint);
+                if (node.hasLabel(label)) {
+                    Map<String, Object> current = node.getProperties(names);
+                    if (value.equals(current.get(key))) {
+                        return Map.entry(node, current);
+                    }
+                }
+            } catch (NotFoundException gone) {
+                // fall through to the index
+            }
+        }
+        Node node = tx.findNode(label, key, value);
+        return node == null ? null : Map.entry(node, node.getProperties(names));
+    }
+
     @Procedure(name = "sybilgnn.scores.write", mode = Mode.WRITE)
-    @Description("One batch of a scoring run: score, flag, run stamp and score band of each keyed node.")
+    @Description("One batch of a scoring run: score, flag, run stamp and score band of each keyed "
+            + "node; nodeIds (int64 LE, may be empty) are the export's internal ids, checked against "
+            + "the key and used instead of the key index when they still match.")
     public Stream<WriteResult> writeScores(@Name("label") String label, @Name("key") String key,
                                            @Name("keys") List<String> keys,
                                            @Name("scores") byte[] packedScores,
@@ -353,8 +484,10 @@ public class SybilgnnProcedures {
                                            @Name("modelVersion") String modelVersion,
                                            @Name("scoredAt") ZonedDateTime scoredAt,
                                            @Name("bandLabels") List<String> bandLabels,
-                                           @Name("bands") byte[] bands) {
+                                           @Name("bands") byte[] bands,
+                                           @Name("nodeIds") byte[] packedNodeIds) {
         double[] scores = unpackDoubles(packedScores);
+        long[] nodeIds = unpackLongs(packedNodeIds);
         if (scores.length != keys.size() || flags.length != keys.size()
                 || bands.length != keys.size()) {
             throw new IllegalArgumentException("sybilgnn.scores.write: " + keys.size() + " keys, "
@@ -369,15 +502,18 @@ public class SybilgnnProcedures {
         long written = 0;
         long missing = 0;
         for (int i = 0; i < scores.length; i++) {
-            Node node = tx.findNode(nodeLabel, key, keys.get(i));
-            if (node == null) {
+            Map.Entry<Node, Map<String, Object>> found = locate(
+                    nodeIds.length == keys.size() ? nodeIds[i] : -1, nodeLabel, key, keys.get(i));
+            if (found == null) {
                 missing++;
                 continue;
             }
+            Node node = found.getKey();
+            Map<String, Object> current = found.getValue();
             // the previous run's flag stays readable for "newly flagged / no longer flagged";
             // a batch written again for the same run keeps what it saw the first time
-            if (!runId.equals(node.getProperty("run_id", null))) {
-                node.setProperty("prev_sybil_flag", node.getProperty("sybil_flag", Boolean.FALSE));
+            if (!runId.equals(current.get("run_id"))) {
+                node.setProperty("prev_sybil_flag", current.getOrDefault("sybil_flag", Boolean.FALSE));
             }
             node.setProperty("sybil_score", scores[i]);
             node.setProperty("sybil_flag", flags[i] != 0);
