@@ -7,6 +7,7 @@ on one snapshot can re-normalise another one the same way (``align_features``).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["OTHER", "encode_numeric", "encode_categorical", "align_features", "edge_weights"]
 
@@ -17,18 +18,18 @@ def encode_numeric(columns: dict[str, np.ndarray], n: int
                    ) -> tuple[np.ndarray, list[str], list[float], list[float]]:
     """Z-score each column over its known values; missing values become the mean (0)."""
     names = list(columns)
-    block = np.zeros((n, len(names)), dtype=np.float64)
-    means, stds = [], []
-    for j, name in enumerate(names):
-        values = columns[name]
-        known = ~np.isnan(values)
-        mean = float(values[known].mean()) if known.any() else 0.0
-        std = float(values[known].std()) if known.any() else 0.0
-        std = std if std > 1e-12 else 1.0
-        block[:, j] = np.where(known, (values - mean) / std, 0.0)
-        means.append(mean)
-        stds.append(std)
-    return block, names, means, stds
+    if not names:
+        return np.zeros((n, 0)), [], [], []
+    block = np.stack([np.asarray(columns[name], dtype=np.float64) for name in names])
+    known = ~np.isnan(block)
+    count = known.sum(axis=1)
+    filled = np.where(known, block, 0.0)
+    mean = np.divide(filled.sum(axis=1), count, out=np.zeros(len(names)), where=count > 0)
+    centred = np.where(known, block - mean[:, None], 0.0)
+    std = np.sqrt(np.divide((centred * centred).sum(axis=1), count, out=np.zeros(len(names)),
+                            where=count > 0))
+    std = np.where(std > 1e-12, std, 1.0)
+    return (centred / std[:, None]).T, names, mean.tolist(), std.tolist()
 
 
 def encode_categorical(prop: str, values: np.ndarray, top_k: int
@@ -38,18 +39,20 @@ def encode_categorical(prop: str, values: np.ndarray, top_k: int
     Missing values count as other. Columns are named ``prop=value``.
     """
     values = np.asarray(values, dtype=object)
-    present: np.ndarray = values != None  # noqa: E711  (elementwise on an object array)
-    uniques, inverse, counts = np.unique(values[present].astype(str), return_inverse=True,
-                                         return_counts=True)
-    ranked = sorted(range(len(uniques)), key=lambda i: (-counts[i], uniques[i]))[:top_k]
-    block = np.zeros((len(values), len(ranked) + 1), dtype=np.float64)
-    column_of = np.full(len(uniques), len(ranked), dtype=np.int64)
-    for column, unique_index in enumerate(ranked):
-        column_of[unique_index] = column
-    present_rows = np.flatnonzero(present)
-    block[present_rows, column_of[inverse]] = 1.0
-    block[~present, len(ranked)] = 1.0
-    names = [f"{prop}={uniques[i]}" for i in ranked] + [f"{prop}={OTHER}"]
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # hashing, no sort
+    texts = [str(u) for u in uniques]
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    # the same value as text may come from different types (1 and "1"): merge by text
+    by_text: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        by_text[text] = by_text.get(text, 0) + int(counts[i])
+    ranked_texts = sorted(by_text, key=lambda t: (-by_text[t], t))[:top_k]
+    column_of_text = {text: column for column, text in enumerate(ranked_texts)}
+    column_of = np.asarray([column_of_text.get(t, len(ranked_texts)) for t in texts] +
+                           [len(ranked_texts)], dtype=np.int64)  # last: missing -> other
+    block = np.zeros((len(values), len(ranked_texts) + 1), dtype=np.float64)
+    block[np.arange(len(values)), column_of[codes]] = 1.0
+    names = [f"{prop}={t}" for t in ranked_texts] + [f"{prop}={OTHER}"]
     return block, names
 
 
