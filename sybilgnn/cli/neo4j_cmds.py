@@ -9,6 +9,7 @@ import click
 from sybilgnn.cli.common import cli, pass_settings
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
+from sybilgnn.neo4j.plugin import PLUGIN_PREFIX, build_plugin
 from sybilgnn.neo4j.query import format_table, run_read_query
 from sybilgnn.neo4j.server import LocalNeo4j
 
@@ -28,10 +29,15 @@ def neo4j_group() -> None:
 @neo4j_group.command("install")
 @pass_settings
 def install(settings: Settings) -> None:
-    """Resolve the server and Browser jars through Maven into neo4j.lib_dir (cached)."""
+    """Resolve the server and Browser jars through Maven into neo4j.lib_dir (cached), and
+    build sybilgnn's server-side procedures against them."""
     server = _local(settings)
     server.install()
     click.echo(f"neo4j jars ready in {server.lib_dir}")
+    jar = build_plugin(server.lib_dir)
+    click.echo(f"sybilgnn procedures: {jar}" if jar else
+               "sybilgnn procedures: not built (no JDK `javac` on PATH); export and write-back "
+               "will use plain Cypher")
 
 
 @neo4j_group.command("start")
@@ -58,8 +64,10 @@ def status(settings: Settings) -> None:
     """Say whether the local server runs; exit code 3 when it does not."""
     state = _local(settings).status()
     if state.running:
+        jars = sorted((state.home / "plugins").glob(f"{PLUGIN_PREFIX}*.jar"))
         click.echo(f"neo4j running (pid {state.pid})  bolt: {state.bolt_uri}  "
-                   f"browser: {state.browser_url}")
+                   f"browser: {state.browser_url}  procedures: "
+                   f"{jars[0].name if jars else 'none (plain Cypher)'}")
     else:
         click.echo(f"neo4j stopped (home {state.home})")
         raise click.exceptions.Exit(3)
