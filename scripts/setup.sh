@@ -8,7 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+if [ "$(id -u)" = 0 ]; then
+  command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+else
+  command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+  command -v javac >/dev/null 2>&1 || echo "[setup] warning: no JDK (javac): Neo4j starts" \
+    "without sybilgnn's procedures and export/write-back use plain Cypher (slower);" \
+    "sudo apt-get install openjdk-17-jdk-headless to get them" >&2
+fi
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
