@@ -36,3 +36,14 @@ def test_query_table_and_write_refused(neo4j_settings, neo4j_driver, capsys) -> 
     assert "Writing in read access mode not allowed" in capsys.readouterr().err
     records, _, _ = neo4j_driver.execute_query("MATCH (a:Account {account_id: 'w'}) RETURN a")
     assert records == []
+
+
+def test_status_names_the_procedures_jar(neo4j_settings, neo4j_server, capsys) -> None:
+    from sybilgnn.neo4j.plugin import PLUGIN_PREFIX, _source_digest
+
+    n = neo4j_settings.neo4j
+    main(_flags(neo4j_settings) + [f"--set=neo4j.home={n.home}",
+                                    f"--set=neo4j.lib_dir={n.lib_dir}", "neo4j", "status"])
+    out = capsys.readouterr().out
+    assert out.startswith("neo4j running") and "bolt:" in out
+    assert out.rstrip().endswith(f"procedures: {PLUGIN_PREFIX}{_source_digest()}.jar")
