@@ -29,7 +29,7 @@ from sybilgnn.neo4j.export_cache import SnapshotCache, content_hash, fingerprint
 from sybilgnn.neo4j.export_features import edge_weights, encode_categorical, encode_numeric
 from sybilgnn.neo4j.export_fetch import NodeColumns
 from sybilgnn.neo4j.export_read import RawGraph, read_graph
-from sybilgnn.neo4j.export_schema import ResolvedNode, ResolvedSchema
+from sybilgnn.neo4j.export_schema import ResolvedSchema
 
 __all__ = ["export_snapshot", "log_snapshot_to_mlflow", "read_graph", "RawGraph",
            "DEFAULT_WORKERS"]
@@ -53,12 +53,6 @@ def _node_features(columns: NodeColumns, node_features: list[str],
     if not names:
         names, means, stds = ["__constant__"], [0.0], [1.0]
     return x.astype(np.float32), names, {"mean": means, "std": stds}
-
-
-def _encode_node_type(node: ResolvedNode, columns: NodeColumns
-                      ) -> tuple[np.ndarray, list[str], dict[str, list[float]]]:
-    """A node type's feature matrix; ``read_graph`` runs it while the edges are still read."""
-    return _node_features(columns, node.features, node.categorical)
 
 
 def _sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray
@@ -126,7 +120,7 @@ def build_snapshot(raw: RawGraph, settings: Settings) -> Snapshot:
     id_maps: dict[str, np.ndarray] = {}
     for name, node in raw.schema.nodes.items():
         columns = raw.nodes[name]
-        x, names, stats = raw.prepared.get(name) or _encode_node_type(node, columns)
+        x, names, stats = _node_features(columns, node.features, node.categorical)
         data[name].num_nodes = len(columns.keys)
         data[name].x = torch.from_numpy(x)
         feature_names[name], feature_stats[name] = names, stats
@@ -219,8 +213,7 @@ def export_snapshot(settings: Settings, *, driver: neo4j.Driver | None = None,
         with tqdm(desc="export", unit="node", disable=not progress) as bar:
             raw, versions_after = read_graph(
                 active, settings, session_kwargs=session_kwargs, workers=workers,
-                progress=bar.update, total=lambda n: setattr(bar, "total", n),
-                on_node_type=_encode_node_type)
+                progress=bar.update, total=lambda n: setattr(bar, "total", n))
         read_seconds = time.perf_counter() - started
         snapshot = build_snapshot(raw, settings)
     finally:

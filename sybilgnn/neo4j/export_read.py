@@ -21,8 +21,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -33,7 +32,7 @@ from sybilgnn.config import Settings
 from sybilgnn.neo4j.export_fetch import (EdgeColumns, EdgeReader, IdIndex, NodeColumns,
                                          NodeReader, chunks, count_ending_at, count_graph,
                                          fetch_node_ids)
-from sybilgnn.neo4j.export_schema import ResolvedNode, ResolvedSchema, resolve_schema
+from sybilgnn.neo4j.export_schema import ResolvedSchema, resolve_schema
 from sybilgnn.neo4j.plugin import use_procedures
 
 __all__ = ["RawGraph", "read_graph"]
@@ -49,8 +48,6 @@ class RawGraph:
     counts: dict[str, int]
     nodes: dict[str, NodeColumns]
     edges: dict[str, EdgeColumns]
-    # what ``on_node_type`` returned for each node type (computed while edges were read)
-    prepared: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,13 +104,10 @@ def _node_reader(schema: ResolvedSchema, name: str, procedures: bool) -> NodeRea
 
 
 def _run_tasks(driver: neo4j.Driver, session_kwargs: dict[str, Any], tasks: list[_Task],
-               workers: int, progress: Progress | None,
-               on_done: Callable[[int, Any], None] | None = None
-               ) -> tuple[list[Any], list[frozenset[str]]]:
+               workers: int, progress: Progress | None) -> tuple[list[Any], list[frozenset[str]]]:
     """Run the tasks on ``workers`` sessions (largest first); results in task order.
 
-    ``on_done(i, result)`` is called (under the lock) as each task finishes. The first
-    error stops the other workers after their current chunk and is raised here.
+    The first error stops the other workers after their current chunk and is raised here.
     """
     results: list[Any] = [None] * len(tasks)
     queue = deque(sorted(range(len(tasks)), key=lambda i: -tasks[i].cost))
@@ -130,11 +124,9 @@ def _run_tasks(driver: neo4j.Driver, session_kwargs: dict[str, Any], tasks: list
                             break
                         i = queue.popleft()
                     results[i] = session.execute_read(tasks[i].run)
-                    with lock:
-                        if progress:
+                    if progress:
+                        with lock:
                             progress(tasks[i].items)
-                        if on_done:
-                            on_done(i, results[i])
             except BaseException as exc:  # handed to the caller's thread
                 with lock:
                     errors.append(exc)
@@ -160,17 +152,13 @@ def _run_tasks(driver: neo4j.Driver, session_kwargs: dict[str, Any], tasks: list
 
 def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict[str, Any],
                workers: int = 2, progress: Progress | None = None,
-               total: Callable[[int], None] | None = None,
-               on_node_type: Callable[[ResolvedNode, NodeColumns], Any] | None = None
+               total: Callable[[int], None] | None = None
                ) -> tuple[RawGraph, list[frozenset[str]]]:
     """Read the graph with ``workers`` parallel read sessions; returns the raw columns and
     the last bookmark of every session used (for the point-in-time check).
 
     ``total`` receives the number of progress units (nodes, then source nodes per edge
-    type) once they are known. A node type is assembled as soon as its last chunk is in,
-    on a thread of its own, while the sessions go on reading edges; ``on_node_type`` runs
-    there too (the export encodes the features in it) and its result lands in
-    ``RawGraph.prepared``.
+    type) once they are known.
     """
     chunk_size = settings.export.chunk_size
     with driver.session(**session_kwargs) as session:
@@ -200,35 +188,12 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
                                cost=(hi - lo) * 3 * degree, items=hi - lo))
     if total:
         total(sum(task.items for task in tasks))
-    chunk_results: dict[int, Any] = {}
-    finished: dict[str, Future[tuple[NodeColumns, IdIndex, Any]]] = {}
-    waiting = {name: set(indices) for name, indices in node_tasks.items()}
-    type_of = {i: name for name, indices in node_tasks.items() for i in indices}
-
-    def finish_type(name: str) -> tuple[NodeColumns, IdIndex, Any]:
-        columns = node_readers[name].assemble(
-            node_ids[name], [chunk_results[i] for i in node_tasks.get(name, [])])
-        extra = on_node_type(schema.nodes[name], columns) if on_node_type else None
-        return columns, IdIndex(columns.internal_ids), extra
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-assemble") as pool:
-        def on_done(i: int, result: Any) -> None:
-            name = type_of.get(i)
-            if name is None:
-                return
-            chunk_results[i] = result
-            waiting[name].discard(i)
-            if not waiting[name]:
-                finished[name] = pool.submit(finish_type, name)
-
-        results, worker_bookmarks = _run_tasks(driver, session_kwargs, tasks, workers,
-                                               progress, on_done=on_done)
-        done = {name: (finished[name].result() if name in finished else finish_type(name))
-                for name in schema.nodes}
-    nodes = {name: columns for name, (columns, _, _) in done.items()}
-    index = {name: idx for name, (_, idx, _) in done.items()}
+    results, worker_bookmarks = _run_tasks(driver, session_kwargs, tasks, workers, progress)
+    nodes = {name: node_readers[name].assemble(node_ids[name],
+                                               [results[i] for i in node_tasks.get(name, [])])
+             for name in schema.nodes}
+    index = {name: IdIndex(columns.internal_ids) for name, columns in nodes.items()}
     edges = {name: EdgeReader.assemble([results[i] for i in edge_tasks.get(name, [])],
                                        index[rel.source], index[rel.target])
              for name, rel in schema.relationships.items()}
-    prepared = {name: extra for name, (_, _, extra) in done.items() if on_node_type}
-    return RawGraph(schema, counts, nodes, edges, prepared), bookmarks + worker_bookmarks
+    return RawGraph(schema, counts, nodes, edges), bookmarks + worker_bookmarks
