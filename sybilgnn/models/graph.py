@@ -40,14 +40,28 @@ class _CsrSpmm(torch.autograd.Function):
         return None, None, ctx.adj_t @ grad.contiguous()
 
 
-def _csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+CsrLayout = tuple[Tensor, Tensor, Tensor]  # (edge order, crow indices, col indices)
+
+
+def csr_layout(rows: Tensor, cols: Tensor, shape: tuple[int, int]) -> CsrLayout:
+    """The structure of a CSR matrix over edges (``rows[e]``, ``cols[e]``), values aside."""
     order = torch.argsort(rows * max(shape[1], 1) + cols, stable=True)
-    rows, cols, values = rows[order], cols[order], values[order]
     crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+    return order, crow, cols[order]
+
+
+def csr_with_values(layout: CsrLayout, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """The CSR matrix of ``layout`` holding per-edge ``values`` (given in edge order)."""
+    order, crow, col = layout
     with warnings.catch_warnings():  # "CSR support is in beta": it is what we measured fastest
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, cols, values, size=shape, check_invariants=False)
+        return torch.sparse_csr_tensor(crow, col, values[order], size=shape,
+                                       check_invariants=False)
+
+
+def _csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    return csr_with_values(csr_layout(rows, cols, shape), values, shape)
 
 
 @dataclass

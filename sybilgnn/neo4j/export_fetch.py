@@ -163,6 +163,7 @@ class _PaddedQuery:
 _NODE_MATCH = ("MATCH (n) WHERE id(n) IN $ids AND n:{label} "
                "WITH id(n) AS nid, properties(n) AS p ")
 _NODE_FIX = "list it under categorical in export.nodes or fix the ingest"
+_EDGE_FIX = "fix export.relationships or the ingest"
 
 
 class NodeReader:
@@ -213,22 +214,19 @@ class NodeReader:
         record = tx.run(_NODES_PROCEDURE, ids=_packed_ids(ids), label=self.node.label,
                         key=self.node.key, missing=MISSING, **self.names).single()
         _raise_bad(record["bad"], f":{self.node.label}", self.columns, _NODE_FIX)
-        found = np.frombuffer(record["ids"], dtype="<i8").astype(np.int64)
+        # read-only views of the received buffers: ``assemble`` concatenates (copies) them
+        found = np.frombuffer(record["ids"], dtype="<i8")
         n = found.size
-        numeric = np.frombuffer(record["numeric"], dtype="<f8").reshape(-1, n) if n else None
-        times = np.frombuffer(record["times"], dtype="<f8").reshape(-1, n) if n else None
-        texts = _unpack_texts(record["strings"], n, len(self.names["strings"]))
+        by_kind = {
+            "numeric": _unpack_floats(record["numeric"], n, len(self.names["numeric"])),
+            "time": _unpack_floats(record["times"], n, len(self.names["times"])),
+            "string": _unpack_texts(record["strings"], n, len(self.names["strings"])),
+        }
         out: dict[str, np.ndarray] = {"ids": found, "k": _unpack_texts(record["keys"], n, 1)[0]}
-        counters = {"numeric": 0, "string": 0, "time": 0}
+        position = {"numeric": 0, "string": 0, "time": 0}
         for column in self.columns[1:]:
-            i = counters[column.kind]
-            counters[column.kind] += 1
-            if column.kind == "numeric":
-                out[column.field] = numeric[i].copy() if n else np.empty(0)
-            elif column.kind == "time":
-                out[column.field] = times[i].copy() if n else np.empty(0)
-            else:
-                out[column.field] = texts[i]
+            out[column.field] = by_kind[column.kind][position[column.kind]]
+            position[column.kind] += 1
         return out
 
     def assemble(self, fixed: np.ndarray, parts: list[dict[str, np.ndarray]]) -> NodeColumns:
@@ -279,6 +277,13 @@ _NODES_PROCEDURE = ("CALL sybilgnn.export.nodes($ids, $label, $key, $numeric, $s
                     "RETURN ids, keys, numeric, strings, times, bad")
 _EDGES_PROCEDURE = ("CALL sybilgnn.export.edges($ids, $sourceLabel, $type, $targetLabel, $weight) "
                     "YIELD src, dst, weight, bad RETURN src, dst, weight, bad")
+
+
+def _unpack_floats(packed: bytes | bytearray, n: int, columns: int) -> list[np.ndarray]:
+    """``columns`` float64 columns of ``n`` values packed one after another (little-endian)."""
+    if n == 0 or columns == 0:
+        return [np.empty(0) for _ in range(columns)]
+    return list(np.frombuffer(packed, dtype="<f8").reshape(columns, n))
 
 
 def _unpack_texts(packed: bytes | bytearray, n: int, columns: int) -> list[np.ndarray]:
@@ -351,22 +356,18 @@ class EdgeReader:
         if self.procedures:
             record = tx.run(_EDGES_PROCEDURE, ids=_packed_ids(source_ids),
                             **self.packed_params).single()
-            if record["bad"]:
-                _, value = record["bad"].split("\t", 1)
-                raise InputError(f"property {self.weight!r} of :{self.rel_type} must be numeric, "
-                                 f"found {value!r}; fix export.relationships or the ingest")
-            src = np.frombuffer(record["src"], dtype="<i8").astype(np.int64)
-            dst = np.frombuffer(record["dst"], dtype="<i8").astype(np.int64)
+            _raise_bad(record["bad"], f":{self.rel_type}", [], _EDGE_FIX)
+            src = np.frombuffer(record["src"], dtype="<i8")  # views; ``assemble`` copies
+            dst = np.frombuffer(record["dst"], dtype="<i8")
             if self.weight is None:
                 return src, dst, np.ones(src.size, dtype=np.float64)
-            return src, dst, np.frombuffer(record["weight"], dtype="<f8").copy()
+            return src, dst, np.frombuffer(record["weight"], dtype="<f8")
         record = self.query.run(tx, ids=source_ids.tolist())
         src = np.asarray(record["src"], dtype=np.int64)
         dst = np.asarray(record["dst"], dtype=np.int64)
         if self.weight is None:
             return src, dst, np.ones(src.size, dtype=np.float64)
-        return src, dst, _as_float(record["w"], f":{self.rel_type}", self.weight,
-                                   "fix export.relationships or the ingest")
+        return src, dst, _as_float(record["w"], f":{self.rel_type}", self.weight, _EDGE_FIX)
 
     @staticmethod
     def assemble(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],

@@ -25,9 +25,8 @@ relation in turn (relation shares only, no neighbours). captum is not needed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +34,8 @@ from torch_geometric.data import HeteroData
 from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
 from torch_geometric.nn import HeteroConv, MessagePassing
 
-from sybilgnn.models.graph import Aggregation, RelationGraph
+from sybilgnn.models.graph import (Aggregation, CsrLayout, RelationGraph, csr_layout,
+                                   csr_with_values)
 
 __all__ = ["AccountEvidence", "RELATIONS", "explain_accounts", "khop_subset"]
 
@@ -112,27 +112,19 @@ class _MaskedRelation(RelationGraph):
     """A ``RelationGraph`` whose aggregation is differentiable in a per-edge mask."""
 
     mask: torch.Tensor | None = None
-    _layout: dict[bool, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
-        default_factory=dict, repr=False)
+    _layout: dict[bool, CsrLayout] = field(default_factory=dict, repr=False)
 
     def csr(self, values: torch.Tensor, *, transposed: bool) -> torch.Tensor:
         """CSR of per-edge ``values``: destinations as rows, or sources when ``transposed``.
 
-        The sort order is computed once per relation; each call only permutes the values.
+        The layout is computed once per relation; each call only permutes the values.
         """
         shape = (self.num_src, self.num_dst) if transposed else (self.num_dst, self.num_src)
         if transposed not in self._layout:
-            rows = self.edge_index[0 if transposed else 1]
-            cols = self.edge_index[1 if transposed else 0]
-            order = torch.argsort(rows * max(shape[1], 1) + cols, stable=True)
-            crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
-            crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
-            self._layout[transposed] = (order, crow, cols[order])
-        order, crow, col = self._layout[transposed]
-        with warnings.catch_warnings():  # "CSR support is in beta"
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(crow, col, values[order], size=shape,
-                                           check_invariants=False)
+            src, dst = self.edge_index[0], self.edge_index[1]
+            self._layout[transposed] = (csr_layout(src, dst, shape) if transposed
+                                        else csr_layout(dst, src, shape))
+        return csr_with_values(self._layout[transposed], values, shape)
 
     def aggregate(self, x_src: torch.Tensor, how: Aggregation) -> torch.Tensor:
         assert self.mask is not None

@@ -181,9 +181,9 @@ def start_run(driver: Driver, *, run_id: str, model_version: str, model_run_id: 
     return state
 
 
-def _write_batch(tx: ManagedTransaction, *, batch: int, run_id: str,
+def _write_batch(tx: ManagedTransaction, *, batch: int, run_id: str, query: str,
                  params: dict[str, Any], flagged_rows: list[dict[str, Any]]) -> None:
-    tx.run(_WRITE_SCORES_PROCEDURE if "bands" in params else _WRITE_SCORES, params).consume()
+    tx.run(query, params).consume()
     if flagged_rows:
         tx.run(_WRITE_FLAGGED, rows=flagged_rows).consume()
     record = tx.run(_ADVANCE_COUNTER, run_id=run_id, batch=batch).single()
@@ -235,6 +235,8 @@ def write_scores(
     stamp = scored_at or state.started_at
     evidence = evidence or {}
     n_batches = (len(ids) + batch_size - 1) // batch_size
+    query = _WRITE_SCORES if bands is None else _WRITE_SCORES_PROCEDURE
+    hints = node_ids if node_ids is not None and len(node_ids) == len(ids) else None
     written = 0
     for batch in range(first, n_batches):
         if stop_after_batches is not None and written >= stop_after_batches:
@@ -251,8 +253,8 @@ def write_scores(
                        "flags": batch_flags.astype(np.uint8).tobytes(),
                        "band_labels": list(BAND_LABELS),
                        "bands": band_index(values[lo:hi], bands).astype(np.uint8).tobytes(),
-                       "node_ids": b"" if node_ids is None or len(node_ids) != len(ids)
-                       else np.asarray(node_ids[lo:hi], dtype="<i8").tobytes()}
+                       "node_ids": b"" if hints is None
+                       else np.asarray(hints[lo:hi], dtype="<i8").tobytes()}
         flagged_rows = []
         for k in np.flatnonzero(batch_flags):
             account = batch_ids[k]
@@ -262,8 +264,8 @@ def write_scores(
                                  "neighbours": list(ev.get("neighbours", [])),
                                  "summary": ev.get("summary", "")})
         with driver.session(database=database) as session:
-            session.execute_write(_write_batch, batch=batch, run_id=run_id, params=params,
-                                  flagged_rows=flagged_rows)
+            session.execute_write(_write_batch, batch=batch, run_id=run_id, query=query,
+                                  params=params, flagged_rows=flagged_rows)
         written += 1
         if on_batch is not None:
             on_batch(batch + 1, n_batches)

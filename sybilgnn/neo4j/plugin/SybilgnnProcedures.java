@@ -82,11 +82,6 @@ public class SybilgnnProcedures {
         return buffer.array();
     }
 
-    private static byte[] packDoubles(double[] values, int n) {
-        ByteBuffer buffer = ByteBuffer.allocate(n * 8).order(ByteOrder.LITTLE_ENDIAN);
-        buffer.asDoubleBuffer().put(values, 0, n);
-        return buffer.array();
-    }
 
     /** A numeric property as a double (NaN when absent); null when it cannot be one. */
     private static Double asNumber(Object value) {
@@ -309,6 +304,7 @@ public class SybilgnnProcedures {
         }
     }
 
+    /** Columns of ``n`` doubles one after another, float64 LE. */
     private static byte[] packColumns(double[][] columns, int n) {
         ByteBuffer buffer = ByteBuffer.allocate(columns.length * n * 8).order(ByteOrder.LITTLE_ENDIAN);
         for (double[] column : columns) {
@@ -427,7 +423,7 @@ public class SybilgnnProcedures {
         }
         chunk.src = packLongs(src, n);
         chunk.dst = packLongs(dst, n);
-        chunk.weight = packDoubles(weights, weight == null ? 0 : n);
+        chunk.weight = packColumns(new double[][] {weights}, weight == null ? 0 : n);
         return Stream.of(chunk);
     }
 
@@ -443,18 +439,13 @@ public class SybilgnnProcedures {
         }
     }
 
-    /** The properties the write reads; ``key`` too, to check an id hint against. */
-    private static final String[] READ_BEFORE_WRITE = {"run_id", "sybil_flag", null};
-
     /**
-     * The keyed node and its current run stamp and flag, read in one walk of its properties.
-     * An id hint from the export is used when its node still has the label and the key;
-     * otherwise (deleted, reused, unknown) the key index finds the node.
+     * The keyed node and its properties ``names`` (run stamp, flag and the key itself), read
+     * in one walk. An id hint from the export is used when its node still has the label and
+     * the key; otherwise (deleted, reused, unknown) the key index finds the node.
      */
     private Map.Entry<Node, Map<String, Object>> locate(long hint, Label label, String key,
-                                                        String value) {
-        String[] names = READ_BEFORE_WRITE.clone();
-        names[2] = key;
+                                                        String value, String[] names) {
         if (hint >= 0) {
             try {
                 Node node = tx.getNodeById(hint);
@@ -499,11 +490,13 @@ public class SybilgnnProcedures {
         for (int b = 0; b < bandLabel.length; b++) {
             bandLabel[b] = Label.label(bandLabels.get(b));
         }
+        String[] readFirst = {"run_id", "sybil_flag", key};
         long written = 0;
         long missing = 0;
         for (int i = 0; i < scores.length; i++) {
             Map.Entry<Node, Map<String, Object>> found = locate(
-                    nodeIds.length == keys.size() ? nodeIds[i] : -1, nodeLabel, key, keys.get(i));
+                    nodeIds.length == keys.size() ? nodeIds[i] : -1, nodeLabel, key, keys.get(i),
+                    readFirst);
             if (found == null) {
                 missing++;
                 continue;
