@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sybilgnn.config import SplitSettings
 
@@ -73,14 +74,17 @@ def apply_verdicts(label: np.ndarray, label_time: np.ndarray, review: np.ndarray
 
 
 def encode_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Long codes for a string column (sorted names; -1 for missing)."""
-    present = np.array([v is not None and v == v for v in values], dtype=bool)
-    names = sorted({str(v) for v in values[present]})
+    """Long codes for a string column (sorted names; -1 for missing).
+
+    Values are grouped by hashing (``pandas.factorize``) and only the distinct ones are
+    turned into text and sorted, so a million rows with a few dozen campaigns cost little.
+    """
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    texts = [str(u) for u in uniques]
+    names = sorted(set(texts))
     index = {name: i for i, name in enumerate(names)}
-    codes = np.full(len(values), -1, dtype=np.int64)
-    for row in np.flatnonzero(present):
-        codes[row] = index[str(values[row])]
-    return codes, names
+    code_of = np.asarray([index[t] for t in texts] + [-1], dtype=np.int64)  # last: missing
+    return code_of[codes], names
 
 
 def _epoch(moment: datetime) -> float:

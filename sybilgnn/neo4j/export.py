@@ -10,6 +10,7 @@ read.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -52,7 +53,7 @@ def _node_features(columns: NodeColumns, node_features: list[str],
     x = np.concatenate(blocks, axis=1) if names else np.ones((n, 1))
     if not names:
         names, means, stds = ["__constant__"], [0.0], [1.0]
-    return x.astype(np.float32), names, {"mean": means, "std": stds}
+    return x.astype(np.float32, copy=False), names, {"mean": means, "std": stds}
 
 
 def _sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray
@@ -79,11 +80,11 @@ def _sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray
     return src[order], dst[order], weight[order]
 
 
-def _edge_store(data: HeteroData, key: tuple[str, str, str], src: np.ndarray, dst: np.ndarray,
-                weight: np.ndarray) -> None:
+def _edge_tensors(src: np.ndarray, dst: np.ndarray, weight: np.ndarray
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     src, dst, weight = _sorted_edges(src, dst, weight)
-    data[key].edge_index = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
-    data[key].edge_weight = torch.from_numpy(weight.astype(np.float32))
+    return (torch.from_numpy(np.stack([src, dst]).astype(np.int64, copy=False)),
+            torch.from_numpy(weight.astype(np.float32, copy=False)))
 
 
 def _labels_and_splits(data: HeteroData, columns: NodeColumns, settings: Settings,
@@ -112,47 +113,65 @@ def _labels_and_splits(data: HeteroData, columns: NodeColumns, settings: Setting
     return {"labels": labels.counts, "split": split.info}
 
 
-def build_snapshot(raw: RawGraph, settings: Settings) -> Snapshot:
-    """Encode the raw columns into the Snapshot layout of docs/architecture.md section 3."""
+def _edge_jobs(raw: RawGraph) -> list[tuple[tuple[str, str, str], tuple[np.ndarray, ...]]]:
+    """Every edge store of the snapshot and its (src, dst, weight), reverse types included."""
+    jobs = []
+    for name, rel in raw.schema.relationships.items():
+        edges = raw.edges[name]
+        weight = edge_weights(edges.weight, rel.transform)
+        if rel.source == rel.target and rel.reverse:
+            jobs.append(((rel.source, name, rel.target),
+                         (np.concatenate([edges.src, edges.dst]),
+                          np.concatenate([edges.dst, edges.src]),
+                          np.concatenate([weight, weight]))))
+        else:
+            jobs.append(((rel.source, name, rel.target), (edges.src, edges.dst, weight)))
+            if rel.reverse:
+                jobs.append(((rel.target, f"rev_{name}", rel.source),
+                             (edges.dst, edges.src, weight)))
+    return jobs
+
+
+def build_snapshot(raw: RawGraph, settings: Settings, *, workers: int = DEFAULT_WORKERS
+                   ) -> Snapshot:
+    """Encode the raw columns into the Snapshot layout of docs/architecture.md section 3.
+
+    The edge sorts and the node encodings are independent numpy work that releases the GIL,
+    so they run on ``workers`` threads; the result does not depend on ``workers``.
+    """
     data = HeteroData()
     feature_names: dict[str, list[str]] = {}
     feature_stats: dict[str, dict[str, list[float]]] = {}
     id_maps: dict[str, np.ndarray] = {}
-    for name, node in raw.schema.nodes.items():
-        columns = raw.nodes[name]
-        x, names, stats = _node_features(columns, node.features, node.categorical)
-        data[name].num_nodes = len(columns.keys)
-        data[name].x = torch.from_numpy(x)
-        feature_names[name], feature_stats[name] = names, stats
-        id_maps[name] = columns.keys.astype(object)  # already text: toString() on the server
-    meta: dict[str, Any] = _labels_and_splits(data, raw.nodes[raw.schema.labels.node_type],
-                                              settings, raw.schema)
-    edge_counts: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    for name, rel in raw.schema.relationships.items():
-        edges = raw.edges[name]
-        weight = edge_weights(edges.weight, rel.transform)
-        dropped[name] = edges.dropped_late
-        if rel.source == rel.target and rel.reverse:
-            _edge_store(data, (rel.source, name, rel.target),
-                        np.concatenate([edges.src, edges.dst]),
-                        np.concatenate([edges.dst, edges.src]), np.concatenate([weight, weight]))
-        else:
-            _edge_store(data, (rel.source, name, rel.target), edges.src, edges.dst, weight)
-            if rel.reverse:
-                _edge_store(data, (rel.target, f"rev_{name}", rel.source), edges.dst,
-                            edges.src, weight)
-        edge_counts[name] = int(edges.src.size)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        edge_futures = [(key, pool.submit(_edge_tensors, *arrays))
+                        for key, arrays in _edge_jobs(raw)]  # largest work first
+        node_futures = {name: pool.submit(_node_features, raw.nodes[name], node.features,
+                                          node.categorical)
+                        for name, node in raw.schema.nodes.items()}
+        for name, future in node_futures.items():
+            columns = raw.nodes[name]
+            x, names, stats = future.result()
+            data[name].num_nodes = len(columns.keys)
+            data[name].x = torch.from_numpy(x)
+            feature_names[name], feature_stats[name] = names, stats
+            id_maps[name] = columns.keys.astype(object)  # already text: toString() on the server
+        meta: dict[str, Any] = _labels_and_splits(data, raw.nodes[raw.schema.labels.node_type],
+                                                  settings, raw.schema)
+        for key, future in edge_futures:
+            data[key].edge_index, data[key].edge_weight = future.result()
     schema_description = {**raw.schema.describe(), "split": settings.split.model_dump(mode="json")}
     meta.update({
         "graph_counts": raw.counts,
-        "relationships_exported": edge_counts,
-        "late_edges_dropped": dropped,
+        "relationships_exported": {name: int(raw.edges[name].src.size)
+                                   for name in raw.schema.relationships},
+        "late_edges_dropped": {name: raw.edges[name].dropped_late
+                               for name in raw.schema.relationships},
         "vanished_nodes": {n: c.vanished for n, c in raw.nodes.items()},
         "schema": schema_description,
         "notes": raw.schema.notes,
     })
-    digest = content_hash(data, id_maps, schema_description, feature_names)
+    digest = content_hash(data, id_maps, schema_description, feature_names, workers=workers)
     return Snapshot(data=data, id_maps=id_maps, feature_names=feature_names,
                     feature_stats=feature_stats, content_hash=digest,
                     created_at=datetime.now(timezone.utc), meta=meta,
@@ -215,7 +234,7 @@ def export_snapshot(settings: Settings, *, driver: neo4j.Driver | None = None,
                 active, settings, session_kwargs=session_kwargs, workers=workers,
                 progress=bar.update, total=lambda n: setattr(bar, "total", n))
         read_seconds = time.perf_counter() - started
-        snapshot = build_snapshot(raw, settings)
+        snapshot = build_snapshot(raw, settings, workers=workers)
     finally:
         if own_driver:
             active.close()

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +28,47 @@ from sybilgnn.data.snapshot import Snapshot
 __all__ = ["content_hash", "fingerprint", "SnapshotCache"]
 
 
-def _update_array(digest: Any, name: str, value: np.ndarray | torch.Tensor) -> None:
+def _array_digest(name: str, value: np.ndarray | torch.Tensor) -> bytes:
+    """SHA-256 of one array with its name, dtype and shape (hashlib drops the GIL on big
+    buffers, so several of these run in parallel)."""
     array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
     array = np.ascontiguousarray(array)
-    digest.update(f"{name}|{array.dtype}|{array.shape}".encode())
+    digest = hashlib.sha256(f"{name}|{array.dtype}|{array.shape}".encode())
     if array.dtype == object:
         digest.update("\x1f".join(map(str, array.tolist())).encode())
     else:
-        digest.update(array.tobytes())
+        try:  # the buffer itself: no copy of a large array
+            buffer: Any = memoryview(array).cast("B")
+        except (TypeError, ValueError):  # dtypes without a buffer format (datetime64)
+            buffer = array.tobytes()
+        digest.update(buffer)
+    return digest.digest()
 
 
 def content_hash(data: HeteroData, id_maps: dict[str, np.ndarray],
-                 schema: dict[str, Any], feature_names: dict[str, list[str]]) -> str:
-    """SHA-256 of every exported array, the id maps, feature names and the schema."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(schema, sort_keys=True, default=str).encode())
-    digest.update(json.dumps(feature_names, sort_keys=True).encode())
-    for node_type in sorted(id_maps):
-        _update_array(digest, f"ids:{node_type}", id_maps[node_type])
+                 schema: dict[str, Any], feature_names: dict[str, list[str]], *,
+                 workers: int = 2) -> str:
+    """SHA-256 over the schema, the feature names and the digest of every exported array
+    and id map, in a fixed order; the array digests are computed on ``workers`` threads."""
+    arrays: list[tuple[str, Any]] = [(f"ids:{t}", id_maps[t]) for t in sorted(id_maps)]
+    scalars: list[str] = []
     stores = [(k, s) for k, s in data.node_items()] + [(k, s) for k, s in data.edge_items()]
     for key, store in sorted(stores, key=lambda item: str(item[0])):
         for attr in sorted(store.keys()):
             value = store[attr]
             if isinstance(value, (torch.Tensor, np.ndarray)):
-                _update_array(digest, f"{key}.{attr}", value)
+                arrays.append((f"{key}.{attr}", value))
             else:
-                digest.update(f"{key}.{attr}={json.dumps(value, default=str)}".encode())
+                scalars.append(f"{key}.{attr}={json.dumps(value, default=str)}")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        digests = list(pool.map(lambda item: _array_digest(*item), arrays))
+    digest = hashlib.sha256()
+    digest.update(json.dumps(schema, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(feature_names, sort_keys=True).encode())
+    for (name, _), array_digest in zip(arrays, digests):
+        digest.update(name.encode() + b"\0" + array_digest)
+    for line in scalars:
+        digest.update(line.encode() + b"\0")
     return digest.hexdigest()
 
 

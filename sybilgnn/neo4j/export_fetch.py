@@ -37,8 +37,8 @@ import numpy as np
 from sybilgnn.errors import InputError
 from sybilgnn.neo4j.export_schema import ResolvedNode, quote
 
-__all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "NodeReader", "EdgeReader", "chunks",
-           "fetch_node_ids", "fetch_node_columns", "fetch_edges", "count_graph", "count_ending_at"]
+__all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "NodeReader", "EdgeReader", "EdgeSpec",
+           "chunks", "fetch_node_ids", "fetch_node_columns", "fetch_edges", "count_graph", "count_ending_at"]
 
 MISSING = "\x1f<null>\x1f"  # no trailing NUL: numpy strips those in comparisons
 NAN = float("nan")
@@ -66,16 +66,35 @@ class EdgeColumns:
 
 
 class IdIndex:
-    """Maps internal ids to rows with a binary search over the sorted ids."""
+    """Maps internal ids to rows.
+
+    Neo4j's internal ids are positions in the node store, so they are dense: a lookup table
+    as long as the largest id turns each mapping into one gather, several times faster than
+    a binary search over millions of ids. Ids sparser than ``_MAX_TABLE_SPREAD`` times the
+    node count fall back to the binary search, so memory stays bounded.
+    """
+
+    _MAX_TABLE_SPREAD = 8
 
     def __init__(self, internal_ids: np.ndarray) -> None:
         self.order = np.argsort(internal_ids, kind="stable")
         self.sorted = internal_ids[self.order]
+        self.table: np.ndarray | None = None
+        top = int(self.sorted[-1]) + 1 if self.sorted.size else 0
+        if self.sorted.size and self.sorted[0] >= 0 and \
+                top <= self._MAX_TABLE_SPREAD * self.sorted.size + 1024:
+            self.table = np.full(top, -1, dtype=np.int64)
+            self.table[self.sorted] = self.order
 
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row of each id, and a mask of ids that are in the index."""
         if self.sorted.size == 0:
             return np.zeros(ids.shape, np.int64), np.zeros(ids.shape, bool)
+        if self.table is not None:
+            inside = (ids >= 0) & (ids < self.table.size)
+            rows = self.table[np.where(inside, ids, 0)]
+            found = inside & (rows >= 0)
+            return np.where(found, rows, 0), found
         pos = np.searchsorted(self.sorted, ids)
         pos_clipped = np.minimum(pos, self.sorted.size - 1)
         found = self.sorted[pos_clipped] == ids
@@ -275,8 +294,9 @@ def fetch_node_columns(tx: Any, node: ResolvedNode, ids: np.ndarray, *, chunk_si
 _NODES_PROCEDURE = ("CALL sybilgnn.export.nodes($ids, $label, $key, $numeric, $strings, $times, "
                     "$missing) YIELD ids, keys, numeric, strings, times, bad "
                     "RETURN ids, keys, numeric, strings, times, bad")
-_EDGES_PROCEDURE = ("CALL sybilgnn.export.edges($ids, $sourceLabel, $type, $targetLabel, $weight) "
-                    "YIELD src, dst, weight, bad RETURN src, dst, weight, bad")
+_EDGES_PROCEDURE = ("CALL sybilgnn.export.edges($ids, $sourceLabel, $types, $targetLabels, "
+                    "$weights) YIELD index, src, dst, weight, bad "
+                    "RETURN index, src, dst, weight, bad")
 
 
 def _unpack_floats(packed: bytes | bytearray, n: int, columns: int) -> list[np.ndarray]:
@@ -318,8 +338,21 @@ def _as_float(values: list[Any], owner: str, prop: str, fix: str) -> np.ndarray:
                          f"{fix}") from None
 
 
+@dataclass(frozen=True)
+class EdgeSpec:
+    """One relationship type to read from a source node type."""
+
+    rel_type: str
+    target: ResolvedNode
+    weight: str | None
+    check_target_label: bool = True
+
+
+EdgeChunk = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class EdgeReader:
-    """Reads the edges of one relationship type from chunks of the fixed source node set.
+    """Reads the edges of one or more relationship types from chunks of a source node set.
 
     Sources are sought by id and expanded; both endpoints come back as internal ids, mapped
     to rows only in ``assemble`` (after every node set is read), which keeps only targets in
@@ -328,50 +361,67 @@ class EdgeReader:
     to other labels apart from late ones in the ``dropped_late`` count, and is left out
     (``check_target_label=False``) when the count store says every relationship of the
     type ends at the target label. The weight is read dense and padded only if it has gaps.
+
+    Through the procedures, all types leaving the source type are read in one call per
+    chunk: a node's relationships of every type sit on one chain, which the server then
+    walks once instead of once per type. Cypher reads them one query per type.
     """
 
-    def __init__(self, rel_type: str, source: ResolvedNode, target: ResolvedNode,
-                 weight: str | None, *, check_target_label: bool = True,
+    def __init__(self, source: ResolvedNode, specs: list[EdgeSpec], *,
                  procedures: bool = False) -> None:
-        self.rel_type, self.weight, self.procedures = rel_type, weight, procedures
-        self.packed_params = {"sourceLabel": source.label, "type": rel_type,
-                              "targetLabel": target.label if check_target_label else None,
-                              "weight": weight}
-        end = f"(b:{quote(target.label)})" if check_target_label else "(b)"
+        self.specs, self.procedures = specs, procedures
+        self.packed_params = {
+            "sourceLabel": source.label, "types": [s.rel_type for s in specs],
+            "targetLabels": [s.target.label if s.check_target_label else None for s in specs],
+            "weights": [s.weight for s in specs]}
+        self.queries = [self._cypher(source, spec) for spec in specs]
+
+    @staticmethod
+    def _cypher(source: ResolvedNode, spec: EdgeSpec) -> _PaddedQuery:
+        end = f"(b:{quote(spec.target.label)})" if spec.check_target_label else "(b)"
         match = (f"MATCH (a) WHERE id(a) IN $ids AND a:{quote(source.label)} "
-                 f"MATCH (a)-[r:{quote(rel_type)}]->{end} "
+                 f"MATCH (a)-[r:{quote(spec.rel_type)}]->{end} "
                  "RETURN collect(id(a)) AS src, collect(id(b)) AS dst")
 
         def build(padded: frozenset[str]) -> str:
-            if weight is None:
+            if spec.weight is None:
                 return match
-            value = f"r.{quote(weight)}"
+            value = f"r.{quote(spec.weight)}"
             return match + (f", collect(coalesce({value}, $nan)) AS w" if "w" in padded
                             else f", collect({value}) AS w")
 
-        self.query = _PaddedQuery(build, ["w"] if weight else [], "dst")
+        return _PaddedQuery(build, ["w"] if spec.weight else [], "dst")
 
-    def read(self, tx: Any, source_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(source ids, target ids, weights) of the edges leaving ``source_ids``."""
+    def read(self, tx: Any, source_ids: np.ndarray) -> list[EdgeChunk]:
+        """(source ids, target ids, weights) of the edges leaving ``source_ids``, per spec."""
         if self.procedures:
-            record = tx.run(_EDGES_PROCEDURE, ids=_packed_ids(source_ids),
-                            **self.packed_params).single()
-            _raise_bad(record["bad"], f":{self.rel_type}", [], _EDGE_FIX)
-            src = np.frombuffer(record["src"], dtype="<i8")  # views; ``assemble`` copies
-            dst = np.frombuffer(record["dst"], dtype="<i8")
-            if self.weight is None:
-                return src, dst, np.ones(src.size, dtype=np.float64)
-            return src, dst, np.frombuffer(record["weight"], dtype="<f8")
-        record = self.query.run(tx, ids=source_ids.tolist())
-        src = np.asarray(record["src"], dtype=np.int64)
-        dst = np.asarray(record["dst"], dtype=np.int64)
-        if self.weight is None:
-            return src, dst, np.ones(src.size, dtype=np.float64)
-        return src, dst, _as_float(record["w"], f":{self.rel_type}", self.weight, _EDGE_FIX)
+            out: list[EdgeChunk] = [None] * len(self.specs)  # type: ignore[list-item]
+            for record in tx.run(_EDGES_PROCEDURE, ids=_packed_ids(source_ids),
+                                 **self.packed_params):
+                spec = self.specs[record["index"]]
+                _raise_bad(record["bad"], f":{spec.rel_type}", [], _EDGE_FIX)
+                src = np.frombuffer(record["src"], dtype="<i8")  # views; ``assemble`` copies
+                dst = np.frombuffer(record["dst"], dtype="<i8")
+                weight = (np.ones(src.size, dtype=np.float64) if spec.weight is None
+                          else np.frombuffer(record["weight"], dtype="<f8"))
+                out[record["index"]] = (src, dst, weight)
+            return out
+        return [self._read_cypher(tx, spec, query, source_ids)
+                for spec, query in zip(self.specs, self.queries)]
 
     @staticmethod
-    def assemble(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                 source_index: IdIndex, target_index: IdIndex) -> EdgeColumns:
+    def _read_cypher(tx: Any, spec: EdgeSpec, query: _PaddedQuery,
+                     source_ids: np.ndarray) -> EdgeChunk:
+        record = query.run(tx, ids=source_ids.tolist())
+        src = np.asarray(record["src"], dtype=np.int64)
+        dst = np.asarray(record["dst"], dtype=np.int64)
+        if spec.weight is None:
+            return src, dst, np.ones(src.size, dtype=np.float64)
+        return src, dst, _as_float(record["w"], f":{spec.rel_type}", spec.weight, _EDGE_FIX)
+
+    @staticmethod
+    def assemble(parts: list[EdgeChunk], source_index: IdIndex,
+                 target_index: IdIndex) -> EdgeColumns:
         """Map endpoints to rows; an endpoint outside its node set was created (or deleted)
         after the node sets were fixed: the edge is dropped and counted."""
         if not parts:
@@ -388,10 +438,10 @@ def fetch_edges(tx: Any, rel_type: str, source: ResolvedNode, target: ResolvedNo
                 source_index: IdIndex, target_index: IdIndex, weight: str | None, *,
                 chunk_size: int, progress: Progress | None = None) -> EdgeColumns:
     """Edges of one type in one transaction (``EdgeReader`` in a loop), as row indices."""
-    reader = EdgeReader(rel_type, source, target, weight)
+    reader = EdgeReader(source, [EdgeSpec(rel_type, target, weight)])
     parts = []
     for lo, hi in chunks(source_index.sorted.size, chunk_size):
-        parts.append(reader.read(tx, source_index.sorted[lo:hi]))
+        parts.append(reader.read(tx, source_index.sorted[lo:hi])[0])
         if progress:
             progress(hi - lo)
     return reader.assemble(parts, source_index, target_index)

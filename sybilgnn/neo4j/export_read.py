@@ -29,9 +29,9 @@ import neo4j
 import numpy as np
 
 from sybilgnn.config import Settings
-from sybilgnn.neo4j.export_fetch import (EdgeColumns, EdgeReader, IdIndex, NodeColumns,
-                                         NodeReader, chunks, count_ending_at, count_graph,
-                                         fetch_node_ids)
+from sybilgnn.neo4j.export_fetch import (EdgeColumns, EdgeReader, EdgeSpec, IdIndex,
+                                         NodeColumns, NodeReader, chunks, count_ending_at,
+                                         count_graph, fetch_node_ids)
 from sybilgnn.neo4j.export_schema import ResolvedSchema, resolve_schema
 from sybilgnn.neo4j.plugin import use_procedures
 
@@ -150,6 +150,16 @@ def _run_tasks(driver: neo4j.Driver, session_kwargs: dict[str, Any], tasks: list
     return results, bookmarks
 
 
+def _edge_groups(schema: ResolvedSchema, procedures: bool) -> list[tuple[str, list[str]]]:
+    """Relationships read together: through the procedures, every type leaving one source
+    node type (one walk of each node's chain); through Cypher, one query per type."""
+    groups: dict[str, list[str]] = {}
+    for name, rel in schema.relationships.items():
+        key = rel.source if procedures else name
+        groups.setdefault(key, []).append(name)
+    return [(schema.relationships[names[0]].source, names) for names in groups.values()]
+
+
 def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict[str, Any],
                workers: int = 2, progress: Progress | None = None,
                total: Callable[[int], None] | None = None
@@ -174,16 +184,20 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
             node_tasks.setdefault(name, []).append(len(tasks))
             tasks.append(_Task(partial(node_reader.read, ids=ids[lo:hi]),
                                cost=(hi - lo) * (1 + len(node_reader.columns)), items=hi - lo))
-    edge_tasks: dict[str, list[int]] = {}
-    for name, rel in schema.relationships.items():
-        source, target = schema.nodes[rel.source], schema.nodes[rel.target]
-        edge_reader = EdgeReader(rel.type, source, target, rel.weight,
-                                 check_target_label=name in plan.mixed_targets,
-                                 procedures=plan.procedures)
-        ids = node_ids[rel.source]
-        degree = counts.get(f"rel:{rel.type}", 0) / max(1, counts.get(f"node:{source.label}", 1))
+    edge_tasks: dict[str, list[tuple[int, int]]] = {}  # name -> (task, position in result)
+    for source_name, group in _edge_groups(schema, plan.procedures):
+        source = schema.nodes[source_name]
+        rels = [schema.relationships[name] for name in group]
+        edge_reader = EdgeReader(source, [
+            EdgeSpec(rel.type, schema.nodes[rel.target], rel.weight,
+                     check_target_label=name in plan.mixed_targets)
+            for name, rel in zip(group, rels)], procedures=plan.procedures)
+        ids = node_ids[source_name]
+        degree = sum(counts.get(f"rel:{rel.type}", 0) for rel in rels) \
+            / max(1, counts.get(f"node:{source.label}", 1))
         for lo, hi in chunks(len(ids), chunk_size):
-            edge_tasks.setdefault(name, []).append(len(tasks))
+            for position, name in enumerate(group):
+                edge_tasks.setdefault(name, []).append((len(tasks), position))
             tasks.append(_Task(partial(edge_reader.read, source_ids=ids[lo:hi]),
                                cost=(hi - lo) * 3 * degree, items=hi - lo))
     if total:
@@ -193,7 +207,7 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
                                                [results[i] for i in node_tasks.get(name, [])])
              for name in schema.nodes}
     index = {name: IdIndex(columns.internal_ids) for name, columns in nodes.items()}
-    edges = {name: EdgeReader.assemble([results[i] for i in edge_tasks.get(name, [])],
+    edges = {name: EdgeReader.assemble([results[i][k] for i, k in edge_tasks.get(name, [])],
                                        index[rel.source], index[rel.target])
              for name, rel in schema.relationships.items()}
     return RawGraph(schema, counts, nodes, edges), bookmarks + worker_bookmarks

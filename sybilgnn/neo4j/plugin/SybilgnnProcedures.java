@@ -55,7 +55,7 @@ import org.neo4j.values.storable.Value;
 public class SybilgnnProcedures {
 
     /** Bump when a signature or an output changes; the client checks it. */
-    public static final long API_VERSION = 2;
+    public static final long API_VERSION = 3;
 
     @Context
     public Transaction tx;
@@ -270,6 +270,10 @@ public class SybilgnnProcedures {
         }
 
         void set(int group, int column, int row, Value value, String name) {
+            if (group == 1 && value instanceof NumberValue number) {  // the common case, unboxed
+                numbers[column][row] = number.doubleValue();
+                return;
+            }
             Object converted = switch (group) {
                 case 0, 2 -> asText(value, missing);
                 case 1 -> asNumber(value);
@@ -342,6 +346,8 @@ public class SybilgnnProcedures {
     // ---- edge columns ----------------------------------------------------------------
 
     public static class EdgeChunk {
+        /** Position of the relationship type in the call's ``types``. */
+        public long index;
         public byte[] src;
         public byte[] dst;
         /** float64 LE, NaN where the weight is absent; empty when no weight was asked for. */
@@ -350,81 +356,129 @@ public class SybilgnnProcedures {
     }
 
     @Procedure(name = "sybilgnn.export.edges", mode = Mode.READ)
-    @Description("Outgoing relationships of one type from the source nodes packed in ids.")
+    @Description("Outgoing relationships of several types from the source nodes packed in ids, "
+            + "read in one walk of each node's relationship chain; one row per type.")
     public Stream<EdgeChunk> exportEdges(@Name("ids") byte[] packedIds,
                                          @Name("sourceLabel") String sourceLabel,
-                                         @Name("type") String type,
-                                         @Name("targetLabel") String targetLabel,
-                                         @Name("weight") String weight) {
+                                         @Name("types") List<String> types,
+                                         @Name("targetLabels") List<String> targetLabels,
+                                         @Name("weights") List<String> weights) {
         long[] sources = unpackLongs(packedIds);
         KernelTransaction ktx = ((InternalTransaction) tx).kernelTransaction();
         TokenRead tokens = ktx.tokenRead();
         int source = tokens.nodeLabel(sourceLabel);
-        int target = targetLabel == null ? TokenConstants.ANY_LABEL : tokens.nodeLabel(targetLabel);
-        int relType = tokens.relationshipType(type);
-        int weightKey = weight == null ? TokenConstants.NO_TOKEN : tokens.propertyKey(weight);
-        int capacity = Math.max(16, sources.length * 4);
-        long[] src = new long[capacity];
-        long[] dst = new long[capacity];
-        double[] weights = new double[weight == null ? 0 : capacity];
-        EdgeChunk chunk = new EdgeChunk();
-        int n = 0;
-        boolean none = source == TokenConstants.NO_TOKEN || relType == TokenConstants.NO_TOKEN
-                || (targetLabel != null && target == TokenConstants.NO_TOKEN);
-        Read read = ktx.dataRead();
-        RelationshipSelection outgoing = RelationshipSelection.selection(relType, Direction.OUTGOING);
-        PropertySelection weightOnly = PropertySelection.selection(weightKey);
-        try (NodeCursor nodes = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
-             NodeCursor ends = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
-             RelationshipTraversalCursor rels = ktx.cursors().allocateRelationshipTraversalCursor(ktx.cursorContext(), ktx.memoryTracker());
-             PropertyCursor props = ktx.cursors().allocatePropertyCursor(ktx.cursorContext(), ktx.memoryTracker())) {
-            for (int i = 0; i < sources.length && !none; i++) {
-                long id = sources[i];
-                read.singleNode(id, nodes);
-                if (!nodes.next() || !nodes.hasLabel(source)) {
-                    continue;
-                }
-                nodes.relationships(rels, outgoing);
-                while (rels.next()) {
-                    long end = rels.targetNodeReference();
-                    if (targetLabel != null) {
-                        read.singleNode(end, ends);
-                        if (!ends.next() || !ends.hasLabel(target)) {
-                            continue;
-                        }
+        int k = types.size();
+        EdgeColumnsBuilder[] out = new EdgeColumnsBuilder[k];
+        Map<Integer, Integer> slotOfToken = new HashMap<>();
+        for (int t = 0; t < k; t++) {
+            String targetLabel = targetLabels.get(t);
+            int target = targetLabel == null ? TokenConstants.ANY_LABEL : tokens.nodeLabel(targetLabel);
+            String weight = weights.get(t);
+            out[t] = new EdgeColumnsBuilder(t, Math.max(16, sources.length * 4), target, weight,
+                    weight == null ? TokenConstants.NO_TOKEN : tokens.propertyKey(weight));
+            int relType = tokens.relationshipType(types.get(t));
+            boolean none = relType == TokenConstants.NO_TOKEN
+                    || (targetLabel != null && target == TokenConstants.NO_TOKEN);
+            if (!none) {
+                slotOfToken.put(relType, t);
+            }
+        }
+        if (source != TokenConstants.NO_TOKEN && !slotOfToken.isEmpty()) {
+            int[] wanted = slotOfToken.keySet().stream().mapToInt(Integer::intValue).toArray();
+            int[] slotOf = new int[java.util.Arrays.stream(wanted).max().getAsInt() + 1];
+            for (Map.Entry<Integer, Integer> entry : slotOfToken.entrySet()) {
+                slotOf[entry.getKey()] = entry.getValue();
+            }
+            RelationshipSelection outgoing = RelationshipSelection.selection(wanted, Direction.OUTGOING);
+            Read read = ktx.dataRead();
+            try (NodeCursor nodes = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
+                 NodeCursor ends = ktx.cursors().allocateNodeCursor(ktx.cursorContext(), ktx.memoryTracker());
+                 RelationshipTraversalCursor rels = ktx.cursors().allocateRelationshipTraversalCursor(ktx.cursorContext(), ktx.memoryTracker());
+                 PropertyCursor props = ktx.cursors().allocatePropertyCursor(ktx.cursorContext(), ktx.memoryTracker())) {
+                for (long id : sources) {
+                    read.singleNode(id, nodes);
+                    if (!nodes.next() || !nodes.hasLabel(source)) {
+                        continue;
                     }
-                    if (n == src.length) {
-                        int grown = src.length * 2;
-                        src = java.util.Arrays.copyOf(src, grown);
-                        dst = java.util.Arrays.copyOf(dst, grown);
-                        if (weight != null) {
-                            weights = java.util.Arrays.copyOf(weights, grown);
+                    nodes.relationships(rels, outgoing);
+                    while (rels.next()) {
+                        EdgeColumnsBuilder columns = out[slotOf[rels.type()]];
+                        long end = rels.targetNodeReference();
+                        if (columns.target != TokenConstants.ANY_LABEL) {
+                            read.singleNode(end, ends);
+                            if (!ends.next() || !ends.hasLabel(columns.target)) {
+                                continue;
+                            }
                         }
-                    }
-                    src[n] = id;
-                    dst[n] = end;
-                    if (weight != null) {
                         double value = Double.NaN;
-                        if (weightKey != TokenConstants.NO_TOKEN) {
-                            rels.properties(props, weightOnly);
+                        if (columns.weightKey != TokenConstants.NO_TOKEN) {
+                            rels.properties(props, columns.weightOnly);
                             if (props.next()) {
                                 Double number = asNumber(props.propertyValue());
-                                if (number == null && chunk.bad == null) {
-                                    chunk.bad = weight + "\t" + describe(props.propertyValue().asObjectCopy());
+                                if (number == null && columns.bad == null) {
+                                    columns.bad = columns.weight + "\t"
+                                            + describe(props.propertyValue().asObjectCopy());
                                 }
                                 value = number == null ? Double.NaN : number;
                             }
                         }
-                        weights[n] = value;
+                        columns.add(id, end, value);
                     }
-                    n++;
                 }
             }
         }
-        chunk.src = packLongs(src, n);
-        chunk.dst = packLongs(dst, n);
-        chunk.weight = packColumns(new double[][] {weights}, weight == null ? 0 : n);
-        return Stream.of(chunk);
+        return java.util.Arrays.stream(out).map(EdgeColumnsBuilder::build);
+    }
+
+    /** Growing edge columns of one relationship type in one chunk. */
+    private static final class EdgeColumnsBuilder {
+        private final int index;
+        private final int target;
+        private final String weight;
+        private final int weightKey;
+        private final PropertySelection weightOnly;
+        private long[] src;
+        private long[] dst;
+        private double[] weights;
+        private int n;
+        private String bad;
+
+        EdgeColumnsBuilder(int index, int capacity, int target, String weight, int weightKey) {
+            this.index = index;
+            this.target = target;
+            this.weight = weight;
+            this.weightKey = weightKey;
+            this.weightOnly = PropertySelection.selection(weightKey);
+            this.src = new long[capacity];
+            this.dst = new long[capacity];
+            this.weights = new double[weight == null ? 0 : capacity];
+        }
+
+        void add(long from, long to, double value) {
+            if (n == src.length) {
+                src = java.util.Arrays.copyOf(src, n * 2);
+                dst = java.util.Arrays.copyOf(dst, n * 2);
+                if (weight != null) {
+                    weights = java.util.Arrays.copyOf(weights, n * 2);
+                }
+            }
+            src[n] = from;
+            dst[n] = to;
+            if (weight != null) {
+                weights[n] = value;
+            }
+            n++;
+        }
+
+        EdgeChunk build() {
+            EdgeChunk chunk = new EdgeChunk();
+            chunk.index = index;
+            chunk.src = packLongs(src, n);
+            chunk.dst = packLongs(dst, n);
+            chunk.weight = packColumns(new double[][] {weights}, weight == null ? 0 : n);
+            chunk.bad = bad;
+            return chunk;
+        }
     }
 
     // ---- score write-back ------------------------------------------------------------
