@@ -414,12 +414,17 @@ public class SybilgnnProcedures {
                         if (columns.weightKey != TokenConstants.NO_TOKEN) {
                             rels.properties(props, columns.weightOnly);
                             if (props.next()) {
-                                Double number = asNumber(props.propertyValue());
-                                if (number == null && columns.bad == null) {
-                                    columns.bad = columns.weight + "\t"
-                                            + describe(props.propertyValue().asObjectCopy());
+                                Value raw = props.propertyValue();
+                                if (raw instanceof NumberValue number) {
+                                    value = number.doubleValue();  // the common case, unboxed
+                                } else {
+                                    Double number = asNumber(raw);
+                                    if (number == null && columns.bad == null) {
+                                        columns.bad = columns.weight + "\t"
+                                                + describe(raw.asObjectCopy());
+                                    }
+                                    value = number == null ? Double.NaN : number;
                                 }
-                                value = number == null ? Double.NaN : number;
                             }
                         }
                         columns.add(id, end, value);
