@@ -38,11 +38,10 @@ from sybilgnn.errors import InputError
 from sybilgnn.neo4j.export_schema import ResolvedNode, quote
 
 __all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "NodeReader", "EdgeReader", "EdgeSpec",
-           "chunks", "fetch_node_ids", "fetch_node_columns", "fetch_edges", "count_graph", "count_ending_at"]
+           "chunks", "fetch_node_ids", "count_graph", "count_ending_at"]
 
 MISSING = "\x1f<null>\x1f"  # no trailing NUL: numpy strips those in comparisons
 NAN = float("nan")
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -77,18 +76,22 @@ class IdIndex:
     _MAX_TABLE_SPREAD = 8
 
     def __init__(self, internal_ids: np.ndarray) -> None:
-        self.order = np.argsort(internal_ids, kind="stable")
-        self.sorted = internal_ids[self.order]
+        self.size = int(internal_ids.size)
         self.table: np.ndarray | None = None
-        top = int(self.sorted[-1]) + 1 if self.sorted.size else 0
-        if self.sorted.size and self.sorted[0] >= 0 and \
-                top <= self._MAX_TABLE_SPREAD * self.sorted.size + 1024:
+        self.order = self.sorted = np.empty(0, dtype=np.int64)
+        if not self.size:
+            return
+        top = int(internal_ids.max()) + 1
+        if internal_ids.min() >= 0 and top <= self._MAX_TABLE_SPREAD * self.size + 1024:
             self.table = np.full(top, -1, dtype=np.int64)
-            self.table[self.sorted] = self.order
+            self.table[internal_ids] = np.arange(self.size)
+        else:
+            self.order = np.argsort(internal_ids, kind="stable")
+            self.sorted = internal_ids[self.order]
 
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row of each id, and a mask of ids that are in the index."""
-        if self.sorted.size == 0:
+        if not self.size:
             return np.zeros(ids.shape, np.int64), np.zeros(ids.shape, bool)
         if self.table is not None:
             inside = (ids >= 0) & (ids < self.table.size)
@@ -277,20 +280,6 @@ class NodeReader:
         return result
 
 
-def fetch_node_columns(tx: Any, node: ResolvedNode, ids: np.ndarray, *, chunk_size: int,
-                       numeric: list[str], strings: list[str], times: list[str],
-                       sparse: Collection[str] = (),
-                       progress: Progress | None = None) -> NodeColumns:
-    """Key and property columns for ``ids`` in one transaction (``NodeReader`` in a loop)."""
-    reader = NodeReader(node, numeric=numeric, strings=strings, times=times, sparse=sparse)
-    parts = []
-    for lo, hi in chunks(len(ids), chunk_size):
-        parts.append(reader.read(tx, ids[lo:hi]))
-        if progress:
-            progress(hi - lo)
-    return reader.assemble(ids, parts)
-
-
 _NODES_PROCEDURE = ("CALL sybilgnn.export.nodes($ids, $label, $key, $numeric, $strings, $times, "
                     "$missing) YIELD ids, keys, numeric, strings, times, bad "
                     "RETURN ids, keys, numeric, strings, times, bad")
@@ -433,15 +422,3 @@ class EdgeReader:
         keep = src_found & dst_found
         return EdgeColumns(src[keep], dst[keep], weights[keep], int((~keep).sum()))
 
-
-def fetch_edges(tx: Any, rel_type: str, source: ResolvedNode, target: ResolvedNode,
-                source_index: IdIndex, target_index: IdIndex, weight: str | None, *,
-                chunk_size: int, progress: Progress | None = None) -> EdgeColumns:
-    """Edges of one type in one transaction (``EdgeReader`` in a loop), as row indices."""
-    reader = EdgeReader(source, [EdgeSpec(rel_type, target, weight)])
-    parts = []
-    for lo, hi in chunks(source_index.sorted.size, chunk_size):
-        parts.append(reader.read(tx, source_index.sorted[lo:hi])[0])
-        if progress:
-            progress(hi - lo)
-    return reader.assemble(parts, source_index, target_index)
