@@ -119,6 +119,10 @@ def _report(first: Any, second: Any) -> dict[str, Any]:
         "write_phase_s": round(write_s, 2),
         "rels_per_s_write_phase": round(rels / write_s) if write_s else None,
         "rels_per_s_import_only": (round(rels / t["import"]) if t.get("import") else None),
+        # the admin tool's own stages (bulk): the ceiling of any first load on this machine
+        "import_tool_stages_s": first.import_stages,
+        "rels_per_s_import_tool": (round(rels / first.import_stages["tool total"])
+                                   if first.import_stages.get("tool total") else None),
         "rels_per_s_end_to_end": round(rels / first.seconds),
         "event_rows_per_s_end_to_end": round(sum(v.rows_read for v in first.tables.values())
                                              / first.seconds),

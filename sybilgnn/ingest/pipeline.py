@@ -68,6 +68,7 @@ class IngestSummary:
     seconds: float = 0.0
     similarity: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    import_stages: dict[str, float] = field(default_factory=dict)  # admin tool's own (bulk)
 
     @property
     def rows_quarantined(self) -> int:
@@ -287,8 +288,9 @@ def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
         clock.lap("csv")
         rows = len(table) + sum(len(f) for f in (frames.ip_nodes, frames.pm_nodes,
                                                  frames.used_ip, frames.paid_with, frames.similar))
-        bulk.run_import(settings, workdir, file_args, multiline=multiline, rows=rows,
-                        on_phase=clock.lap)
+        summary.import_stages = bulk.run_import(settings, workdir, file_args,
+                                                multiline=multiline, rows=rows,
+                                                on_phase=clock.lap)
     finally:
         bulk.remove_workdir(workdir)
     summary.nodes = {"Account": len(table)}

@@ -15,6 +15,7 @@ import pytest
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
 from sybilgnn.ingest import ingest_directory
+from sybilgnn.ingest.bulk import _write_csv, import_stages
 from sybilgnn.ingest.schema import CONSTRAINTS
 from sybilgnn.neo4j.connection import open_driver
 from sybilgnn.simulate import simulate_platform
@@ -67,6 +68,10 @@ def test_bulk_load_matches_transactional_load(neo4j_settings: Settings, neo4j_dr
     summary = ingest_directory(_with_ingest(neo4j_settings, bulk_min_rows=0), world)
 
     assert summary.mode == "bulk"
+    assert set(summary.import_stages) == {"node import", "relationship import",
+                                          "relationship linking", "post processing",
+                                          "tool total"}
+    assert summary.import_stages["tool total"] > 0
     assert summary.nodes == reference.nodes
     assert summary.relationships == reference.relationships
     assert summary.features_updated == reference.features_updated
@@ -91,3 +96,50 @@ def test_bulk_load_matches_transactional_load(neo4j_settings: Settings, neo4j_dr
         ingest_directory(_with_ingest(neo4j_settings, mode="bulk"), day2)
     with open_driver(neo4j_settings) as driver:
         assert _counts(driver) == expected_counts
+
+
+def test_import_stage_times_are_read_from_the_tool_report() -> None:
+    report = "\n".join([
+        "(1/4) Node import 2026-11-29 09:28:37.584+0000",
+        "Node import COMPLETED in 10s 476ms",
+        "(2/4) Relationship import 2026-11-29 09:28:48.061+0000",
+        "Relationship import COMPLETED in 1m 7s 62ms",
+        "-......... ..........   5% ∆834ms [834ms]",
+        "Relationship linking COMPLETED in 822ms",
+        "Post processing COMPLETED in 1h 2s",
+        "IMPORT DONE in 1m 23s 238ms. ",
+        "Imported:",
+    ])
+    assert import_stages(report) == {"node import": 10.476, "relationship import": 67.062,
+                                     "relationship linking": 0.822,
+                                     "post processing": 3602.0, "tool total": 83.238}
+    assert import_stages("neo4j-admin printed nothing we know") == {}
+
+
+def test_import_csv_cells(tmp_path: Path) -> None:
+    """Missing values of every kind are empty unquoted cells (no property); strings are
+    quoted with embedded quotes doubled; lists join with the array delimiter."""
+    frame = pd.DataFrame({
+        "key": ["a", 'say "hi"', "x,y"],
+        "when": [1712189334123, None, 0],
+        "n": pd.array([3, None, -1], dtype="Int64"),
+        "score": [0.25, float("nan"), 48050378058244.0],
+        "flag": [True, None, False],
+        "days": [[20577, 20657], [], None],
+        "plan": pd.Categorical(["pro", None, "free"]),
+        "mixed": [7, None, "text"],
+    })
+    types = {"key": "string", "when": "datetime", "n": "long", "score": "double",
+             "flag": "boolean", "days": "long[]", "plan": "string", "mixed": "string"}
+    header = {c: c for c in frame.columns}
+    header["key"] = "key:ID(Thing)"
+    path = tmp_path / "things.csv"
+    assert _write_csv(path, frame, header, types) is False
+    assert path.read_text().splitlines() == [
+        "key:ID(Thing),when:datetime,n:long,score:double,flag:boolean,days:long[],plan,mixed",
+        '"a","2024-04-04T00:08:54.123Z",3,0.25,true,"20577;20657","pro","7"',
+        '"say ""hi""",,,,,,,',
+        '"x,y","1970-01-01T00:00:00.000Z",-1,4.8050378058244e+13,false,,"free","text"',
+    ]
+    frame.loc[1, "key"] = "two\nlines"
+    assert _write_csv(path, frame, header, types) is True
