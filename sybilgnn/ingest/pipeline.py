@@ -137,6 +137,11 @@ class _Clock:
         self.bar = tqdm(total=steps, desc="ingest", unit="step", disable=not progress,
                         leave=False)
 
+    def expect(self, steps: int) -> None:
+        """Set the bar's length once the delivery's tables (and so its phases) are known."""
+        self.bar.total = steps
+        self.bar.refresh()
+
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.summary.timings[name] = self.summary.timings.get(name, 0.0) + now - self.last
@@ -246,9 +251,10 @@ def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
     validated, started = prevalidated
     files = find_tables(directory)
     summary = IngestSummary(directory=directory, mode="bulk")
-    clock = _Clock(summary, 9, progress)
-    clock.last = started
     by_table = {v.table: v for v in validated}
+    # read_validate, aggregate, features, csv, import, restart, schema, ledger (+ 2 for prompts)
+    clock = _Clock(summary, 8 + 2 * ("prompts" in by_table), progress)
+    clock.last = started
     run_accounts = _dedupe_accounts(by_table)
     _reject_unknown_accounts(validated, run_accounts, lambda ids: set())
     clock.lap("read_validate")
@@ -336,6 +342,9 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
         lap("read_validate")
     secret = load_secret(settings.hashing)
     by_table = {v.table: v for v in validated}
+    # read_validate twice, schema, accounts, features, ledger; one per event table; prompts 5
+    clock.expect(6 + sum(t in by_table for t in ("labels", "ip_events", "payments"))
+                 + 5 * ("prompts" in by_table))
     touched: set[str] = set()
     run_accounts = _dedupe_accounts(by_table)
     if "accounts" in by_table:
