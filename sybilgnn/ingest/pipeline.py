@@ -88,6 +88,9 @@ class IngestSummary:
                                                  self.relationships.items()))
         out.append(f"features updated for {self.features_updated} accounts in {self.seconds:.1f}s "
                    f"({self.mode} load)")
+        if self.import_stages:
+            out.append("neo4j-admin import: " + ", ".join(
+                f"{stage} {seconds:.1f}s" for stage, seconds in self.import_stages.items()))
         if self.quarantine_file is not None:
             out.append(f"quarantined rows written to {self.quarantine_file}")
         return out

@@ -14,7 +14,7 @@ import pytest
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
-from sybilgnn.ingest import ingest_directory
+from sybilgnn.ingest import IngestSummary, ingest_directory
 from sybilgnn.ingest.bulk import _write_csv, import_stages
 from sybilgnn.ingest.schema import CONSTRAINTS
 from sybilgnn.neo4j.connection import open_driver
@@ -72,6 +72,8 @@ def test_bulk_load_matches_transactional_load(neo4j_settings: Settings, neo4j_dr
                                           "relationship linking", "post processing",
                                           "tool total"}
     assert summary.import_stages["tool total"] > 0
+    tool_lines = [line for line in summary.lines() if line.startswith("neo4j-admin import: ")]
+    assert len(tool_lines) == 1 and " tool total " in tool_lines[0]
     assert summary.nodes == reference.nodes
     assert summary.relationships == reference.relationships
     assert summary.features_updated == reference.features_updated
@@ -114,6 +116,10 @@ def test_import_stage_times_are_read_from_the_tool_report() -> None:
                                      "relationship linking": 0.822,
                                      "post processing": 3602.0, "tool total": 83.238}
     assert import_stages("neo4j-admin printed nothing we know") == {}
+    summary = IngestSummary(Path("day1"), mode="bulk",
+                            import_stages={"node import": 10.476, "tool total": 23.238})
+    assert "neo4j-admin import: node import 10.5s, tool total 23.2s" in summary.lines()
+    assert not any(line.startswith("neo4j-admin") for line in IngestSummary(Path("d")).lines())
 
 
 def test_import_csv_cells(tmp_path: Path) -> None:
