@@ -15,7 +15,7 @@ import pytest
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
 from sybilgnn.ingest import IngestSummary, ingest_directory
-from sybilgnn.ingest.bulk import _write_csv, import_stages
+from sybilgnn.ingest.bulk import BulkImportError, _NodeIds, _write_csv, import_stages
 from sybilgnn.ingest.schema import CONSTRAINTS
 from sybilgnn.neo4j.connection import open_driver
 from sybilgnn.simulate import simulate_platform
@@ -149,3 +149,17 @@ def test_import_csv_cells(tmp_path: Path) -> None:
     ]
     frame.loc[1, "key"] = "two\nlines"
     assert _write_csv(path, frame, header, types) is True
+
+
+def test_node_ids_are_dense_blocks_and_unknown_ends_fail() -> None:
+    """``--id-type=actual``: each label's keys take the next block of store ids; a
+    relationship end outside every block, or a repeated key, is an error, not a bad import."""
+    ids = _NodeIds()
+    assert ids.assign("Account", pd.Series(["a", "b", "c"])).tolist() == [0, 1, 2]
+    assert ids.assign("IP", pd.Series(["ip1", "ip2"])).tolist() == [3, 4]
+    assert ids.lookup("IP", pd.Series(["ip2", "ip1", "ip2"]), "USED_IP").tolist() == [4, 3, 4]
+    assert ids.lookup("Account", pd.Series(["c", "a"]), "USED_IP").tolist() == [2, 0]
+    with pytest.raises(BulkImportError, match="USED_IP names IP 'ip9'"):
+        ids.lookup("IP", pd.Series(["ip1", "ip9"]), "USED_IP")
+    with pytest.raises(BulkImportError, match="PaymentInstrument keys are not unique"):
+        ids.assign("PaymentInstrument", pd.Series(["p", "p"]))
