@@ -274,9 +274,10 @@ def write_import_csvs(directory: Path, accounts: pd.DataFrame,
         ends = pd.DataFrame({
             "_start": node_ids.lookup(start_label, rels[start_col], rel_type),
             "_end": node_ids.lookup(end_label, rels[end_col], rel_type)}, index=rels.index)
-        frame = pd.concat([ends, rels[list(props)]], axis=1)
+        values = rels[list(props)]
+        frame = pd.concat([ends, values], axis=1)
         header = {"_start": ":START_ID", "_end": ":END_ID", **props}
-        types = {**_typed(rels[list(props)], times), "_start": "long", "_end": "long"}
+        types = {**_typed(values, times), "_start": "long", "_end": "long"}
         multiline |= _write_csv(path, frame, header, types)
         args.append(f"--relationships={rel_type}={path}")
     return args, multiline
