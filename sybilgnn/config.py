@@ -298,6 +298,10 @@ class ScoringSettings(_Section):
                     "k accounts adds 1/(k-1) to each pair of them")
     evidence_top_k: int = Field(default=5, ge=1, le=50)
     auto_resume: bool = True
+    drift_warn: float = Field(
+        default=0.25, gt=0,
+        description="warn when a model input's population stability index against the "
+                    "training snapshot exceeds this (0.1 moderate, 0.25 major shift)")
 
 
 class Settings(_Section):

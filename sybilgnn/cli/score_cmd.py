@@ -51,3 +51,7 @@ def score(settings: Settings, model_version: str | None, resume_run_id: str | No
     click.echo(f"export {summary.export_s:.1f}s  inference {summary.inference_s:.1f}s  "
                f"evidence {summary.evidence_s:.1f}s  fleets {summary.fleets_s:.1f}s  "
                f"write {summary.write_s:.1f}s")
+    if summary.drift_warnings:
+        click.echo(f"warning: inputs shifted from the training data (PSI above "
+                   f"scoring.drift_warn {settings.scoring.drift_warn}): "
+                   f"{', '.join(summary.drift_warnings[:8])}", err=True)

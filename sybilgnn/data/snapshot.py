@@ -16,10 +16,44 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-__all__ = ["Snapshot", "ACCOUNT", "IP", "PAYMENT"]
+__all__ = ["Snapshot", "RawFeatures", "ACCOUNT", "IP", "PAYMENT"]
 
 ACCOUNT, IP, PAYMENT = "account", "ip", "payment"
 _SEP = "__"
+
+
+@dataclass
+class RawFeatures:
+    """A node type's feature properties as read from the graph, before any fitted encoding:
+    numeric columns (float64, NaN where missing) and categorical ones (text or None)."""
+
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {f"num:{k}": pa.array(v, type=pa.float64(), from_pandas=False)
+                   for k, v in self.numeric.items()}
+        columns.update({f"cat:{k}": pa.array([None if t is None else str(t) for t in v],
+                                             type=pa.string())
+                        for k, v in self.categorical.items()})
+        pq.write_table(pa.table(columns) if columns else pa.table({}), path)
+
+    @classmethod
+    def load(cls, path: Path) -> RawFeatures:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        out = cls()
+        for name in table.column_names:
+            kind, _, prop = name.partition(":")
+            if kind == "num":
+                out.numeric[prop] = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
+            else:
+                out.categorical[prop] = np.asarray(table[name].to_pylist(), dtype=object)
+        return out
 
 
 @dataclass
@@ -34,6 +68,10 @@ class Snapshot:
     # Neo4j's internal node id of each row when exported, per node type: only a hint that
     # lets the write-back skip the key index (it checks each id's key first); not hashed.
     neo4j_ids: dict[str, np.ndarray] = field(default_factory=dict)
+    # Raw feature properties per node type: what a model's own preprocessing reads.
+    raw: dict[str, RawFeatures] = field(default_factory=dict)
+    # Digest of the preprocessing that produced the matrices in ``data`` (None: unknown).
+    encoding: str | None = None
 
     @property
     def num_accounts(self) -> int:
@@ -63,7 +101,11 @@ class Snapshot:
             "meta": self.meta,
             "extras": extras,
             "num_nodes": {t: int(self.data[t].num_nodes) for t in self.data.node_types},
+            "raw_node_types": sorted(self.raw),
+            "encoding": self.encoding,
         }
+        for node_type, raw in self.raw.items():
+            raw.save(out / f"raw-{node_type}.parquet")
         (out / "snapshot.json").write_text(json.dumps(meta, default=str))
         if self.neo4j_ids:
             np.savez(out / "neo4j_ids.npz", **self.neo4j_ids)
@@ -90,9 +132,13 @@ class Snapshot:
         if (src / "neo4j_ids.npz").exists():
             with np.load(src / "neo4j_ids.npz") as saved:
                 neo4j_ids = {name: saved[name] for name in saved.files}
+        raw = {nt: RawFeatures.load(src / f"raw-{nt}.parquet")
+               for nt in meta.get("raw_node_types", [])}
         return cls(
             data=data,
             neo4j_ids=neo4j_ids,
+            raw=raw,
+            encoding=meta.get("encoding"),
             id_maps={k: np.asarray(v, dtype=object) for k, v in meta["id_maps"].items()},
             feature_names=meta["feature_names"],
             feature_stats=meta["feature_stats"],

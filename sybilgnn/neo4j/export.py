@@ -22,12 +22,13 @@ from torch_geometric.data import HeteroData
 from tqdm import tqdm
 
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.data.preprocessing import Preprocessor
+from sybilgnn.data.snapshot import RawFeatures, Snapshot
 from sybilgnn.data.splits import apply_verdicts, encode_codes, make_splits
 from sybilgnn.errors import InputError
 from sybilgnn.neo4j.connection import open_driver
 from sybilgnn.neo4j.export_cache import SnapshotCache, content_hash, fingerprint
-from sybilgnn.neo4j.export_features import edge_weights, encode_categorical, encode_numeric
+from sybilgnn.neo4j.export_features import edge_weights
 from sybilgnn.neo4j.export_fetch import NodeColumns
 from sybilgnn.neo4j.export_read import RawGraph, read_graph
 from sybilgnn.neo4j.export_schema import ResolvedSchema
@@ -35,25 +36,17 @@ from sybilgnn.neo4j.export_schema import ResolvedSchema
 __all__ = ["export_snapshot", "log_snapshot_to_mlflow", "read_graph", "RawGraph",
            "DEFAULT_WORKERS"]
 
+# Bumped when the snapshot's contents change meaning: older cached snapshots are misses.
+SNAPSHOT_LAYOUT = 2  # 2: raw feature columns for the model's own preprocessing
 # Two read sessions: the server runs each query on one core; measured on the 2-core box.
 DEFAULT_WORKERS = 2
 
 
-def _node_features(columns: NodeColumns, node_features: list[str],
-                   categorical: dict[str, int]) -> tuple[np.ndarray, list[str], dict[str, list[float]]]:
-    n = len(columns.keys)
-    block, names, means, stds = encode_numeric({p: columns.numeric[p] for p in node_features}, n)
-    blocks = [block]
-    for prop, top_k in categorical.items():
-        one_hot, one_hot_names = encode_categorical(prop, columns.strings[prop], top_k)
-        blocks.append(one_hot)
-        names += one_hot_names
-        means += [0.0] * len(one_hot_names)
-        stds += [1.0] * len(one_hot_names)
-    x = np.concatenate(blocks, axis=1) if names else np.ones((n, 1))
-    if not names:
-        names, means, stds = ["__constant__"], [0.0], [1.0]
-    return x.astype(np.float32, copy=False), names, {"mean": means, "std": stds}
+def _raw_features(columns: NodeColumns, node_features: list[str],
+                  categorical: dict[str, int]) -> RawFeatures:
+    return RawFeatures(numeric={p: np.asarray(columns.numeric[p], dtype=np.float64)
+                                for p in node_features},
+                       categorical={p: columns.strings[p] for p in categorical})
 
 
 def _sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray
@@ -140,27 +133,31 @@ def build_snapshot(raw: RawGraph, settings: Settings, *, workers: int = DEFAULT_
     so they run on ``workers`` threads; the result does not depend on ``workers``.
     """
     data = HeteroData()
-    feature_names: dict[str, list[str]] = {}
-    feature_stats: dict[str, dict[str, list[float]]] = {}
     id_maps: dict[str, np.ndarray] = {}
+    raw_features = {name: _raw_features(raw.nodes[name], node.features, node.categorical)
+                    for name, node in raw.schema.nodes.items()}
+    # The snapshot's own matrices come from a preprocessor fitted on this snapshot: what a
+    # model trained on it reads. Scoring re-encodes with the model's saved preprocessor.
+    schema_description = {**raw.schema.describe(), "split": settings.split.model_dump(mode="json")}
+    own = Preprocessor.fit_raw(
+        raw_features, {name: dict(node.categorical) for name, node in raw.schema.nodes.items()},
+        edge_transforms={name: rel.transform for name, rel in raw.schema.relationships.items()})
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         edge_futures = [(key, pool.submit(_edge_tensors, *arrays))
                         for key, arrays in _edge_jobs(raw)]  # largest work first
-        node_futures = {name: pool.submit(_node_features, raw.nodes[name], node.features,
-                                          node.categorical)
-                        for name, node in raw.schema.nodes.items()}
-        for name, future in node_futures.items():
+        for name in raw.schema.nodes:
             columns = raw.nodes[name]
-            x, names, stats = future.result()
             data[name].num_nodes = len(columns.keys)
-            data[name].x = torch.from_numpy(x)
-            feature_names[name], feature_stats[name] = names, stats
             id_maps[name] = columns.keys.astype(object)  # already text: toString() on the server
+        probe = Snapshot(data=data, id_maps=id_maps, feature_names={}, feature_stats={},
+                         content_hash="", raw=raw_features)
+        node_futures = {name: pool.submit(own.encode, name, probe) for name in raw.schema.nodes}
+        for name, future in node_futures.items():
+            data[name].x = torch.from_numpy(future.result())
         meta: dict[str, Any] = _labels_and_splits(data, raw.nodes[raw.schema.labels.node_type],
                                                   settings, raw.schema)
         for key, future in edge_futures:
             data[key].edge_index, data[key].edge_weight = future.result()
-    schema_description = {**raw.schema.describe(), "split": settings.split.model_dump(mode="json")}
     meta.update({
         "graph_counts": raw.counts,
         "relationships_exported": {name: int(raw.edges[name].src.size)
@@ -171,11 +168,14 @@ def build_snapshot(raw: RawGraph, settings: Settings, *, workers: int = DEFAULT_
         "schema": schema_description,
         "notes": raw.schema.notes,
     })
-    digest = content_hash(data, id_maps, schema_description, feature_names, workers=workers)
+    feature_names = own.feature_names
+    digest = content_hash(data, id_maps, schema_description, feature_names, raw=raw_features,
+                          workers=workers)
     return Snapshot(data=data, id_maps=id_maps, feature_names=feature_names,
-                    feature_stats=feature_stats, content_hash=digest,
+                    feature_stats=own.feature_stats, content_hash=digest,
                     created_at=datetime.now(timezone.utc), meta=meta,
-                    neo4j_ids={name: columns.internal_ids for name, columns in raw.nodes.items()})
+                    neo4j_ids={name: columns.internal_ids for name, columns in raw.nodes.items()},
+                    raw=raw_features, encoding=own.digest)
 
 
 def _graph_state(session: neo4j.Session) -> tuple[str, str | None]:
@@ -198,7 +198,8 @@ def _fingerprint_schema(settings: Settings) -> dict[str, Any]:
     from sybilgnn.neo4j.export_schema import default_account_features
     export = settings.export.model_dump(mode="json", include={"nodes", "relationships", "labels"})
     return {"export": export, "split": settings.split.model_dump(mode="json"),
-            "account_features": default_account_features()}
+            "account_features": default_account_features(),
+            "layout": SNAPSHOT_LAYOUT}
 
 
 def export_snapshot(settings: Settings, *, driver: neo4j.Driver | None = None,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.data.snapshot import RawFeatures, Snapshot
 
 __all__ = ["content_hash", "fingerprint", "SnapshotCache"]
 
@@ -47,10 +47,15 @@ def _array_digest(name: str, value: np.ndarray | torch.Tensor) -> bytes:
 
 def content_hash(data: HeteroData, id_maps: dict[str, np.ndarray],
                  schema: dict[str, Any], feature_names: dict[str, list[str]], *,
-                 workers: int = 2) -> str:
-    """SHA-256 over the schema, the feature names and the digest of every exported array
-    and id map, in a fixed order; the array digests are computed on ``workers`` threads."""
+                 raw: dict[str, RawFeatures] | None = None, workers: int = 2) -> str:
+    """SHA-256 over the schema, the feature names and the digest of every exported array,
+    id map and raw feature column, in a fixed order; the array digests are computed on
+    ``workers`` threads."""
     arrays: list[tuple[str, Any]] = [(f"ids:{t}", id_maps[t]) for t in sorted(id_maps)]
+    for node_type in sorted(raw or {}):
+        columns = (raw or {})[node_type]
+        arrays += [(f"raw:{node_type}:num:{k}", v) for k, v in sorted(columns.numeric.items())]
+        arrays += [(f"raw:{node_type}:cat:{k}", v) for k, v in sorted(columns.categorical.items())]
     scalars: list[str] = []
     stores = [(k, s) for k, s in data.node_items()] + [(k, s) for k, s in data.edge_items()]
     for key, store in sorted(stores, key=lambda item: str(item[0])):

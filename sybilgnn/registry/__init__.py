@@ -7,13 +7,14 @@ from sybilgnn.registry._log import (CHALLENGER, CHAMPION, RegisteredVersion, fla
 from sybilgnn.registry._model_io import (ID_MAP_SCHEMA, LoadedModel, ModelNotFoundError,
                                          SybilgnnPyfunc, load_model_dir, load_registered_model,
                                          resolve_version, save_model_dir)
-from sybilgnn.registry._promote import (PromotionDecision, evaluate_on_snapshot, promote,
-                                        set_champion)
+from sybilgnn.registry._promote import (GateError, PromotionDecision, evaluate_on_snapshot,
+                                        promote, set_champion)
 from sybilgnn.registry._tracking import client_for, configure_tracking
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "GateError",
     "ID_MAP_SCHEMA",
     "LoadedModel",
     "ModelNotFoundError",

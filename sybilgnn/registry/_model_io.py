@@ -1,8 +1,8 @@
 """The model on disk and in the registry, without pickle.
 
 A model folder holds ``weights.pt`` (``torch.save`` of the state dict; loaded with
-``weights_only=True``) and ``model.json`` (model config, calibrator, threshold, feature names
-and statistics, id-map schema). MLflow stores that folder as the artifacts of a small pyfunc
+``weights_only=True``) and ``model.json`` (model config, calibrator, threshold, the fitted
+preprocessor with its feature names and statistics, id-map schema). MLflow stores that folder as the artifacts of a small pyfunc
 model so that ``mlflow.pyfunc.load_model`` works for tooling; that path unpickles the
 ``SybilgnnPyfunc`` class by reference. Scoring uses ``load_registered_model`` instead, which
 downloads the folder and rebuilds the network from JSON and tensors only.
@@ -24,8 +24,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from sybilgnn.config import Settings
+from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
-from sybilgnn.errors import SybilgnnError
+from sybilgnn.errors import InputError, SybilgnnError
 from sybilgnn.registry._tracking import client_for
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "resolve_version",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the preprocessor is part of the model
 MODEL_ARTIFACT = "model"
 WEIGHTS_FILE, META_FILE = "weights.pt", "model.json"
 # Node type -> the Neo4j key property whose values the snapshot's id map holds.
@@ -64,6 +65,7 @@ class LoadedModel:
     feature_names: dict[str, list[str]]
     feature_stats: dict[str, dict[str, list[float]]]
     snapshot_hash: str
+    preprocessor: Preprocessor
     id_map_schema: dict[str, str] = field(default_factory=lambda: dict(ID_MAP_SCHEMA))
     version: str | None = None
     run_id: str | None = None
@@ -71,20 +73,18 @@ class LoadedModel:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def predict(self, snapshot: Snapshot) -> np.ndarray:
-        """Calibrated fake-account probability for every account of ``snapshot``."""
+        """Calibrated fake-account probability for every account of ``snapshot``, read
+        through the model's own preprocessing."""
         from sybilgnn.training import predict
 
-        self.check_features(snapshot)
-        return np.asarray(predict(self, snapshot), dtype=np.float64)
+        return np.asarray(predict(self, self.encode(snapshot)), dtype=np.float64)
 
-    def check_features(self, snapshot: Snapshot) -> None:
-        for node_type, names in self.feature_names.items():
-            have = list(snapshot.feature_names.get(node_type, []))
-            if have != list(names):
-                raise SybilgnnError(
-                    f"model {self.model_name} v{self.version} expects {node_type} features "
-                    f"{names} but the snapshot has {have}; retrain on the current schema "
-                    "(`sybilgnn retrain`) or export with the model's feature set")
+    def encode(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` in this model's columns and scaling (never refitted)."""
+        try:
+            return self.preprocessor.transform(snapshot)
+        except InputError as exc:
+            raise InputError(f"model {self.model_name} v{self.version}: {exc}") from None
 
 
 def save_model_dir(result: Any, directory: str | Path) -> Path:
@@ -101,6 +101,7 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
         "feature_names": result.feature_names,
         "feature_stats": result.feature_stats,
         "snapshot_hash": result.snapshot_hash,
+        "preprocessor": result.preprocessor.to_dict(),
         "id_map_schema": getattr(result, "id_map_schema", ID_MAP_SCHEMA),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
@@ -123,8 +124,10 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
                                  "model folder")
     meta = json.loads((src / META_FILE).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
-        raise SybilgnnError(f"{src / META_FILE}: model format {meta.get('format_version')} is "
-                            f"not the supported {FORMAT_VERSION}; upgrade sybilgnn")
+        raise SybilgnnError(
+            f"{src / META_FILE}: model format {meta.get('format_version')} is not the supported "
+            f"{FORMAT_VERSION} (format 1 models do not carry their preprocessing); retrain, "
+            "then make the new version champion with `sybilgnn promote --version N`")
     state = torch.load(src / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     return LoadedModel(
         state_dict=state,
@@ -134,6 +137,7 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
         feature_names=meta["feature_names"],
         feature_stats=meta["feature_stats"],
         snapshot_hash=meta["snapshot_hash"],
+        preprocessor=Preprocessor.from_dict(meta["preprocessor"]),
         id_map_schema=meta.get("id_map_schema", dict(ID_MAP_SCHEMA)),
     )
 

@@ -1,9 +1,11 @@
 """The promotion gate: the challenger becomes champion only when it is better on the same data.
 
-Both models are re-scored on one snapshot (the current export) and compared on
-``registry.promote_metric`` over ``registry.promote_split``; the challenger must beat the
-champion by more than ``registry.promote_margin``. Every decision is written as tags on the
-versions involved, so the registry itself tells why the champion is the champion.
+Both models are re-scored on one snapshot (the current export), each through its own saved
+preprocessing, and compared on ``registry.promote_metric`` over the same rows of
+``registry.promote_split``; the challenger must beat the champion by more than
+``registry.promote_margin``. A champion that cannot be evaluated stops the gate with a
+``GateError`` that says why: it is never a reason to promote. Every decision is written as
+tags on the versions involved, so the registry itself tells why the champion is the champion.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_re
     resolve_version
 from sybilgnn.registry._tracking import client_for
 
-__all__ = ["PromotionDecision", "promote", "evaluate_on_snapshot", "set_champion"]
+__all__ = ["PromotionDecision", "GateError", "promote", "evaluate_on_snapshot", "set_champion"]
 
 log = logging.getLogger(__name__)
+
+
+class GateError(SybilgnnError):
+    """The gate could not compare the two models; nothing was promoted."""
 
 
 @dataclass(frozen=True)
@@ -130,17 +136,25 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
         raise InputError(f"registry.promote_metric {reg.promote_metric!r} is not a metric; "
                          f"choose one of {', '.join(sorted(challenger_metrics))}")
     chal_score = challenger_metrics[reg.promote_metric]
-    champ_score: float | None
     try:
         champ_model = load_registered_model(settings, champion)
         champ_score = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split)[reg.promote_metric]
     except SybilgnnError as exc:
-        # The champion cannot score today's data (e.g. the feature schema changed).
-        log.warning("champion v%s cannot be evaluated on this snapshot: %s", champion, exc)
-        champ_score = None
-    if champ_score is None or math.isnan(champ_score):
-        promoted, reason = True, "champion cannot score the current snapshot"
-    elif not math.isnan(chal_score) and chal_score > champ_score + reg.promote_margin:
+        _tag_versions(settings, {challenger: {
+            "promotion.decision": "error", "promotion.at": now,
+            "promotion.reason": f"champion v{champion} could not be evaluated: {exc}"[:4000]}})
+        raise GateError(
+            f"promotion gate: champion v{champion} could not be evaluated on snapshot "
+            f"{snapshot.content_hash[:12]}, so challenger v{challenger} was not compared and "
+            f"nothing was promoted. Cause: {exc}. Fix the cause, or promote explicitly "
+            f"(`sybilgnn promote --version {challenger}`) if the champion is known broken."
+        ) from None
+    if math.isnan(champ_score) or math.isnan(chal_score):
+        raise GateError(
+            f"promotion gate: {reg.promote_split} {reg.promote_metric} is undefined "
+            f"(challenger {chal_score}, champion {champ_score}); nothing was promoted; "
+            "label more accounts or choose another registry.promote_split")
+    if chal_score > champ_score + reg.promote_margin:
         promoted, reason = True, f"beats the champion by more than the margin {reg.promote_margin}"
     else:
         promoted, reason = False, (f"does not beat champion v{champion} by more than the margin "
@@ -150,7 +164,7 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
               "promotion.metric": f"{reg.promote_split}_{reg.promote_metric}",
               "promotion.snapshot_hash": snapshot.content_hash,
               "promotion.challenger_score": f"{chal_score:.6g}",
-              "promotion.champion_score": "" if champ_score is None else f"{champ_score:.6g}",
+              "promotion.champion_score": f"{champ_score:.6g}",
               "promotion.compared_with": champion}
     tags: dict[str, dict[str, Any]] = {challenger: record}
     if promoted:

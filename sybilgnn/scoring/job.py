@@ -47,8 +47,8 @@ from sybilgnn.scoring.writeback import (
     write_scores,
 )
 
-__all__ = ["ScoringSummary", "fleet_links", "fleet_split", "new_run_id", "run_scoring",
-           "score_snapshot"]
+__all__ = ["ScoringSummary", "SCORE_BINS", "drifted_inputs", "fleet_links", "fleet_split",
+           "new_run_id", "run_scoring", "score_snapshot"]
 
 
 @dataclass
@@ -66,6 +66,8 @@ class ScoringSummary:
     fleets_s: float = 0.0
     write_s: float = 0.0
     fleet_ids: list[str] = field(default_factory=list)
+    drift: dict[str, float] = field(default_factory=dict)   # model input -> PSI vs training
+    drift_warnings: list[str] = field(default_factory=list)  # inputs above scoring.drift_warn
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,11 +175,15 @@ def score_snapshot(
     stop_after_batches: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     timings: dict[str, float] | None = None,
+    drift: dict[str, float] | None = None,
 ) -> ScoringSummary:
     """Write ``scores`` (row i = account row i of ``snapshot``) with fleets and evidence.
 
-    ``model`` (the scoring model) supplies evidence; without it flagged accounts get empty
-    evidence lists. ``stop_after_batches`` is the test hook that simulates a killed write.
+    ``snapshot`` is the one the model read (its matrices in the model's columns), so the
+    evidence names the model's inputs. ``model`` (the scoring model) supplies evidence;
+    without it flagged accounts get empty evidence lists. ``drift`` (input -> PSI against
+    training) is stored on the ``ScoringRun``. ``stop_after_batches`` is the test hook that
+    simulates a killed write.
     """
     database = settings.neo4j.database
     cfg = settings.scoring
@@ -234,7 +240,8 @@ def score_snapshot(
              "n_fleets": len(fleets), "export_s": timings.get("export_s", 0.0),
              "inference_s": timings.get("inference_s", 0.0),
              "evidence_s": timings["evidence_s"], "fleets_s": timings["fleets_s"],
-             "write_s": timings["write_s"]}
+             "write_s": timings["write_s"],
+             **_run_statistics(scores, drift or {}, cfg.drift_warn)}
     start = time.perf_counter()
     with driver.session(database=database) as session:
         session.execute_write(_commit_fleets, state.run_id, fleets, set(previous),
@@ -246,9 +253,31 @@ def score_snapshot(
         resumed=resumed, export_s=timings.get("export_s", 0.0),
         inference_s=timings.get("inference_s", 0.0), evidence_s=timings["evidence_s"],
         fleets_s=timings["fleets_s"], write_s=timings["write_s"],
-        fleet_ids=[f.fleet_id for f in fleets])
+        fleet_ids=[f.fleet_id for f in fleets], drift=dict(drift or {}),
+        drift_warnings=drifted_inputs(drift or {}, cfg.drift_warn))
     _write_report(cfg.report_dir, summary)
     return summary
+
+
+SCORE_BINS = 20  # the score histogram stored on every run, over [0, 1]
+
+
+def drifted_inputs(drift: dict[str, float], warn_at: float) -> list[str]:
+    """Inputs whose PSI exceeds ``warn_at``, largest first, as ``name (psi)``."""
+    above = sorted(((v, k) for k, v in drift.items() if v > warn_at), reverse=True)
+    return [f"{name} ({value:.2f})" for value, name in above]
+
+
+def _run_statistics(scores: np.ndarray, drift: dict[str, float], warn_at: float
+                    ) -> dict[str, Any]:
+    """What the report shows over the last runs: the score histogram and the input drift
+    (parallel lists, since Neo4j properties hold no maps)."""
+    hist = np.histogram(np.clip(scores, 0.0, 1.0), bins=SCORE_BINS, range=(0.0, 1.0))[0]
+    names = sorted(drift, key=lambda k: -drift[k])
+    return {"score_hist": [int(c) for c in hist], "drift_inputs": names,
+            "drift_psi": [round(float(drift[k]), 6) for k in names],
+            "drift_max": round(float(max(drift.values())), 6) if drift else 0.0,
+            "drift_warn": float(warn_at)}
 
 
 def _commit_fleets(tx: Any, run_id: str, fleets: list[Fleet], previous_ids: set[str],
@@ -291,15 +320,16 @@ def run_scoring(
         snapshot = export_snapshot(settings, driver=active, progress=progress)
         timings = {"export_s": time.perf_counter() - start}
         start = time.perf_counter()
-        loaded.check_features(snapshot)
-        scores = np.asarray(predict(model, snapshot, calibrator=loaded.calibrator,
+        encoded = loaded.encode(snapshot)  # the model's own preprocessing, never refitted
+        drift = loaded.preprocessor.drift(snapshot)
+        scores = np.asarray(predict(model, encoded, calibrator=loaded.calibrator,
                                     device=settings.train.device), dtype=np.float64)
         timings["inference_s"] = time.perf_counter() - start
         return score_snapshot(
-            active, settings, snapshot, scores, threshold=float(loaded.threshold),
+            active, settings, encoded, scores, threshold=float(loaded.threshold),
             model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
-            on_batch=on_batch, timings=timings)
+            on_batch=on_batch, timings=timings, drift=drift)
     finally:
         if own_driver:
             active.close()

@@ -20,6 +20,7 @@ from sklearn.metrics import average_precision_score
 from torch import Tensor
 
 from sybilgnn.config import Settings, TrainSettings
+from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import SybilGNN, build_model
@@ -50,6 +51,7 @@ class TrainResult:
     feature_names: dict[str, list[str]]
     feature_stats: dict[str, dict[str, list[float]]]
     snapshot_hash: str
+    preprocessor: Preprocessor
     threshold_info: dict[str, Any] = field(default_factory=dict)
     train_settings: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
@@ -148,6 +150,10 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     """
     model_cfg, cfg = resolve_settings(settings, params)
     device = resolve_device(cfg.device)
+    # Fitted here, once, and saved with the weights: every later snapshot the model meets is
+    # encoded by this object (an export's own matrices already are: then nothing is redone).
+    preprocessor = Preprocessor.fit(snapshot)
+    snapshot = preprocessor.transform(snapshot)
     labels = account_labels(snapshot)
     _check_labels(labels.masks, labels.y)
     started = time.perf_counter()
@@ -209,8 +215,9 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     return TrainResult(
         state_dict=best_state, model_config=model.config_dict(), calibrator=calibrator,
         threshold=float(chosen["threshold"]), history=history, best_epoch=best_epoch,
-        epochs_run=len(history), metrics=metrics, feature_names=dict(snapshot.feature_names),
-        feature_stats=dict(snapshot.feature_stats), snapshot_hash=snapshot.content_hash,
+        epochs_run=len(history), metrics=metrics, feature_names=preprocessor.feature_names,
+        feature_stats=preprocessor.feature_stats, snapshot_hash=snapshot.content_hash,
+        preprocessor=preprocessor,
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
         train_seconds=time.perf_counter() - started)
 

@@ -53,20 +53,17 @@ def predict(model_or_result: Any, snapshot: Snapshot, *, calibrator: dict[str, A
             device: str = "auto") -> np.ndarray:
     """Calibrated fake probabilities for every account (row order of the snapshot).
 
-    Takes a ``TrainResult`` (or anything with ``model_config``, ``state_dict``, ``calibrator``,
-    e.g. the registry's loaded model) or a bare ``SybilGNN`` plus an optional ``calibrator``.
+    Takes a ``TrainResult`` (or anything with ``model_config``, ``state_dict``, ``calibrator``
+    and ``preprocessor``, e.g. the registry's loaded model), which encodes the snapshot with
+    its own preprocessing, or a bare ``SybilGNN`` plus an optional ``calibrator``, which reads
+    the snapshot's matrices as they are.
     """
     if isinstance(model_or_result, torch.nn.Module):
         model = model_or_result
     else:
-        names = getattr(model_or_result, "feature_names", None)
-        if names:
-            for nt, expected in names.items():
-                got = snapshot.feature_names.get(nt)
-                if got is not None and list(got) != list(expected):
-                    raise InputError(
-                        f"snapshot: features of {nt!r} are {got}, the model was trained on "
-                        f"{expected}; re-export with the model's feature list")
+        preprocessor = getattr(model_or_result, "preprocessor", None)
+        if preprocessor is not None:
+            snapshot = preprocessor.transform(snapshot)
         model = load_model(model_or_result.model_config, model_or_result.state_dict)
         calibrator = calibrator if calibrator is not None else model_or_result.calibrator
     assert isinstance(model, SybilGNN)

@@ -70,6 +70,7 @@ def test_model_folder_is_json_plus_tensors_only(tmp_path: Path, mlflow_uri: str,
     meta = json.loads((folder / "model.json").read_text())
     assert meta["id_map_schema"] == {"account": "account_id", "ip": "ip_id", "payment": "pm_id"}
     assert meta["feature_names"] == tiny_snapshot.feature_names
+    assert meta["preprocessor"]["fitted_on"] == tiny_snapshot.content_hash
     np.testing.assert_array_equal(load_model_dir(folder).predict(tiny_snapshot),
                                   predict(result, tiny_snapshot))
 
@@ -77,7 +78,8 @@ def test_model_folder_is_json_plus_tensors_only(tmp_path: Path, mlflow_uri: str,
                        {**tiny_snapshot.feature_names,
                         "account": ["other"] * len(tiny_snapshot.feature_names["account"])},
                        tiny_snapshot.feature_stats, "renamed")
-    with pytest.raises(SybilgnnError, match="retrain on the current schema"):
+    with pytest.raises(SybilgnnError, match=r"account features \['f_0', .*\] are missing, "
+                                            "and the model reads them"):
         load_model_dir(folder).predict(renamed)
 
 
