@@ -1,11 +1,13 @@
 """A simulated AI platform: legit users plus three distillation campaigns run as fleets.
 
 ``simulate_platform`` writes the event tables of docs/architecture.md section 1 (and
-``ground_truth.parquet`` for evaluation); ``docs/simulator.md`` explains what is modelled.
+``ground_truth.parquet`` for evaluation); ``simulate_deliveries`` writes the same world as a
+base load plus daily deltas; ``docs/simulator.md`` explains what is modelled.
 """
 
 from __future__ import annotations
 
+from sybilgnn.simulate.deliveries import DeliveriesSummary, default_start_day, simulate_deliveries
 from sybilgnn.simulate.platform import CHUNK_ACCOUNTS, SimulationSummary, simulate_platform
 from sybilgnn.simulate.scenarios import (
     CAMPAIGNS,
@@ -21,6 +23,9 @@ from sybilgnn.simulate.world import PROMPT_CAP, PROMPT_SAMPLE_RATE, WORLD_DAYS, 
 __all__ = [
     "simulate_platform",
     "SimulationSummary",
+    "simulate_deliveries",
+    "DeliveriesSummary",
+    "default_start_day",
     "Scenario",
     "SCENARIOS",
     "get_scenario",

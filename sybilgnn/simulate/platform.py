@@ -36,7 +36,7 @@ from sybilgnn.simulate.scenarios import get_scenario
 from sybilgnn.simulate.schema import TABLES
 from sybilgnn.simulate.world import build_population
 
-__all__ = ["SimulationSummary", "simulate_platform", "CHUNK_ACCOUNTS"]
+__all__ = ["SimulationSummary", "simulate_platform", "write_parquet", "CHUNK_ACCOUNTS"]
 
 CHUNK_ACCOUNTS = 50_000   # fixed: part of what makes output depend on the seed alone
 _EVENT_TABLES = ("ip_events", "payments", "prompts")
@@ -85,7 +85,8 @@ def _check_args(out_dir: Path, accounts: int, seed: int, events_scale: float) ->
                          "not know which copy to read: remove them or choose another --out")
 
 
-def _write(path: Path, table: pa.Table) -> None:
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """Write under a hidden name, then rename: a killed run leaves no half table."""
     partial = path.with_name(f".{path.name}.partial")
     pq.write_table(table, partial, compression="zstd")
     os.replace(partial, path)
@@ -122,7 +123,7 @@ def simulate_platform(
     for name, table in (("accounts", accounts_table(world, ids)),
                         ("ground_truth", ground_truth_table(world, ids)),
                         ("labels", labels_table(_rng(seed, _STREAM["labels"]), world, ids))):
-        _write(out / f"{name}.parquet", table)
+        write_parquet(out / f"{name}.parquet", table)
         rows[name] = table.num_rows
 
     writers = {t: pq.ParquetWriter(out / f".{t}.parquet.partial", TABLES[t], compression="zstd")
