@@ -12,7 +12,7 @@ from typing import Any
 
 from sybilgnn.config import Settings
 
-__all__ = ["PipelineSummary", "run_pipeline"]
+__all__ = ["PipelineSummary", "run_pipeline", "run_replay_pipeline"]
 
 
 @dataclass
@@ -72,3 +72,31 @@ def run_pipeline(
         f"in {scored.n_fleets:,} fleets (run {scored.run_id}, model v{scored.model_version})")
     report = timed("report", lambda: write_report(settings, scored.run_id))
     return PipelineSummary(directory, ingested, outcome, scored, report, seconds)
+
+
+def run_replay_pipeline(settings: Settings, *, days: int, retrain_every: int = 7,
+                        accounts: int | None = None, scenario: str | None = None,
+                        seed: int | None = None, trials: int = 0,
+                        say: Callable[[str], None] = print) -> Any:
+    """``pipeline --days N``: simulate N days of deliveries, then replay them on a cleared
+    local graph under a registered model name of the replay's own (``<name>-replay``), so
+    the main job's champion is left alone."""
+    from sybilgnn.errors import InputError
+    from sybilgnn.replay import run_replay
+    from sybilgnn.simulate import simulate_deliveries
+
+    if not settings.neo4j.managed:
+        raise InputError("pipeline --days clears the graph before the replay, so it runs only "
+                         "on the package's own local Neo4j (neo4j.managed=true); use "
+                         "`sybilgnn replay DIR` against another database")
+    sim = settings.simulate
+    n, name = accounts or sim.accounts, scenario or sim.scenario
+    s = sim.seed if seed is None else seed
+    folder = Path(".sybilgnn") / "platform" / f"{name}-{n}-seed{s}-days{days}"
+    if not (folder / "deliveries.json").is_file():
+        say(f"[simulate] {days} days of deliveries into {folder} ...")
+        simulate_deliveries(folder, accounts=n, scenario=name, seed=s, days=days, progress=True)
+    replay_settings = settings.model_copy(update={"registry": settings.registry.model_copy(
+        update={"model_name": f"{settings.registry.model_name}-replay"})})
+    return run_replay(replay_settings, folder, retrain_every=retrain_every, trials=trials,
+                      fresh=True, say=say)

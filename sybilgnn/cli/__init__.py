@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "sybilgnn.cli.export_cmd",
     "sybilgnn.cli.score_cmd",
     "sybilgnn.cli.pipeline_cmd",
+    "sybilgnn.cli.replay_cmd",
 ]
 
 for _module in _COMMAND_MODULES:

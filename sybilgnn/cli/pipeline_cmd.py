@@ -16,14 +16,33 @@ from sybilgnn.config import Settings
 @click.option("--accounts", type=int, default=None, help="Simulated accounts (simulate.accounts).")
 @click.option("--scenario", default=None, help="Simulator scenario (simulate.scenario).")
 @click.option("--seed", type=int, default=None, help="Simulator seed (simulate.seed).")
-@click.option("--trials", type=int, default=6, show_default=True,
-              help="Optuna trials for the retrain; 0 skips tuning.")
+@click.option("--trials", type=int, default=None,
+              help="Optuna trials per retrain; 0 skips tuning [default: 6, with --days 0].")
+@click.option("--days", type=int, default=None,
+              help="Simulate N days of deliveries and replay them: ingest daily, score "
+                   "daily, retrain every --retrain-every days (clears the local graph).")
+@click.option("--retrain-every", type=int, default=7, show_default=True,
+              help="With --days: retrain through the gate on day 0 and every N days.")
 @pass_settings
 def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, scenario: str | None,
-             seed: int | None, trials: int) -> None:
-    """Simulate or take event tables, ingest, retrain, score, report."""
-    from sybilgnn.pipeline import run_pipeline
+             seed: int | None, trials: int | None, days: int | None, retrain_every: int) -> None:
+    """Simulate or take event tables, ingest, retrain, score, report; with --days, replay
+    day-by-day deliveries."""
+    from sybilgnn.pipeline import run_pipeline, run_replay_pipeline
     from sybilgnn.training.report import report_table
+
+    if days is not None:
+        if data_dir is not None:
+            raise click.UsageError("--days simulates its deliveries; to replay your own "
+                                   "day-NNN folders use `sybilgnn replay DIR`")
+        from sybilgnn.cli.replay_cmd import echo_replay
+
+        echo_replay(run_replay_pipeline(
+            settings, days=days, retrain_every=retrain_every, accounts=accounts,
+            scenario=scenario, seed=seed, trials=0 if trials is None else trials,
+            say=lambda line: click.echo(line, err=True)))
+        return
+    trials = 6 if trials is None else trials
 
     summary = run_pipeline(settings, data_dir=Path(data_dir) if data_dir else None,
                            accounts=accounts, scenario=scenario, seed=seed, trials=trials,

@@ -48,7 +48,7 @@ from sybilgnn.scoring.writeback import (
 )
 
 __all__ = ["ScoringSummary", "SCORE_BINS", "drifted_inputs", "fleet_links", "fleet_split",
-           "new_run_id", "run_scoring", "score_snapshot"]
+           "new_run_id", "run_scoring", "score_graph", "ScoredGraph", "score_snapshot"]
 
 
 @dataclass
@@ -294,7 +294,17 @@ def _write_report(report_dir: Path, summary: ScoringSummary) -> None:
         pass  # the report is a convenience; Neo4j's ScoringRun node is the record
 
 
-def run_scoring(
+@dataclass
+class ScoredGraph:
+    """A finished run with what it read: the snapshot in the model's columns, its scores."""
+
+    summary: ScoringSummary
+    snapshot: Snapshot
+    scores: np.ndarray
+    reach: int  # hops of the graph that one account's score can depend on
+
+
+def score_graph(
     settings: Settings,
     *,
     model_version: str | int | None = None,
@@ -303,8 +313,8 @@ def run_scoring(
     stop_after_batches: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     progress: bool = False,
-) -> ScoringSummary:
-    """Score every account with the champion (or ``model_version``) and write back."""
+) -> ScoredGraph:
+    """``run_scoring`` that also hands back the snapshot and scores (for the replay)."""
     from sybilgnn.neo4j.connection import open_driver
     from sybilgnn.neo4j.export import export_snapshot
     from sybilgnn.registry import load_registered_model
@@ -325,11 +335,28 @@ def run_scoring(
         scores = np.asarray(predict(model, encoded, calibrator=loaded.calibrator,
                                     device=settings.train.device), dtype=np.float64)
         timings["inference_s"] = time.perf_counter() - start
-        return score_snapshot(
+        summary = score_snapshot(
             active, settings, encoded, scores, threshold=float(loaded.threshold),
             model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
             on_batch=on_batch, timings=timings, drift=drift)
+        return ScoredGraph(summary, encoded, scores, reach=len(model.convs))
     finally:
         if own_driver:
             active.close()
+
+
+def run_scoring(
+    settings: Settings,
+    *,
+    model_version: str | int | None = None,
+    driver: Driver | None = None,
+    resume_run_id: str | None = None,
+    stop_after_batches: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    progress: bool = False,
+) -> ScoringSummary:
+    """Score every account with the champion (or ``model_version``) and write back."""
+    return score_graph(settings, model_version=model_version, driver=driver,
+                       resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
+                       on_batch=on_batch, progress=progress).summary
