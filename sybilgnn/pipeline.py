@@ -79,8 +79,11 @@ def run_replay_pipeline(settings: Settings, *, days: int, retrain_every: int = 7
                         seed: int | None = None, trials: int = 0,
                         say: Callable[[str], None] = print) -> Any:
     """``pipeline --days N``: simulate N days of deliveries, then replay them on a cleared
-    local graph under a registered model name of the replay's own (``<name>-replay``), so
-    the main job's champion is left alone."""
+    local graph under a registered model name of the replay's own
+    (``<name>-replay-<UTC time>``), so it starts with no champion and the main job's
+    champion is left alone."""
+    from datetime import datetime, timezone
+
     from sybilgnn.errors import InputError
     from sybilgnn.replay import run_replay
     from sybilgnn.simulate import simulate_deliveries
@@ -97,6 +100,7 @@ def run_replay_pipeline(settings: Settings, *, days: int, retrain_every: int = 7
         say(f"[simulate] {days} days of deliveries into {folder} ...")
         simulate_deliveries(folder, accounts=n, scenario=name, seed=s, days=days, progress=True)
     replay_settings = settings.model_copy(update={"registry": settings.registry.model_copy(
-        update={"model_name": f"{settings.registry.model_name}-replay"})})
+        update={"model_name": f"{settings.registry.model_name}-replay-"
+                              f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"})})
     return run_replay(replay_settings, folder, retrain_every=retrain_every, trials=trials,
                       fresh=True, say=say)

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from sybilgnn.cli import main
 from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.registry import GateError
 from sybilgnn.retrain import (EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_PROMOTED, LockedError, retrain,
                               retrain_lock)
 from tests.registry.stores import (make_settings, mlflow_uri, one_torch_thread, tiny_snapshot,
@@ -105,3 +106,41 @@ def test_retrain_promotes_first_then_exits_10_when_not_better(
     assert tags["promotion.challenger_score"] == tags["promotion.champion_score"]
     aliases = client.get_registered_model(settings.registry.model_name).aliases
     assert {k: str(v) for k, v in aliases.items()} == {"champion": "1", "challenger": "2"}
+
+
+def test_a_champion_that_cannot_be_evaluated_fails_the_gate_and_promotes_nothing(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=3"])
+    first = retrain(settings, snapshot=tiny_snapshot, n_trials=0, with_baselines=False)
+    assert first.decision.promoted and first.decision.champion_version == "1"
+    # The graph's account inputs were renamed: v1 reads f_0..f_7, which this snapshot lacks.
+    names = dict(tiny_snapshot.feature_names)
+    names["account"] = [f"g_{i}" for i in range(len(names["account"]))]
+    renamed = Snapshot(tiny_snapshot.data, tiny_snapshot.id_maps, names,
+                       tiny_snapshot.feature_stats, "renamed-inputs")
+    with pytest.raises(GateError) as failed:
+        retrain(settings, snapshot=renamed, n_trials=0, with_baselines=False)
+    message = str(failed.value)
+    assert "champion v1 could not be evaluated" in message
+    assert "challenger v2 was not compared and nothing was promoted" in message
+    assert "account features ['f_0', 'f_1'" in message and "are missing" in message
+    client = MlflowClient()
+    aliases = client.get_registered_model(settings.registry.model_name).aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"champion": "1", "challenger": "2"}
+    tags = client.get_model_version(settings.registry.model_name, "2").tags
+    assert tags["promotion.decision"] == "error"
+
+    # Through the CLI: exit code 2 and one line, no traceback.
+    snapshot_dir = renamed.save(tmp_path / "renamed")
+    overrides = [f"--set=registry.{k}={v}" for k, v in settings.registry.model_dump().items()]
+    overrides += ["--set=train.epochs=3", "--set=train.min_epochs=1", "--set=train.device=cpu"]
+    with pytest.raises(SystemExit) as exited:
+        main([*overrides, "retrain", "--snapshot", str(snapshot_dir), "--n-trials", "0",
+              "--no-baselines"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: promotion gate: champion v1 could not be evaluated" in err
+    assert "Traceback" not in err
+    aliases = client.get_registered_model(settings.registry.model_name).aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"champion": "1", "challenger": "3"}

@@ -93,22 +93,49 @@ def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
-def _choose_holdout(group: np.ndarray, names: list[str], labelled: np.ndarray,
-                    wanted: str | None) -> int:
-    """Code of the held-out group: the configured value, else the median-sized group (-1: none).
+def _holdout_candidates(group: np.ndarray, names: list[str], labelled: np.ndarray,
+                        wanted: str | None) -> list[int]:
+    """Codes of the groups to try holding out, preferred first ([-1]: none).
 
-    Without a configured value the group whose labelled count is the median is held out
-    (the lower median for an even count): holding out the largest campaign would starve
-    training of positives, the smallest gives too few positives to measure. With fewer than
-    two labelled groups nothing is held out, since that would leave training no campaign.
+    A configured value is the only candidate. Otherwise the group whose labelled count is
+    the median comes first (the lower median for an even count): holding out the largest
+    campaign would starve training of positives, the smallest gives too few positives to
+    measure; the other groups follow, smallest first. With fewer than two labelled groups
+    nothing is held out, since that would leave training no campaign.
     """
     if wanted is not None:
-        return names.index(wanted) if wanted in names else -1
+        return [names.index(wanted) if wanted in names else -1]
     sizes = [(int(((group == code) & labelled).sum()), code) for code in range(len(names))]
     present = sorted(entry for entry in sizes if entry[0] > 0)
     if len(present) < 2:
-        return -1
-    return present[(len(present) - 1) // 2][1]
+        return [-1]
+    median = present[(len(present) - 1) // 2][1]
+    return [median] + [code for _, code in present if code != median]
+
+
+def _time_slices(pool: np.ndarray, label_time: np.ndarray, settings: SplitSettings
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """train / val / test of the pool by label time, and the two cutoffs."""
+    times = label_time[pool]
+    if settings.train_cutoff is not None:
+        c1 = _epoch(settings.train_cutoff)
+    else:
+        c1 = float(np.quantile(times, settings.train_fraction)) if times.size else np.inf
+    if settings.val_cutoff is not None:
+        c2 = _epoch(settings.val_cutoff)
+    else:
+        fraction = settings.train_fraction + settings.val_fraction
+        c2 = float(np.quantile(times, fraction)) if times.size else np.inf
+    c2 = max(c1, c2)
+    with np.errstate(invalid="ignore"):
+        train = pool & (label_time < c1)
+        val = pool & (label_time >= c1) & (label_time < c2)
+        test = pool & (label_time >= c2)
+    return train, val, test, c1, c2
+
+
+def _both_classes(y: np.ndarray, *masks: np.ndarray) -> bool:
+    return all(mask.any() and y[mask].min() != y[mask].max() for mask in masks)
 
 
 def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
@@ -127,26 +154,22 @@ def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
     labelled = (y >= 0) & ~np.isnan(label_time)
     group = np.full(n, -1, dtype=np.int64) if group is None else group
     names = group_names or []
-    held_code = -1
+    candidates = [-1]
     if settings.holdout_property is not None and names:
-        held_code = _choose_holdout(group, names, labelled, settings.holdout_value)
-    holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
-    pool = labelled & ~holdout
-    times = label_time[pool]
-    if settings.train_cutoff is not None:
-        c1 = _epoch(settings.train_cutoff)
+        candidates = _holdout_candidates(group, names, labelled, settings.holdout_value)
+    # The preferred group is held out unless that leaves train or validation without both
+    # classes (its campaign labelled only late, say): then the next group is tried.
+    for position, held_code in enumerate(candidates):
+        holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
+        pool = labelled & ~holdout
+        train, val, test, c1, c2 = _time_slices(pool, label_time, settings)
+        if _both_classes(y, train, val):
+            break
     else:
-        c1 = float(np.quantile(times, settings.train_fraction)) if times.size else np.inf
-    if settings.val_cutoff is not None:
-        c2 = _epoch(settings.val_cutoff)
-    else:
-        fraction = settings.train_fraction + settings.val_fraction
-        c2 = float(np.quantile(times, fraction)) if times.size else np.inf
-    c2 = max(c1, c2)
-    with np.errstate(invalid="ignore"):
-        train = pool & (label_time < c1)
-        val = pool & (label_time >= c1) & (label_time < c2)
-        test = pool & (label_time >= c2)
+        position, held_code = 0, candidates[0]
+        holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
+        pool = labelled & ~holdout
+        train, val, test, c1, c2 = _time_slices(pool, label_time, settings)
     # The held-out campaign is scored among the legitimate accounts of the test period, so
     # its metrics say whether an unseen campaign stands out from real traffic.
     if held_code >= 0:
@@ -158,6 +181,7 @@ def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
         "holdout_group": names[held_code] if held_code >= 0 else None,
         "train": int(train.sum()), "val": int(val.sum()), "test": int(test.sum()),
         "holdout": int(holdout.sum()),
+        "holdout_choice": position,  # 0: the preferred group; k: the k-th fallback
     }
     if settings.holdout_value is not None and held_code < 0:
         info["holdout_missing"] = settings.holdout_value

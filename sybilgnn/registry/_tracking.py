@@ -6,6 +6,7 @@ store) with artifacts under ``registry.artifact_root``; a tracking server URL wo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -17,6 +18,10 @@ from sybilgnn.errors import SybilgnnError
 __all__ = ["configure_tracking", "ensure_sqlite_parent", "client_for"]
 
 _KNOWN: dict[tuple[str, str], str] = {}
+
+# MLflow draws a progress bar for every artifact download (each model load, each
+# registration); a batch job's log is no place for them. A user's own setting wins.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def ensure_sqlite_parent(url: str) -> None:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import ACCOUNT, Snapshot
-from sybilgnn.errors import InputError
+from sybilgnn.errors import InputError, SybilgnnError
 from sybilgnn.replay.changes import changed_nodes, within_reach
 
 __all__ = ["DayRecord", "FleetDelay", "ReplaySummary", "clear_graph", "delivery_dirs",
@@ -50,7 +50,7 @@ class DayRecord:
     recall: float | None          # of the fakes in the graph (None: none yet)
     new_fleets: int
     model_version: str
-    retrain: str                  # '' | 'promoted' | 'not promoted'
+    retrain: str                  # '' | 'promoted' | 'not promoted' | 'failed'
     flips_without_new_data: int   # same model as yesterday, nothing within reach changed
     within_reach_of_changes: int  # accounts whose score could move today
     drift_max: float
@@ -74,6 +74,7 @@ class ReplaySummary:
     out_dir: Path
     minutes_per_day: float
     campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retrain_failures: dict[int, str] = field(default_factory=dict)  # day -> why
 
     def table(self) -> str:
         """The per-day table as fixed-width text."""
@@ -207,6 +208,7 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
     _require_empty_graph(settings)
 
     records: list[DayRecord] = []
+    failures: dict[int, str] = {}
     first_flag: dict[str, int] = {}
     seen_fleets: set[str] = set()
     previous: tuple[str, Snapshot, np.ndarray] | None = None
@@ -217,8 +219,16 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
         ingested = ingest_directory(settings, folder)
         decision = ""
         if day % retrain_every == 0:
-            outcome = retrain(settings, n_trials=trials)
-            decision = "promoted" if outcome.decision.promoted else "not promoted"
+            try:
+                outcome = retrain(settings, n_trials=trials)
+                decision = "promoted" if outcome.decision.promoted else "not promoted"
+            except SybilgnnError as exc:
+                if day == 0:
+                    raise  # no champion to fall back on
+                # What a scheduled job does: the retrain fails loudly, the champion scores on.
+                decision = "failed"
+                failures[day] = str(exc)
+                say(f"[day {day:3d}] retrain failed, the champion scores on: {exc}")
         scored = score_graph(settings)
         flags = scored.scores >= scored.summary.threshold
         ids = pd.Index(scored.snapshot.id_maps[ACCOUNT])
@@ -231,7 +241,7 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
         new_fleets = set(scored.summary.fleet_ids) - seen_fleets
         seen_fleets |= set(scored.summary.fleet_ids)
         record = DayRecord(
-            day=day, date=(day_1 + timedelta(days=max(day - 1, 0))).date().isoformat(),
+            day=day, date=_day_label(day_1, day),
             accounts=len(ids),
             new_accounts=len(ids) - (len(previous[1].id_maps[ACCOUNT]) if previous else 0),
             quarantined=ingested.rows_quarantined,
@@ -251,9 +261,16 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
     last_day = int(days[-1].name.split("-")[1])
     fleets = _fleet_delays(truth[truth["first_event_day"] <= last_day], first_flag)
     summary = ReplaySummary(records, fleets, out, (time.perf_counter() - began) / 60 / len(days),
-                            _campaign_delays(fleets))
+                            _campaign_delays(fleets), failures)
     _save(summary)
     return summary
+
+
+def _day_label(day_1: datetime, day: int) -> str:
+    """The delivery's calendar day; day 0 holds everything before day 1."""
+    if day == 0:
+        return f"<{day_1.date().isoformat()}"
+    return (day_1 + timedelta(days=day - 1)).date().isoformat()
 
 
 def _fmt(value: float | None) -> str:
@@ -266,4 +283,5 @@ def _save(summary: ReplaySummary) -> None:
     pd.DataFrame([asdict(f) for f in summary.fleets]).to_csv(out / "fleets.csv", index=False)
     (out / "replay.json").write_text(json.dumps({
         "minutes_per_day": summary.minutes_per_day, "campaigns": summary.campaigns,
+        "retrain_failures": summary.retrain_failures,
         "days": [asdict(d) for d in summary.days]}, indent=2, default=str))

@@ -53,3 +53,22 @@ def test_no_holdout_with_a_single_group() -> None:
     split = make_splits(np.array([1, 1, 0]), np.array([0.0, 1.0, 2.0]), SplitSettings(),
                         np.array([0, 0, -1]), ["only"])
     assert split.info["holdout_group"] is None and not split.holdout_mask.any()
+
+
+def test_holdout_falls_back_when_the_preferred_group_leaves_training_no_fakes() -> None:
+    # Campaign "early" (4 fakes, labelled first) and "late" (5 fakes, labelled last). The
+    # median-sized group is "early"; holding it out would leave only late fakes, all after
+    # the train cutoff, so "late" is held out instead and training keeps early's fakes.
+    y = np.array([1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1])
+    times = np.arange(15, dtype=float)
+    group = np.array([0, -1, 0, -1, 0, -1, 0, -1, -1, -1, 1, 1, 1, 1, 1])
+    split = make_splits(y, times, SplitSettings(train_fraction=0.5, val_fraction=0.2), group,
+                        ["early", "late"])
+    assert split.info["holdout_group"] == "late" and split.info["holdout_choice"] == 1
+    assert y[split.train_mask].tolist() == [1, 0, 1, 0, 1]
+    assert y[split.val_mask].tolist() == [0, 1]
+    assert np.flatnonzero(split.holdout_mask & (y == 1)).tolist() == [10, 11, 12, 13, 14]
+    # A configured group is held out as asked, even where that starves training.
+    kept = make_splits(y, times, SplitSettings(train_fraction=0.5, val_fraction=0.2,
+                                               holdout_value="early"), group, ["early", "late"])
+    assert kept.info["holdout_group"] == "early" and kept.info["holdout_choice"] == 0
