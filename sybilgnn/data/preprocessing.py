@@ -170,14 +170,28 @@ class Preprocessor:
         nodes = {}
         for node_type, columns in raw.items():
             numeric = tuple(_fit_numeric(name, values) for name, values in columns.numeric.items())
-            categorical = tuple(_fit_categorical(prop, values, top_k.get(node_type, {}).get(prop, 0))
+            sizes = top_k.get(node_type, {})
+            absent = [prop for prop in columns.categorical if prop not in sizes]
+            if absent:
+                raise InputError(f"{node_type} properties {absent} are categorical but have no "
+                                 f"vocabulary size; set export.nodes.{node_type}.categorical")
+            categorical = tuple(_fit_categorical(prop, values, sizes[prop])
                                 for prop, values in columns.categorical.items())
             nodes[node_type] = NodeEncoder(numeric, categorical)
         return cls(nodes, dict(edge_transforms or {}), fitted_on)
 
     @classmethod
     def fit(cls, snapshot: Snapshot) -> Preprocessor:
-        """Fit on a snapshot: its raw columns, or its matrices where it has none."""
+        """Fit on a snapshot: its raw columns, or its matrices where it has none.
+
+        Matrices are taken as already encoded only for snapshots built as matrices (tests,
+        synthetic worlds): an export without raw columns predates them and must be redone,
+        or the model would read each later export's own scaling.
+        """
+        if not snapshot.raw and "schema" in snapshot.meta:
+            raise InputError("this exported snapshot has no raw feature columns (it was saved "
+                             "by an older sybilgnn); export it again (`sybilgnn export`) "
+                             "before training on it")
         fitted = cls.fit_raw(dict(snapshot.raw), _vocabulary_sizes(snapshot),
                              edge_transforms=_edge_transforms(snapshot),
                              fitted_on=snapshot.content_hash)

@@ -22,6 +22,10 @@ ACCOUNT, IP, PAYMENT = "account", "ip", "payment"
 _SEP = "__"
 
 
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 @dataclass
 class RawFeatures:
     """A node type's feature properties as read from the graph, before any fitted encoding:
@@ -36,7 +40,7 @@ class RawFeatures:
 
         columns = {f"num:{k}": pa.array(v, type=pa.float64(), from_pandas=False)
                    for k, v in self.numeric.items()}
-        columns.update({f"cat:{k}": pa.array([None if t is None else str(t) for t in v],
+        columns.update({f"cat:{k}": pa.array([None if _missing(t) else str(t) for t in v],
                                              type=pa.string())
                         for k, v in self.categorical.items()})
         pq.write_table(pa.table(columns) if columns else pa.table({}), path)

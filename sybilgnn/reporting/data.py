@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any
 
 from sybilgnn.browser.queries import CHANGES_QUERY, FLEET_SUBGRAPH_QUERY
+from sybilgnn.config import ScoringSettings
 from sybilgnn.errors import InputError
 
-__all__ = ["FleetGraph", "FleetSummary", "RunChanges", "ReportData", "collect_report_data"]
+__all__ = ["FleetGraph", "FleetSummary", "RunChanges", "InputDrift", "RecentRun", "ReportData",
+           "collect_report_data", "input_drift", "recent_runs", "SCORE_BANDS"]
+
+#: The recent runs' score distributions are shown as shares of this many equal bands.
+SCORE_BANDS = 5
+# What the report falls back to for runs that stored no threshold of their own.
+_DEFAULT_DRIFT_WARN = float(ScoringSettings.model_fields["drift_warn"].default)
 
 
 @dataclass
@@ -40,6 +48,47 @@ class RunChanges:
 
 
 @dataclass
+class InputDrift:
+    """A run's population stability index per model input against the training snapshot."""
+
+    recorded: bool                   # False: the run is from before drift was stored
+    inputs: list[tuple[str, float]]  # (input, PSI), largest PSI first
+    warn_at: float                   # the run's scoring.drift_warn
+
+    def above(self) -> list[str]:
+        return [name for name, psi in self.inputs if psi > self.warn_at]
+
+
+@dataclass
+class RecentRun:
+    """One finished scoring run as the "Recent runs" section shows it."""
+
+    run_id: str
+    started_at: str | None
+    model_version: str | None
+    n_scored: int | None
+    n_flagged: int | None
+    n_fleets: int | None
+    drift_max: float | None          # None: the run is from before drift was stored
+    drift_warn: float
+    score_hist: list[int] | None     # counts over equal bins of [0, 1]; None: not stored
+
+    def bin_shares(self) -> list[float] | None:
+        """Share of the scored accounts in each stored bin (None: no histogram stored)."""
+        hist = self.score_hist
+        total = sum(hist) if hist else 0
+        return [c / total for c in hist] if hist and total else None
+
+    def band_shares(self, bands: int = SCORE_BANDS) -> list[float] | None:
+        """Share of the scored accounts in each of ``bands`` equal score bands."""
+        shares = self.bin_shares()
+        if shares is None or len(shares) % bands:
+            return None
+        width = len(shares) // bands
+        return [sum(shares[i * width:(i + 1) * width]) for i in range(bands)]
+
+
+@dataclass
 class ReportData:
     run: dict[str, Any]
     is_latest: bool
@@ -50,10 +99,37 @@ class ReportData:
     fleets: list[FleetSummary]
     changes: RunChanges
     verdicts: dict[str, int]
+    drift: InputDrift = field(default_factory=lambda: InputDrift(False, [], _DEFAULT_DRIFT_WARN))
+    recent_runs: list[RecentRun] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
     return value.iso_format() if hasattr(value, "iso_format") else value
+
+
+def _utc_minute(value: Any) -> str | None:
+    """A Neo4j DateTime as ``YYYY-MM-DD HH:MM UTC``."""
+    if value is None or not hasattr(value, "to_native"):
+        return None if value is None else str(value)
+    native = value.to_native()
+    if native.tzinfo is not None:
+        native = native.astimezone(timezone.utc)
+    return native.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _warn_at(value: Any) -> float:
+    return float(value) if value is not None else _DEFAULT_DRIFT_WARN
+
+
+def input_drift(run: dict[str, Any]) -> InputDrift:
+    """The drift lists stored on a ``ScoringRun`` (parallel ``drift_inputs``/``drift_psi``)."""
+    names, values = run.get("drift_inputs"), run.get("drift_psi")
+    warn_at = _warn_at(run.get("drift_warn"))
+    if names is None or values is None:
+        return InputDrift(False, [], warn_at)
+    pairs = sorted(zip((str(n) for n in names), (float(v) for v in values)),
+                   key=lambda pair: (-pair[1], pair[0]))
+    return InputDrift(True, pairs, warn_at)
 
 
 _RUN_QUERY = """
@@ -95,6 +171,35 @@ MATCH (a:Account) WHERE a.review IS NOT NULL
 RETURN a.review AS review, count(*) AS n ORDER BY review
 """
 
+# The finished runs up to the reported one (instants compared as epoch millis, see above).
+_RECENT_RUNS_QUERY = """
+MATCH (this:ScoringRun {run_id: $run_id})
+MATCH (r:ScoringRun {status: 'finished'})
+WHERE r.started_at.epochMillis <= this.started_at.epochMillis
+RETURN r.run_id AS run_id, r.started_at AS started_at, r.model_version AS model_version,
+       r.n_scored AS n_scored, r.n_flagged AS n_flagged, r.n_fleets AS n_fleets,
+       r.drift_max AS drift_max, r.drift_warn AS drift_warn, r.score_hist AS score_hist
+ORDER BY r.started_at.epochMillis DESC, r.run_id DESC
+LIMIT $limit
+"""
+
+
+def recent_runs(session: Any, run_id: str, limit: int = 10) -> list[RecentRun]:
+    """The last ``limit`` finished runs up to and including ``run_id``, newest first."""
+    def optional_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    return [RecentRun(
+        run_id=str(r["run_id"]), started_at=_utc_minute(r["started_at"]),
+        model_version=None if r["model_version"] is None else str(r["model_version"]),
+        n_scored=optional_int(r["n_scored"]), n_flagged=optional_int(r["n_flagged"]),
+        n_fleets=optional_int(r["n_fleets"]),
+        drift_max=None if r["drift_max"] is None else float(r["drift_max"]),
+        drift_warn=_warn_at(r["drift_warn"]),
+        score_hist=None if r["score_hist"] is None else [int(c) for c in r["score_hist"]])
+        for r in session.run(_RECENT_RUNS_QUERY, run_id=run_id, limit=limit)]
+
+
 _KINDS = {"Account": "account", "Fleet": "fleet", "IP": "ip", "PaymentInstrument": "payment"}
 _KEYS = {"account": "account_id", "fleet": "fleet_id", "ip": "ip_id", "payment": "pm_id"}
 
@@ -131,8 +236,12 @@ def fleet_graph(session: Any, fleet_id: str) -> FleetGraph:
 
 
 def collect_report_data(session: Any, run_id: str | None = None, *,
-                        top_fleets: int = 10, fleet_pictures: int = 5) -> ReportData:
-    """All numbers of one run's report; ``run_id=None`` means the latest run."""
+                        top_fleets: int = 10, fleet_pictures: int = 5,
+                        history: int = 10) -> ReportData:
+    """All numbers of one run's report; ``run_id=None`` means the latest run.
+
+    ``history``: how many finished runs (up to this one) the "Recent runs" section lists.
+    """
     record = session.run(_RUN_QUERY, run_id=run_id).single()
     if record is None:
         if run_id is None:
@@ -177,4 +286,5 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
         n_flagged=stored_or("n_flagged", counts["flagged"] if counts else 0),
         n_fleets=stored_or("n_fleets", len(fleets)),
         scores=scores, fleets=fleets[:top_fleets], changes=changes, verdicts=verdicts,
+        drift=input_drift(run), recent_runs=recent_runs(session, run["run_id"], history),
     )

@@ -15,9 +15,9 @@ import networkx as nx  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from sybilgnn.reporting.data import FleetGraph  # noqa: E402
+from sybilgnn.reporting.data import FleetGraph, RecentRun  # noqa: E402
 
-__all__ = ["NODE_COLOURS", "score_histogram_png", "fleet_graph_png"]
+__all__ = ["NODE_COLOURS", "score_histogram_png", "fleet_graph_png", "recent_scores_png"]
 
 # Same colours as the Browser style (sybilgnn/browser/style.grass).
 NODE_COLOURS = {
@@ -51,6 +51,26 @@ def score_histogram_png(scores: Sequence[float], threshold: float | None) -> str
     ax.set_xlabel("sybil score")
     ax.set_ylabel("accounts")
     ax.set_title(f"Score distribution ({len(scores)} accounts)")
+    return _png_base64(fig)
+
+
+def recent_scores_png(runs: Sequence[RecentRun]) -> str:
+    """One line per run: the share of its accounts in each stored score bin (log axis), the
+    newest run darkest, so a shift of the whole distribution shows between runs."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    drawn = [(r, shares) for r in runs if (shares := r.bin_shares()) is not None]
+    for age, (run, shares) in enumerate(drawn):  # newest first
+        centres = [(i + 0.5) / len(shares) for i in range(len(shares))]
+        ax.plot(centres, shares, marker=".", linewidth=1.2,
+                color=plt.get_cmap("Blues")(1.0 - 0.6 * age / max(1, len(drawn) - 1)),
+                label=f"{run.run_id} (v{run.model_version})")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("sybil score")
+    ax.set_ylabel("share of accounts")
+    ax.set_title(f"Score distribution of recent runs ({len(drawn)} with a stored histogram)",
+                 fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png_base64(fig)
 
 

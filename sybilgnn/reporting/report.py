@@ -9,8 +9,8 @@ from typing import Any
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import SybilgnnError
-from sybilgnn.reporting.data import ReportData, collect_report_data
-from sybilgnn.reporting.figures import fleet_graph_png, score_histogram_png
+from sybilgnn.reporting.data import SCORE_BANDS, ReportData, collect_report_data
+from sybilgnn.reporting.figures import fleet_graph_png, recent_scores_png, score_histogram_png
 
 __all__ = ["render_report_html", "write_report", "log_report_to_mlflow"]
 
@@ -22,7 +22,10 @@ padding:.8em 1.4em;min-width:9em} .card .n{font-size:2em;font-weight:600}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.3em .7em;
 text-align:left} th{background:#f5f5f5} .fleets{display:flex;flex-wrap:wrap;gap:1em}
 figure{margin:0;border:1px solid #eee;padding:.4em} .muted{color:#888}
+td.num{text-align:right} .drift-warn{background:#fdecea;color:#b71c1c;font-weight:600}
 """
+_DRIFT_SHOWN = 15  # inputs listed in the drift table, largest PSI first
+_WARN_MARK = "\u26a0 above drift_warn"
 
 
 def _e(value: Any) -> str:
@@ -60,6 +63,107 @@ def _changes_html(data: ReportData) -> str:
 <tr><th>newly flagged accounts</th><td id="newly-flagged">{count(changes.newly_flagged)}</td></tr>
 <tr><th>no longer flagged</th><td id="unflagged">{count(changes.unflagged)}</td></tr>
 </table>"""
+
+
+def _shift(psi: float) -> str:
+    """The usual reading of a PSI value."""
+    if psi < 0.1:
+        return "stable"
+    return "moderate" if psi <= 0.25 else "major shift"
+
+
+def _drift_html(data: ReportData) -> str:
+    drift = data.drift
+    intro = (
+        "<p>The population stability index (PSI) compares the distribution of each model "
+        "input in this run with the training snapshot the model's preprocessing was fitted "
+        "on: below 0.1 the input is stable, 0.1&ndash;0.25 is a moderate shift, above 0.25 a "
+        "major shift. Inputs above this run's warning level (<code>scoring.drift_warn</code> "
+        f'= <span id="drift-warn-at">{drift.warn_at:g}</span>) are marked; scores that rest on '
+        "them deserve a look, and a retrain on current data usually helps.</p>")
+    if not drift.recorded:
+        return intro + ('<p id="drift-none" class="muted">This run was scored before sybilgnn '
+                        "stored input drift on the ScoringRun: no drift to show for it.</p>")
+    if not drift.inputs:
+        return intro + ('<p id="drift-none" class="muted">No model input was measured for '
+                        "this run.</p>")
+    above = drift.above()
+    summary = (f'<p id="drift-summary">{len(drift.inputs)} inputs measured, largest PSI '
+               f"{drift.inputs[0][1]:.3f}; {len(above)} above {drift.warn_at:g}"
+               + (": " + ", ".join(f"<code>{_e(n)}</code>" for n in above) if above else "")
+               + ".</p>")
+    marked = ' class="drift-warn"'
+    rows = "\n".join(
+        f'<tr{marked if psi > drift.warn_at else ""}><td>{rank}</td>'
+        f'<td><code>{_e(name)}</code></td><td class="num">{psi:.3f}</td><td>{_shift(psi)}</td>'
+        f'<td>{_WARN_MARK if psi > drift.warn_at else ""}</td></tr>'
+        for rank, (name, psi) in enumerate(drift.inputs[:_DRIFT_SHOWN], start=1))
+    more = (f'<p class="muted">The {_DRIFT_SHOWN} largest of {len(drift.inputs)} inputs; the '
+            "ScoringRun's <code>drift_inputs</code> and <code>drift_psi</code> hold all.</p>"
+            if len(drift.inputs) > _DRIFT_SHOWN else "")
+    return f"""{intro}
+{summary}
+<table id="drift">
+<tr><th>#</th><th>input</th><th>PSI</th><th>shift</th><th></th></tr>
+{rows}
+</table>
+{more}"""
+
+
+def _recent_runs_html(data: ReportData) -> str:
+    runs = data.recent_runs
+    if not runs:
+        return '<p id="recent-none" class="muted">No finished scoring run up to this one.</p>'
+    this_run = data.run.get("run_id")
+    not_recorded = '<span class="muted">not recorded</span>'
+
+    def drift_cell(run_max: float | None, warn_at: float) -> str:
+        if run_max is None:
+            return f'<td class="num">{not_recorded}</td>'
+        if run_max > warn_at:
+            return f'<td class="num drift-warn">{run_max:.3f} \u26a0</td>'
+        return f'<td class="num">{run_max:.3f}</td>'
+
+    def attrs(run_id: str) -> str:
+        return ' class="this-run"' if run_id == this_run else ""
+
+    def count(value: int | None) -> str:
+        return f'<td class="num">{"" if value is None else value}</td>'
+
+    rows = "\n".join(
+        f"<tr{attrs(r.run_id)}><td>{_e(r.started_at)}</td><td><code>{_e(r.run_id)}</code></td>"
+        f"<td>{_e(r.model_version)}</td>{count(r.n_scored)}{count(r.n_flagged)}"
+        f"{count(r.n_fleets)}{drift_cell(r.drift_max, r.drift_warn)}</tr>"
+        for r in runs)
+    width = 1 / SCORE_BANDS
+    band_heads = "".join(f"<th>{i * width:.1f}&ndash;{(i + 1) * width:.1f}</th>"
+                         for i in range(SCORE_BANDS))
+
+    def band_cells(shares: list[float] | None) -> str:
+        if shares is None:
+            return f'<td colspan="{SCORE_BANDS}">{not_recorded}</td>'
+        return "".join(f'<td class="num">{100 * s:.1f}%</td>' for s in shares)
+
+    band_rows = "\n".join(
+        f"<tr{attrs(r.run_id)}><td><code>{_e(r.run_id)}</code></td>{band_cells(r.band_shares())}"
+        "</tr>" for r in runs)
+    figure = (_img(recent_scores_png(runs), "score distribution of recent runs")
+              if any(r.bin_shares() is not None for r in runs) else "")
+    return f"""<p>The last {len(runs)} finished scoring runs up to this one, newest first.
+Max input PSI: the largest drift of any model input in that run (marked above its
+<code>scoring.drift_warn</code>).</p>
+<table id="recent-runs">
+<tr><th>started</th><th>run</th><th>model version</th><th>scored</th><th>flagged</th>
+<th>fleets</th><th>max input PSI</th></tr>
+{rows}
+</table>
+<p>Score distribution per run: share of the scored accounts in each score band (from the
+run's stored histogram, <code>score_hist</code>).</p>
+<table id="recent-score-bands">
+<tr><th>run</th>{band_heads}</tr>
+{band_rows}
+</table>
+{figure}"""
 
 
 def render_report_html(data: ReportData) -> str:
@@ -107,6 +211,10 @@ status {_e(run.get('status'))} · report generated {generated}</p>
 </div>
 <h2>Changes since the previous run</h2>
 {_changes_html(data)}
+<h2>Input drift</h2>
+{_drift_html(data)}
+<h2>Recent runs</h2>
+{_recent_runs_html(data)}
 <h2>Analyst verdicts</h2>
 <p id="verdicts">{verdicts}</p>
 <p class="muted">Open a fleet in Neo4j Browser with the sybilgnn guide
