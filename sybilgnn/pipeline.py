@@ -23,6 +23,7 @@ class PipelineSummary:
     scoring: Any
     report: Path
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    truth: Any = None  # TruthReport of the run's flags on a simulated world, else None
 
 
 def run_pipeline(
@@ -39,7 +40,8 @@ def run_pipeline(
     from sybilgnn.ingest.pipeline import ingest_directory
     from sybilgnn.reporting.report import write_report
     from sybilgnn.retrain import retrain
-    from sybilgnn.scoring.job import run_scoring
+    from sybilgnn.evaluation import read_truth, truth_report
+    from sybilgnn.scoring.job import score_graph
     from sybilgnn.simulate import simulate_platform
 
     seconds: dict[str, float] = {}
@@ -67,11 +69,29 @@ def run_pipeline(
     say(f"  registered version {outcome.trained.version.version}; "
         f"{'promoted to champion' if outcome.decision.promoted else 'not promoted'}: "
         f"{outcome.decision.reason}")
-    scored = timed("score", lambda: run_scoring(settings))
+    graph = timed("score", lambda: score_graph(settings))
+    scored = graph.summary
     say(f"  scored {scored.n_scored:,} accounts, flagged {scored.n_flagged:,} "
         f"in {scored.n_fleets:,} fleets (run {scored.run_id}, model v{scored.model_version})")
     report = timed("report", lambda: write_report(settings, scored.run_id))
-    return PipelineSummary(directory, ingested, outcome, scored, report, seconds)
+    truth = read_truth(directory)  # a simulated world's answer key: evaluation only
+    measured = None
+    if truth is not None:
+        measured = truth_report(graph.snapshot.id_maps["account"], graph.scores,
+                                scored.threshold, truth, active_fleet_members(settings))
+    return PipelineSummary(directory, ingested, outcome, scored, report, seconds, measured)
+
+
+def active_fleet_members(settings: Settings) -> dict[str, list[str]]:
+    """Account ids of every active fleet, as the last scoring run wrote them."""
+    from sybilgnn.neo4j.connection import open_driver
+
+    with open_driver(settings) as driver:
+        records, _, _ = driver.execute_query(
+            "MATCH (a:Account)-[:MEMBER_OF]->(f:Fleet {active: true}) "
+            "RETURN f.fleet_id AS fleet, collect(a.account_id) AS members",
+            database_=settings.neo4j.database)
+    return {str(r["fleet"]): [str(m) for m in r["members"]] for r in records}
 
 
 def run_replay_pipeline(settings: Settings, *, days: int, retrain_every: int = 7,

@@ -52,6 +52,10 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
     scored = summary.scoring
     click.echo(f"\nScoring run {scored.run_id}: {scored.n_scored:,} accounts scored, "
                f"{scored.n_flagged:,} flagged, {scored.n_fleets:,} fleets.")
+    if summary.truth is not None:
+        click.echo("")
+        for line in summary.truth.lines():
+            click.echo(line)
     click.echo(f"Report: {summary.report.resolve()}")
     port = settings.neo4j.http_port
     click.echo(f"Neo4j Browser: http://127.0.0.1:{port}/browser/  (user {settings.neo4j.user}, "

@@ -232,7 +232,7 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
         scored = score_graph(settings)
         flags = scored.scores >= scored.summary.threshold
         ids = pd.Index(scored.snapshot.id_maps[ACCOUNT])
-        fake = fake_of.reindex(ids).fillna(False).to_numpy(dtype=bool)
+        fake = fake_of.reindex(ids).eq(True).to_numpy()
         true_flags = int((flags & fake).sum())
         version = scored.summary.model_version
         flips, reachable = _flag_flips(previous, version, scored.snapshot, flags, scored.reach)

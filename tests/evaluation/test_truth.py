@@ -1,0 +1,41 @@
+"""Flags against a simulated world's ground truth: exact counts on a hand-made world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sybilgnn.errors import InputError
+from sybilgnn.evaluation import truth_report
+
+TRUTH = pd.DataFrame({
+    "account_id": ["a", "b", "c", "d", "e", "f", "g", "h"],
+    "is_fake": [True, True, True, True, False, False, False, False],
+    "campaign": ["c1", "c1", "c2", "c2", None, None, None, None],
+    "fleet": ["c1-f0", "c1-f0", "c2-f0", "c2-f0", None, None, None, None],
+})
+
+
+def test_population_precision_recall_campaigns_and_fleets() -> None:
+    ids = np.array(["h", "g", "f", "e", "d", "c", "b", "a"], dtype=object)  # any row order
+    scores = np.array([0.9, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 0.7])
+    report = truth_report(ids, scores, 0.5, TRUTH,
+                          {"F1": ["a", "b"], "F2": ["c", "h"], "F3": ["zz"]})
+    # flagged: h (legit), c, b, a -> 3 of 4 flags true, 3 of 4 fakes found
+    assert (report.accounts, report.fakes, report.flagged, report.true_flags) == (8, 4, 4, 3)
+    assert report.precision == 0.75 and report.recall == 0.75
+    # ranking: h(.9) b(.8) a(.7) c(.6) d(.4) e(.3) f(.2) g(.1)
+    assert report.auprc == pytest.approx((1 / 2 + 2 / 3 + 3 / 4 + 4 / 5) / 4)
+    assert report.campaign_recall == {"c1": (2, 2), "c2": (2, 1)}
+    # F3's member is unknown to the truth: counted as not fake
+    assert report.fleets_written == 3 and report.pure_fleets == 1
+    assert report.fleet_purity == pytest.approx((1.0 + 0.5 + 0.0) / 3)
+    assert (report.true_fleets, report.true_fleets_found) == (2, 2)  # c2-f0: half flagged
+    assert report.lines()[1] == ("  flagged 4: precision 0.750, recall 0.750; scores' AUPRC "
+                                 f"{report.auprc:.3f}")
+
+
+def test_accounts_the_truth_does_not_know_are_an_error() -> None:
+    with pytest.raises(InputError, match="1 scored accounts are not in the ground truth"):
+        truth_report(np.array(["a", "x"], dtype=object), np.array([0.1, 0.2]), 0.5, TRUTH)
