@@ -77,8 +77,8 @@ def run_pipeline(
     truth = read_truth(directory)  # a simulated world's answer key: evaluation only
     measured = None
     if truth is not None:
-        measured = truth_report(graph.snapshot.id_maps["account"], graph.scores,
-                                scored.threshold, truth, active_fleet_members(settings))
+        measured = truth_report(graph.snapshot.id_maps["account"], graph.scores, graph.flags,
+                                truth, active_fleet_members(settings))
     return PipelineSummary(directory, ingested, outcome, scored, report, seconds, measured)
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "ACCOUNT_EVIDENCE_QUERY",
     "RECORD_VERDICT_QUERY",
     "CHANGES_QUERY",
+    "LABEL_CONFLICTS_QUERY",
     "query_by_name",
     "param_line",
 ]
@@ -181,12 +182,30 @@ RETURN cur.run_id AS run_id, prev.run_id AS previous_run_id, new_fleets, gone_fl
     params={"run_id": None},
 )
 
+LABEL_CONFLICTS_QUERY = SavedQuery(
+    name="label_conflicts",
+    title="Scores that contradict a label",
+    description=(
+        "Accounts a label or a verdict says are legitimate but the model scores above the "
+        "threshold. They are not flagged and join no fleet (the label wins); review them "
+        "when the label itself may be wrong."
+    ),
+    cypher="""\
+MATCH (a:Account {label_conflict: true})
+RETURN a.account_id AS account_id, round(a.sybil_score, 4) AS score, a.label AS label,
+       a.label_source AS label_source, a.review AS review, a.reviewed_at AS reviewed_at,
+       a.model_version AS model_version
+ORDER BY score DESC, account_id LIMIT $limit""",
+    params={"limit": 100},
+)
+
 SAVED_QUERIES: tuple[SavedQuery, ...] = (
     FLEETS_QUERY,
     FLEET_SUBGRAPH_QUERY,
     ACCOUNT_EVIDENCE_QUERY,
     RECORD_VERDICT_QUERY,
     CHANGES_QUERY,
+    LABEL_CONFLICTS_QUERY,
 )
 
 

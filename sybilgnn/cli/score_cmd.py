@@ -48,6 +48,9 @@ def score(settings: Settings, model_version: str | None, resume_run_id: str | No
                f"v{summary.model_version}, threshold {summary.threshold:.3f}")
     click.echo(f"scored {summary.n_scored:,}  flagged {summary.n_flagged:,}  "
                f"fleets {summary.n_fleets:,}")
+    if summary.n_label_conflicts:
+        click.echo(f"not flagged because a label or verdict says legitimate: "
+                   f"{summary.n_label_conflicts:,} (Browser query 'label_conflicts')")
     click.echo(f"export {summary.export_s:.1f}s  inference {summary.inference_s:.1f}s  "
                f"evidence {summary.evidence_s:.1f}s  fleets {summary.fleets_s:.1f}s  "
                f"write {summary.write_s:.1f}s")

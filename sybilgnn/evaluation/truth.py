@@ -67,10 +67,10 @@ def read_truth(directory: str | Path) -> pd.DataFrame | None:
     return None
 
 
-def truth_report(account_ids: Sequence[str] | np.ndarray, scores: np.ndarray, threshold: float,
+def truth_report(account_ids: Sequence[str] | np.ndarray, scores: np.ndarray, flags: np.ndarray,
                  truth: pd.DataFrame,
                  fleet_members: Mapping[str, Sequence[str]] | None = None) -> TruthReport:
-    """Score the run's flags (``scores >= threshold``, row i = ``account_ids[i]``) against
+    """Measure the run's ``flags`` and ``scores`` (row i = ``account_ids[i]``) against
     ``truth``; accounts the truth does not know are an error (they were not simulated)."""
     ids = pd.Index(np.asarray(account_ids, dtype=object))
     known = truth.set_index("account_id")
@@ -82,7 +82,7 @@ def truth_report(account_ids: Sequence[str] | np.ndarray, scores: np.ndarray, th
                          "they were simulated in")
     fake = aligned["is_fake"].to_numpy(dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
-    flags = scores >= threshold
+    flags = np.asarray(flags, dtype=bool)
     true_flags = int((flags & fake).sum())
     report = TruthReport(
         accounts=len(ids), fakes=int(fake.sum()), flagged=int(flags.sum()),

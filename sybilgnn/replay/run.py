@@ -230,7 +230,7 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
                 failures[day] = str(exc)
                 say(f"[day {day:3d}] retrain failed, the champion scores on: {exc}")
         scored = score_graph(settings)
-        flags = scored.scores >= scored.summary.threshold
+        flags = scored.flags
         ids = pd.Index(scored.snapshot.id_maps[ACCOUNT])
         fake = fake_of.reindex(ids).eq(True).to_numpy()
         true_flags = int((flags & fake).sum())

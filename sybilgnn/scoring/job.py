@@ -42,6 +42,7 @@ from sybilgnn.scoring.writeback import (
     find_resumable_run,
     finish_run,
     get_run,
+    mark_label_conflicts,
     remove_stale_flags,
     start_run,
     write_scores,
@@ -68,6 +69,7 @@ class ScoringSummary:
     fleet_ids: list[str] = field(default_factory=list)
     drift: dict[str, float] = field(default_factory=dict)   # model input -> PSI vs training
     drift_warnings: list[str] = field(default_factory=list)  # inputs above scoring.drift_warn
+    n_label_conflicts: int = 0  # above the threshold but labelled legitimate: not flagged
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,7 +194,11 @@ def score_snapshot(
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.size != ids.size:
         raise SybilgnnError(f"{scores.size} scores for {ids.size} accounts in the snapshot")
-    flagged = scores >= threshold
+    # Known labels win: an account a label or verdict says is legitimate never enters the
+    # queue as a new flag; it is marked as contradicting its label instead.
+    above = scores >= threshold
+    contradicts = above & _known_legitimate(snapshot)
+    flagged = above & ~contradicts
     timings = dict(timings or {})
 
     ensure_scoring_schema(driver, database)
@@ -230,14 +236,17 @@ def score_snapshot(
                  batch_size=state.batch_size, scored_at=state.started_at,
                  evidence=evidence_by_id, stop_after_batches=stop_after_batches,
                  on_batch=on_batch, database=database, bands=bands,
-                 node_ids=snapshot.neo4j_ids.get(ACCOUNT))
+                 node_ids=snapshot.neo4j_ids.get(ACCOUNT), flags=flagged)
     remove_stale_flags(driver, state.run_id, database)
+    mark_label_conflicts(driver, ids[contradicts].tolist(), database=database,
+                         batch_size=state.batch_size)
     if bands is None or resumed:  # a resumed run's first batches may have come through Cypher
         apply_score_bands(driver, database=database, batch_size=state.batch_size)
     timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
 
     stats = {"n_scored": int(ids.size), "n_flagged": int(flagged.sum()),
-             "n_fleets": len(fleets), "export_s": timings.get("export_s", 0.0),
+             "n_fleets": len(fleets), "n_label_conflicts": int(contradicts.sum()),
+             "export_s": timings.get("export_s", 0.0),
              "inference_s": timings.get("inference_s", 0.0),
              "evidence_s": timings["evidence_s"], "fleets_s": timings["fleets_s"],
              "write_s": timings["write_s"],
@@ -254,9 +263,18 @@ def score_snapshot(
         inference_s=timings.get("inference_s", 0.0), evidence_s=timings["evidence_s"],
         fleets_s=timings["fleets_s"], write_s=timings["write_s"],
         fleet_ids=[f.fleet_id for f in fleets], drift=dict(drift or {}),
-        drift_warnings=drifted_inputs(drift or {}, cfg.drift_warn))
+        drift_warnings=drifted_inputs(drift or {}, cfg.drift_warn),
+        n_label_conflicts=int(contradicts.sum()))
     _write_report(cfg.report_dir, summary)
     return summary
+
+
+def _known_legitimate(snapshot: Snapshot) -> np.ndarray:
+    """Accounts whose label (after verdicts) says legitimate."""
+    store = snapshot.data[ACCOUNT]
+    if "y" not in store:
+        return np.zeros(snapshot.num_accounts, dtype=bool)
+    return store.y.cpu().numpy() == 0
 
 
 SCORE_BINS = 20  # the score histogram stored on every run, over [0, 1]
@@ -301,6 +319,7 @@ class ScoredGraph:
     summary: ScoringSummary
     snapshot: Snapshot
     scores: np.ndarray
+    flags: np.ndarray  # as written: above the threshold, labelled-legitimate accounts excepted
     reach: int  # hops of the graph that one account's score can depend on
 
 
@@ -340,7 +359,8 @@ def score_graph(
             model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
             on_batch=on_batch, timings=timings, drift=drift)
-        return ScoredGraph(summary, encoded, scores, reach=len(model.convs))
+        flags = (scores >= float(loaded.threshold)) & ~_known_legitimate(encoded)
+        return ScoredGraph(summary, encoded, scores, flags, reach=len(model.convs))
     finally:
         if own_driver:
             active.close()

@@ -30,6 +30,7 @@ __all__ = [
     "get_run",
     "read_records",
     "remove_stale_flags",
+    "mark_label_conflicts",
     "start_run",
     "write_scores",
 ]
@@ -210,6 +211,7 @@ def write_scores(
     database: str | None = None,
     bands: ScoreBands | None = None,
     node_ids: np.ndarray | None = None,
+    flags: np.ndarray | None = None,
 ) -> int:
     """Write ``scores`` (row i belongs to ``account_ids[i]``) in batches; returns batches written.
 
@@ -221,7 +223,8 @@ def write_scores(
     go through the server-side procedure, which also sets each account's score-band label
     (the caller then skips ``apply_score_bands``); without, through plain Cypher.
     ``node_ids`` (the snapshot's internal ids, row by row) let the procedure skip the key
-    index for every node whose id still holds the same key.
+    index for every node whose id still holds the same key. ``flags`` (default: score at
+    or above the threshold) lets the caller keep labelled-legitimate accounts unflagged.
     """
     ids = np.asarray(account_ids, dtype=object)
     values = np.asarray(scores, dtype=np.float64)
@@ -231,7 +234,9 @@ def write_scores(
     if state is None:
         raise SybilgnnError(f"scoring run {run_id} does not exist; call start_run first")
     first = state.written_batches if start_batch is None else start_batch
-    flags = values >= threshold
+    flags = values >= threshold if flags is None else np.asarray(flags, dtype=bool)
+    if flags.shape != values.shape:
+        raise SybilgnnError(f"write_scores: {len(flags)} flags for {len(values)} scores")
     stamp = scored_at or state.started_at
     evidence = evidence or {}
     n_batches = (len(ids) + batch_size - 1) // batch_size
@@ -270,6 +275,20 @@ def write_scores(
         if on_batch is not None:
             on_batch(batch + 1, n_batches)
     return written
+
+
+def mark_label_conflicts(driver: Driver, account_ids: Sequence[str], *,
+                         database: str | None = None, batch_size: int = 10_000) -> int:
+    """``label_conflict = true`` on exactly these accounts (scored above the threshold
+    although labelled legitimate), removed from every other account; returns the count."""
+    ids = [str(a) for a in account_ids]
+    with driver.session(database=database) as session:
+        session.run("MATCH (a:Account) WHERE a.label_conflict IS NOT NULL "
+                    "REMOVE a.label_conflict").consume()
+        for lo in range(0, len(ids), batch_size):
+            session.run("UNWIND $ids AS id MATCH (a:Account {account_id: id}) "
+                        "SET a.label_conflict = true", ids=ids[lo:lo + batch_size]).consume()
+    return len(ids)
 
 
 def remove_stale_flags(driver: Driver, run_id: str, database: str | None = None) -> int:

@@ -20,7 +20,7 @@ TRUTH = pd.DataFrame({
 def test_population_precision_recall_campaigns_and_fleets() -> None:
     ids = np.array(["h", "g", "f", "e", "d", "c", "b", "a"], dtype=object)  # any row order
     scores = np.array([0.9, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 0.7])
-    report = truth_report(ids, scores, 0.5, TRUTH,
+    report = truth_report(ids, scores, scores >= 0.5, TRUTH,
                           {"F1": ["a", "b"], "F2": ["c", "h"], "F3": ["zz"]})
     # flagged: h (legit), c, b, a -> 3 of 4 flags true, 3 of 4 fakes found
     assert (report.accounts, report.fakes, report.flagged, report.true_flags) == (8, 4, 4, 3)
@@ -38,4 +38,5 @@ def test_population_precision_recall_campaigns_and_fleets() -> None:
 
 def test_accounts_the_truth_does_not_know_are_an_error() -> None:
     with pytest.raises(InputError, match="1 scored accounts are not in the ground truth"):
-        truth_report(np.array(["a", "x"], dtype=object), np.array([0.1, 0.2]), 0.5, TRUTH)
+        truth_report(np.array(["a", "x"], dtype=object), np.array([0.1, 0.2]),
+                     np.array([False, False]), TRUTH)

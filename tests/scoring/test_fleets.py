@@ -112,3 +112,39 @@ def test_fleet_ids_stable_across_runs(world: Any, scoring_settings: Settings) ->
     records, _, _ = world.execute_query(
         "MATCH (f:Fleet {fleet_id: $id}) RETURN f.first_seen < f.last_seen AS aged", id=fleet_a)
     assert records[0]["aged"] is True
+
+
+@pytest.mark.neo4j
+def test_known_legitimate_accounts_contradict_their_label_instead_of_flagging(
+        world: Any, scoring_settings: Settings) -> None:
+    import torch
+
+    snapshot = build_snapshot()
+    labels = torch.full((len(ACCOUNTS),), -1, dtype=torch.long)
+    labels[ACCOUNTS.index("a03")] = 0   # labelled (or reviewed) legitimate
+    labels[ACCOUNTS.index("a00")] = 1   # a fake label changes nothing
+    snapshot.data["account"].y = labels
+    summary = score_snapshot(world, scoring_settings, snapshot, scores_for(FLAGGED_RUN1),
+                             threshold=0.5, model_version=1)
+    assert summary.n_label_conflicts == 1
+    assert summary.n_flagged == len(FLAGGED_RUN1) - 1
+    records, _, _ = world.execute_query(
+        "MATCH (a:Account) WHERE a.account_id IN ['a00', 'a03'] "
+        "OPTIONAL MATCH (a)-[:MEMBER_OF]->(f:Fleet) RETURN a.account_id AS id, "
+        "a.sybil_flag AS flag, a:Flagged AS labelled, a.label_conflict AS conflict, "
+        "f.fleet_id AS fleet ORDER BY id")
+    assert [(r["id"], r["flag"], r["labelled"], r["conflict"], r["fleet"] is not None)
+            for r in records] == [("a00", True, True, None, True),
+                                  ("a03", False, False, True, False)]
+    run, _, _ = world.execute_query("MATCH (r:ScoringRun {run_id: $id}) "
+                                    "RETURN r.n_label_conflicts AS n", id=summary.run_id)
+    assert run[0]["n"] == 1
+    # The next run without the label clears the mark and flags the account.
+    del snapshot.data["account"].y
+    again = score_snapshot(world, scoring_settings, snapshot, scores_for(FLAGGED_RUN1),
+                           threshold=0.5, model_version=1)
+    assert again.n_label_conflicts == 0 and again.n_flagged == len(FLAGGED_RUN1)
+    records, _, _ = world.execute_query(
+        "MATCH (a:Account {account_id: 'a03'}) RETURN a.sybil_flag AS flag, "
+        "a.label_conflict AS conflict")
+    assert (records[0]["flag"], records[0]["conflict"]) == (True, None)
