@@ -238,6 +238,11 @@ class TrainSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     focal_gamma: float = Field(default=2.0, ge=0)
     calibration: Literal["platt", "isotonic"] = "platt"
+    refit_on_all_labels: bool = Field(
+        default=True,
+        description="register a model refitted on every label (the newest included) for the "
+                    "time-split run's best epoch count, with its calibration and threshold; "
+                    "false: register the time-split run itself")
     min_epochs: int = Field(default=10, ge=1, description="no early stop before this epoch")
     sampler: Literal["full", "neighbor"] = Field(
         default="full", description="neighbor needs pyg-lib or torch-sparse")

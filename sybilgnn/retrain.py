@@ -113,11 +113,17 @@ class RetrainOutcome:
 def train_and_register(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | None = None,
                        with_baselines: bool = True, study: Any = None,
                        parent_run_id: str | None = None, run_name: str = "train") -> TrainOutcome:
-    """Train once (optionally with tuned ``params``), log, register, alias ``challenger``."""
+    """Train (optionally with tuned ``params``) on the time split, refit on every label with
+    the settings that run chose (``train.refit_on_all_labels``), log, register, alias
+    ``challenger``. Metrics and baselines are the time-split run's held-out ones."""
     from sybilgnn.registry import log_and_register
     from sybilgnn.training import train
+    from sybilgnn.training.inputs import resolve_settings
+    from sybilgnn.training.refit import refit_on_all_labels
 
     result = train(snapshot, settings, params=params or None)
+    if resolve_settings(settings, params)[1].refit_on_all_labels:
+        result = refit_on_all_labels(snapshot, settings, result, params=params or None)
     baselines = None
     if with_baselines:
         from sybilgnn.training.baselines import run_baselines

@@ -6,12 +6,13 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
 from sybilgnn.cli import main
 from sybilgnn.data.snapshot import Snapshot
-from sybilgnn.registry import GateError
+from sybilgnn.registry import GateError, load_registered_model
 from sybilgnn.retrain import (EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_PROMOTED, LockedError, retrain,
                               retrain_lock)
 from tests.registry.stores import (make_settings, mlflow_uri, one_torch_thread, tiny_snapshot,
@@ -90,8 +91,17 @@ def test_retrain_promotes_first_then_exits_10_when_not_better(
     assert "plots/optuna_history.png" in artifacts
     assert {f.path for f in client.list_artifacts(final.info.run_id)} >= {"baselines.md"}
 
-    # Same snapshot, same budget: the study is already complete, training is deterministic,
-    # so the new version ties with the champion and the gate keeps the champion: exit 10.
+    # The registered model was refitted on every label, with the time-split run's settings.
+    assert final.data.tags["fitted_on.weights"].startswith("all ")
+    assert "best epoch of the time-split run" in final.data.tags["fitted_on.epochs"]
+    champion = load_registered_model(settings, "champion")
+    times = tiny_snapshot.data["account"].label_time.numpy()
+    labelled = tiny_snapshot.data["account"].y.numpy() >= 0
+    assert champion.labels_through == float(np.nanmax(times[labelled]))
+    assert champion.selection_state_dict is not None
+
+    # Same snapshot: no label arrived after the champion's training, so the gate has nothing
+    # that neither model was fitted on and keeps the champion: exit 10.
     overrides = [f"--set=registry.{k}={v}" for k, v in settings.registry.model_dump().items()]
     overrides += [f"--set=tune.{k}={v}" for k, v in settings.tune.model_dump().items()
                   if v is not None]
@@ -103,7 +113,8 @@ def test_retrain_promotes_first_then_exits_10_when_not_better(
     out = capsys.readouterr().out
     assert "registered v2" in out and "v2 not promoted" in out
     tags = client.get_model_version(settings.registry.model_name, "2").tags
-    assert tags["promotion.challenger_score"] == tags["promotion.champion_score"]
+    assert tags["promotion.reason"].startswith("not measurable: the test split has 0 labels "
+                                               "(0 fake) labelled after champion v1's training")
     aliases = client.get_registered_model(settings.registry.model_name).aliases
     assert {k: str(v) for k, v in aliases.items()} == {"champion": "1", "challenger": "2"}
 

@@ -8,7 +8,7 @@ from sybilgnn.registry._model_io import (ID_MAP_SCHEMA, LoadedModel, ModelNotFou
                                          SybilgnnPyfunc, load_model_dir, load_registered_model,
                                          resolve_version, save_model_dir)
 from sybilgnn.registry._promote import (GateError, PromotionDecision, evaluate_on_snapshot,
-                                        promote, set_champion)
+                                        gate_rows, promote, set_champion)
 from sybilgnn.registry._tracking import client_for, configure_tracking
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "configure_tracking",
     "evaluate_on_snapshot",
     "flat_metrics",
+    "gate_rows",
     "load_model_dir",
     "load_registered_model",
     "log_and_register",

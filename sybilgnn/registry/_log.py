@@ -134,7 +134,12 @@ def log_and_register(
         _log_history(run_id, list(result.history))
         mlflow.log_metrics({**flat_metrics(result.metrics), "best_epoch": result.best_epoch,
                             "epochs_run": result.epochs_run, "threshold": result.threshold})
-        _log_plots(result, snapshot, folder)
+        # held-out pictures come from the time-split run: a refit has seen every label
+        _log_plots(getattr(result, "selection", None) or result, snapshot, folder)
+        fitted_on = dict(getattr(result, "fitted_on", {}) or {})
+        if fitted_on:
+            mlflow.set_tags({f"fitted_on.{k}": v[:5000] for k, v in fitted_on.items()})
+            mlflow.log_dict(fitted_on, "fitted_on.json")
         if baselines is not None:
             _log_baselines(result, baselines, folder)
         if study is not None:

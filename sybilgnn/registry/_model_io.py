@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
 FORMAT_VERSION = 2  # 2: the preprocessor is part of the model
 MODEL_ARTIFACT = "model"
 WEIGHTS_FILE, META_FILE = "weights.pt", "model.json"
+SELECTION_WEIGHTS_FILE = "selection_weights.pt"  # the time-split run of a refitted model
 # Node type -> the Neo4j key property whose values the snapshot's id map holds.
 ID_MAP_SCHEMA = {"account": "account_id", "ip": "ip_id", "payment": "pm_id"}
 
@@ -71,6 +72,16 @@ class LoadedModel:
     run_id: str | None = None
     model_name: str | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    labels_through: float | None = None     # latest label time the weights were fitted on
+    fitted_on: dict[str, str] = field(default_factory=dict)
+    selection_state_dict: dict[str, torch.Tensor] | None = None
+
+    def selection_model(self) -> LoadedModel:
+        """The time-split run this model was refitted from (itself when not refitted): the
+        weights that have not seen the split's validation and test labels."""
+        if self.selection_state_dict is None:
+            return self
+        return replace(self, state_dict=self.selection_state_dict, selection_state_dict=None)
 
     def predict(self, snapshot: Snapshot) -> np.ndarray:
         """Calibrated fake-account probability for every account of ``snapshot``, read
@@ -93,6 +104,13 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in result.state_dict.items()}
     torch.save(state, out / WEIGHTS_FILE)
+    selection = getattr(result, "selection", None)
+    selection_state = getattr(result, "selection_state_dict", None)
+    if selection is not None:
+        selection_state = selection.state_dict
+    if selection_state is not None:
+        torch.save({k: v.detach().cpu() for k, v in selection_state.items()},
+                   out / SELECTION_WEIGHTS_FILE)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_config": result.model_config,
@@ -102,6 +120,8 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
         "feature_stats": result.feature_stats,
         "snapshot_hash": result.snapshot_hash,
         "preprocessor": result.preprocessor.to_dict(),
+        "labels_through": getattr(result, "labels_through", None),
+        "fitted_on": dict(getattr(result, "fitted_on", {}) or {}),
         "id_map_schema": getattr(result, "id_map_schema", ID_MAP_SCHEMA),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
@@ -129,6 +149,10 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
             f"{FORMAT_VERSION} (format 1 models do not carry their preprocessing); retrain, "
             "then make the new version champion with `sybilgnn promote --version N`")
     state = torch.load(src / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    selection = None
+    if (src / SELECTION_WEIGHTS_FILE).is_file():
+        selection = torch.load(src / SELECTION_WEIGHTS_FILE, map_location="cpu",
+                               weights_only=True)
     return LoadedModel(
         state_dict=state,
         model_config=meta["model_config"],
@@ -139,6 +163,9 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
         snapshot_hash=meta["snapshot_hash"],
         preprocessor=Preprocessor.from_dict(meta["preprocessor"]),
         id_map_schema=meta.get("id_map_schema", dict(ID_MAP_SCHEMA)),
+        labels_through=meta.get("labels_through"),
+        fitted_on=dict(meta.get("fitted_on") or {}),
+        selection_state_dict=selection,
     )
 
 

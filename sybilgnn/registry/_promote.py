@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -57,16 +57,29 @@ class PromotionDecision:
         return f"v{self.challenger_version} {verdict}: {self.reason}{scores}"
 
 
-def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str) -> dict[str, float]:
-    """The model's metrics on ``split`` of ``snapshot`` (labelled accounts only)."""
-    from sybilgnn.training.metrics import evaluate
-
+def gate_rows(snapshot: Snapshot, split: str, since: float | None = None) -> np.ndarray:
+    """Labelled accounts of ``split``, labelled after ``since`` (epoch seconds) when given."""
     store = snapshot.data[ACCOUNT]
     mask_name = f"{split}_mask"
     if mask_name not in store:
         raise InputError(f"registry.promote_split: the snapshot has no {mask_name}")
     y = store.y.cpu().numpy()
     mask = store[mask_name].cpu().numpy().astype(bool) & (y >= 0)
+    if since is not None and "label_time" in store:
+        with np.errstate(invalid="ignore"):
+            mask &= store.label_time.cpu().numpy().astype(np.float64) > since
+    return mask
+
+
+def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str,
+                         rows: np.ndarray | None = None) -> dict[str, float]:
+    """The model's metrics on ``split`` of ``snapshot`` (labelled accounts only), or on
+    ``rows`` when given."""
+    from sybilgnn.training.metrics import evaluate
+
+    store = snapshot.data[ACCOUNT]
+    y = store.y.cpu().numpy()
+    mask = gate_rows(snapshot, split) if rows is None else rows
     if mask.sum() == 0 or len(np.unique(y[mask])) < 2:
         raise InputError(f"registry.promote_split={split!r}: the snapshot's {split} split needs "
                          "labelled accounts of both classes to compare models; label more "
@@ -75,6 +88,22 @@ def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str) -> 
     fleets = store.fleet.cpu().numpy()[mask] if "fleet" in store else None
     metrics = evaluate(y[mask], scores[mask], model.threshold, fleets=fleets)
     return {k: float(v) for k, v in metrics.items()}
+
+
+def _when(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _champion_failed(settings: Settings, snapshot: Snapshot, champion: str, challenger: str,
+                     now: str, exc: Exception) -> NoReturn:
+    _tag_versions(settings, {challenger: {
+        "promotion.decision": "error", "promotion.at": now,
+        "promotion.reason": f"champion v{champion} could not be evaluated: {exc}"[:4000]}})
+    raise GateError(
+        f"promotion gate: champion v{champion} could not be evaluated on snapshot "
+        f"{snapshot.content_hash[:12]}, so challenger v{challenger} was not compared and "
+        f"nothing was promoted. Cause: {exc}. Fix the cause, or promote explicitly "
+        f"(`sybilgnn promote --version {challenger}`) if the champion is known broken.")
 
 
 def _tag_versions(settings: Settings, tags_by_version: dict[str, dict[str, Any]]) -> None:
@@ -131,24 +160,38 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
         raise InputError("the promotion gate needs an evaluation snapshot; pass one or run "
                          "`sybilgnn promote` with a reachable Neo4j")
     challenger_model = load_registered_model(settings, challenger)
-    challenger_metrics = evaluate_on_snapshot(challenger_model, snapshot, reg.promote_split)
+    try:
+        champ_model = load_registered_model(settings, champion)
+        champ_model.encode(snapshot)  # fails here, clearly, if it cannot read the graph
+    except SybilgnnError as exc:
+        _champion_failed(settings, snapshot, champion, challenger, now, exc)
+    # Only labels neither model was fitted on: the champion's weights saw every label up
+    # to its training, and a refitted challenger is judged by its time-split run.
+    rows = gate_rows(snapshot, reg.promote_split, champ_model.labels_through)
+    y = snapshot.data[ACCOUNT].y.cpu().numpy()[rows]
+    if rows.sum() == 0 or len(np.unique(y)) < 2:
+        since = ("" if champ_model.labels_through is None else " labelled after champion "
+                 f"v{champion}'s training ({_when(champ_model.labels_through)})")
+        reason = (f"not measurable: the {reg.promote_split} split has {int(rows.sum())} labels "
+                  f"({int(y.sum())} fake){since}; the champion stays until newer labels of "
+                  "both classes arrive")
+        _tag_versions(settings, {challenger: {"promotion.decision": "rejected",
+                                              "promotion.reason": reason, "promotion.at": now,
+                                              "promotion.compared_with": champion,
+                                              "promotion.rows": int(rows.sum())}})
+        return PromotionDecision(False, reason, champion, challenger, champion,
+                                 reg.promote_metric, reg.promote_split)
+    challenger_metrics = evaluate_on_snapshot(challenger_model.selection_model(), snapshot,
+                                              reg.promote_split, rows)
     if reg.promote_metric not in challenger_metrics:
         raise InputError(f"registry.promote_metric {reg.promote_metric!r} is not a metric; "
                          f"choose one of {', '.join(sorted(challenger_metrics))}")
     chal_score = challenger_metrics[reg.promote_metric]
     try:
-        champ_model = load_registered_model(settings, champion)
-        champ_score = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split)[reg.promote_metric]
+        champ_score = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split,
+                                           rows)[reg.promote_metric]
     except SybilgnnError as exc:
-        _tag_versions(settings, {challenger: {
-            "promotion.decision": "error", "promotion.at": now,
-            "promotion.reason": f"champion v{champion} could not be evaluated: {exc}"[:4000]}})
-        raise GateError(
-            f"promotion gate: champion v{champion} could not be evaluated on snapshot "
-            f"{snapshot.content_hash[:12]}, so challenger v{challenger} was not compared and "
-            f"nothing was promoted. Cause: {exc}. Fix the cause, or promote explicitly "
-            f"(`sybilgnn promote --version {challenger}`) if the champion is known broken."
-        ) from None
+        _champion_failed(settings, snapshot, champion, challenger, now, exc)
     if math.isnan(champ_score) or math.isnan(chal_score):
         raise GateError(
             f"promotion gate: {reg.promote_split} {reg.promote_metric} is undefined "
@@ -165,7 +208,8 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
               "promotion.snapshot_hash": snapshot.content_hash,
               "promotion.challenger_score": f"{chal_score:.6g}",
               "promotion.champion_score": f"{champ_score:.6g}",
-              "promotion.compared_with": champion}
+              "promotion.compared_with": champion,
+              "promotion.rows": int(rows.sum())}
     tags: dict[str, dict[str, Any]] = {challenger: record}
     if promoted:
         client, _ = client_for(settings)

@@ -56,6 +56,11 @@ class TrainResult:
     train_settings: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     train_seconds: float = 0.0
+    # The latest label time the weights were fitted on (epoch seconds): the gate scores a
+    # model only on labels that arrived after it.
+    labels_through: float | None = None
+    fitted_on: dict[str, str] = field(default_factory=dict)  # what was fitted on which labels
+    selection: TrainResult | None = None  # the time-split run a refit took its settings from
 
 
 @contextlib.contextmanager
@@ -219,7 +224,22 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         feature_stats=preprocessor.feature_stats, snapshot_hash=snapshot.content_hash,
         preprocessor=preprocessor,
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
-        train_seconds=time.perf_counter() - started)
+        train_seconds=time.perf_counter() - started,
+        labels_through=_latest_label(snapshot, labels.masks["train"]),
+        fitted_on={"weights": f"the time split's train slice ({int(labels.masks['train'].sum())} "
+                              "labels)",
+                   "epochs": "early stopping on the validation slice",
+                   "calibration_and_threshold": "the validation slice, reweighted to "
+                                                "train.prevalence"})
+
+
+def _latest_label(snapshot: Snapshot, mask: np.ndarray) -> float | None:
+    times = snapshot.data["account"].get("label_time")
+    if times is None or not mask.any():
+        return None
+    values = times.cpu().numpy().astype(np.float64)[mask]
+    values = values[~np.isnan(values)]
+    return float(values.max()) if values.size else None
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float) -> dict[str, dict[str, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from sybilgnn.cli import main
@@ -89,3 +90,44 @@ def test_unknown_version_is_an_input_error(tmp_path: Path, mlflow_uri: str) -> N
     settings = make_settings(tmp_path, mlflow_uri, [])
     with pytest.raises(ModelNotFoundError, match="no version '7'"):
         promote(settings, None, version=7)
+
+
+def test_gate_scores_only_labels_neither_model_was_fitted_on(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot) -> None:
+    import copy
+
+    import numpy as np
+
+    from sybilgnn.registry import gate_rows
+    from sybilgnn.training.refit import refit_on_all_labels
+
+    settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=8"])
+    name = settings.registry.model_name
+    store = tiny_snapshot.data["account"]
+    times = store.label_time.numpy()
+    labelled = store.y.numpy() >= 0
+    cutoff = float(np.quantile(times[labelled], 0.9))
+    # Last week's graph: the newest 10% of labels had not arrived yet.
+    older = copy.copy(tiny_snapshot)
+    older.data = copy.copy(tiny_snapshot.data)
+    older.data["account"].y = store.y.clone()
+    older.data["account"].y[torch.from_numpy(times > cutoff)] = -1
+    champion = refit_on_all_labels(older, settings, train(older, settings))
+    assert champion.labels_through == float(times[labelled & (times <= cutoff)].max())
+    log_and_register(champion, older, settings)
+    promote(settings, older)
+    challenger = refit_on_all_labels(tiny_snapshot, settings, train(tiny_snapshot, settings))
+    log_and_register(challenger, tiny_snapshot, settings)
+
+    decision = promote(settings, tiny_snapshot)
+    rows = gate_rows(tiny_snapshot, "test", champion.labels_through)
+    expected_rows = (store.test_mask.numpy() & labelled & (times > champion.labels_through))
+    assert rows.tolist() == expected_rows.tolist() and 0 < rows.sum() < store.test_mask.sum() + 1
+    tags = MlflowClient().get_model_version(name, "2").tags
+    assert tags["promotion.rows"] == str(int(rows.sum()))
+    # The challenger is judged by its time-split run, which never saw the test slice.
+    selection = load_registered_model(settings, 2).selection_model()
+    expected = evaluate_on_snapshot(selection, tiny_snapshot, "test", rows)["auprc"]
+    assert decision.challenger_score == expected
+    assert decision.champion_score == evaluate_on_snapshot(
+        load_registered_model(settings, 1), tiny_snapshot, "test", rows)["auprc"]
