@@ -232,8 +232,11 @@ class TrainSettings(_Section):
     target_precision: float = Field(default=0.9, gt=0, le=1)
     prevalence: float | None = Field(
         default=0.02, gt=0, lt=1,
-        description="expected share of fakes among scored accounts; calibration and the "
-                    "threshold reweight validation to it (null: use validation as it is)")
+        description="expected share of fakes among scored accounts; calibration, the "
+                    "threshold and every reported metric are reweighted to it (null: "
+                    "estimated at training time from the unlabelled accounts)")
+    bootstrap: int = Field(default=200, ge=0,
+                           description="bootstrap resamples for each metric's 95% interval")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     focal_gamma: float = Field(default=2.0, ge=0)

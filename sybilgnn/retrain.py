@@ -128,7 +128,8 @@ def train_and_register(snapshot: Snapshot, settings: Settings, *, params: dict[s
     if with_baselines:
         from sybilgnn.training.baselines import run_baselines
 
-        baselines = run_baselines(snapshot, settings)
+        baselines = run_baselines(snapshot, settings,
+                                  prevalence=result.threshold_info.get("prevalence"))
     version = log_and_register(result, snapshot, settings, run_name=run_name, params=params,
                                baselines=baselines, study=study, parent_run_id=parent_run_id)
     return TrainOutcome(version, result.metrics, result, baselines)
@@ -161,6 +162,10 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
                                   parent_run_id=run.info.run_id, show_progress=show_progress)
                 study = open_study(settings, study_name=study_name)
                 mlflow.log_metrics({f"tune_{k}": v for k, v in tuned.pruning.to_dict().items()})
+                mlflow.log_metrics({f"tune_{name}_{part}": getattr(score, part)
+                                    for name, score in tuned.spread.items()
+                                    for part in ("value", "lo", "hi")})
+                mlflow.set_tag("tune.best_separated", str(tuned.best_separated))
                 mlflow.set_tag("optuna.study", study_name)
             trained = train_and_register(snap, settings,
                                          params=tuned.best_params if tuned else None,

@@ -56,8 +56,9 @@ def tune_cmd(settings: Settings, snapshot_dir: str | None, n_trials: int | None,
                        until_total=until_total, study_name=study_name, pruner=pruner,
                        show_progress=True)
     click.echo(f"study {result.study_name}: {json.dumps(result.counts)}")
-    click.echo(f"best trial {result.best_trial}: val AUPRC {result.best_value} "
+    click.echo(f"best trial {result.best_trial}: objective {result.best_value} "
                f"params {json.dumps(result.best_params)}")
+    click.echo(result.describe_spread())
     click.echo(f"pruning: {result.pruning.describe()}")
     if train_best and result.best_params:
         study = open_study(settings, study_name=result.study_name)
@@ -108,6 +109,7 @@ def retrain_cmd(settings: Settings, snapshot_dir: str | None, n_trials: int | No
                       with_baselines=not no_baselines, show_progress=True)
     if outcome.tune is not None:
         click.echo(f"tuning: {outcome.tune.pruning.describe()}")
+        click.echo(f"tuning: {outcome.tune.describe_spread()}")
     click.echo(f"registered v{outcome.trained.version.version} (run {outcome.run_id})")
     click.echo(outcome.decision.describe())
     if outcome.exit_code:

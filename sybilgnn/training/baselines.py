@@ -70,8 +70,11 @@ def _fit_score(features: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int
     return np.asarray(model.decision_function(features), dtype=np.float64)
 
 
-def run_baselines(snapshot: Snapshot, settings: Settings) -> dict[str, dict[str, dict[str, float]]]:
-    """Both baselines: model name -> split -> metrics, calibrated and thresholded on val."""
+def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float | None = None
+                  ) -> dict[str, dict[str, dict[str, float]]]:
+    """Both baselines: model name -> split -> metrics, calibrated and thresholded on val, at
+    the GNN's population prevalence (``prevalence``, else ``train.prevalence``)."""
+    prevalence = settings.train.prevalence if prevalence is None else prevalence
     labels = account_labels(snapshot)
     own = snapshot.data[ACCOUNT].x.float().numpy()
     variants = {"hgb_features": own, "hgb_neighbours": neighbour_features(snapshot)[0]}
@@ -79,12 +82,13 @@ def run_baselines(snapshot: Snapshot, settings: Settings) -> dict[str, dict[str,
     val = labels.masks["val"]
     for name, features in variants.items():
         logits = _fit_score(features, labels.y, labels.masks["train"], settings.train.seed)
-        weights = prevalence_weights(labels.y[val], settings.train.prevalence)
+        weights = prevalence_weights(labels.y[val], prevalence)
         calibrator = fit_calibrator(logits[val], labels.y[val], settings.train.calibration, weights)
         probs = apply_calibrator(calibrator, logits)
         chosen = choose_threshold(labels.y[val], probs[val], settings.train.target_precision,
                                   weights)
-        results[name] = split_metrics(labels, probs, chosen["threshold"])
+        results[name] = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
+                                      n_boot=settings.train.bootstrap, seed=settings.train.seed)
     return results
 
 

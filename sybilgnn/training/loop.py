@@ -23,6 +23,7 @@ from sybilgnn.config import Settings, TrainSettings
 from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
+from sybilgnn.evaluation.population import log_loss_interval
 from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
@@ -212,11 +213,22 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         model.eval()
         with torch.no_grad():
             logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
-    weights = prevalence_weights(y_val, cfg.prevalence)
+    prevalence, prevalence_source = population_prevalence(cfg.prevalence, logits_all, labels,
+                                                          cfg.calibration)
+    weights = prevalence_weights(y_val, prevalence)
     calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)
     probs = apply_calibrator(calibrator, logits_all)
     chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision, weights)
-    metrics = split_metrics(labels, probs, chosen["threshold"])
+    chosen.update({"prevalence": prevalence, "prevalence_source": prevalence_source,
+                   "val_positives": int(y_val.sum()), "val_negatives": int((y_val == 0).sum())})
+    metrics = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
+                            n_boot=cfg.bootstrap, seed=cfg.seed)
+    # The tuning objective: a proper scoring rule on validation at the population's
+    # prevalence, which keeps separating trials after their ranking is perfect.
+    loss, loss_lo, loss_hi = log_loss_interval(y_val, probs[val_idx], prevalence,
+                                               n_boot=cfg.bootstrap, seed=cfg.seed)
+    metrics.setdefault("val", {}).update({"log_loss": loss, "log_loss_lo": loss_lo,
+                                          "log_loss_hi": loss_hi})
     return TrainResult(
         state_dict=best_state, model_config=model.config_dict(), calibrator=calibrator,
         threshold=float(chosen["threshold"]), history=history, best_epoch=best_epoch,
@@ -233,6 +245,25 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
                                                 "train.prevalence"})
 
 
+def population_prevalence(configured: float | None, logits: np.ndarray, labels: Any,
+                          method: str) -> tuple[float, str]:
+    """``train.prevalence`` when set; otherwise estimated from the unlabelled accounts'
+    probabilities under a calibration fitted on validation as it is (EM prior shift)."""
+    from sybilgnn.evaluation.population import estimate_prevalence
+
+    if configured is not None:
+        return float(configured), "train.prevalence"
+    val = labels.masks["val"]
+    y_val = labels.y[val]
+    unlabelled = labels.y < 0
+    if not unlabelled.any() or y_val.size == 0:
+        raise InputError("train.prevalence is null and there are no unlabelled accounts to "
+                         "estimate it from; set train.prevalence")
+    plain = apply_calibrator(fit_calibrator(logits[val], y_val, method), logits[unlabelled])
+    estimate = estimate_prevalence(plain, float(y_val.mean()))
+    return estimate, f"estimated from {int(unlabelled.sum())} unlabelled accounts"
+
+
 def _latest_label(snapshot: Snapshot, mask: np.ndarray) -> float | None:
     times = snapshot.data["account"].get("label_time")
     if times is None or not mask.any():
@@ -242,13 +273,17 @@ def _latest_label(snapshot: Snapshot, mask: np.ndarray) -> float | None:
     return float(values.max()) if values.size else None
 
 
-def split_metrics(labels: Any, probs: np.ndarray, threshold: float) -> dict[str, dict[str, float]]:
-    """``evaluate`` on val, test and holdout (splits with no labelled account are left out)."""
+def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
+                  prevalence: float | None = None, n_boot: int = 0, seed: int = 0
+                  ) -> dict[str, dict[str, float]]:
+    """``evaluate`` on val, test and holdout (splits with no labelled account are left out),
+    at ``prevalence`` with ``n_boot`` bootstrap resamples for the intervals."""
     out: dict[str, dict[str, float]] = {}
     for split in ("val", "test", "holdout"):
         mask = labels.masks[split]
         if not mask.any():
             continue
         fleets = None if labels.fleets is None else labels.fleets[mask]
-        out[split] = evaluate(labels.y[mask], probs[mask], threshold, fleets)
+        out[split] = evaluate(labels.y[mask], probs[mask], threshold, fleets,
+                              prevalence=prevalence, n_boot=n_boot, seed=seed)
     return out

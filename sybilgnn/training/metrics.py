@@ -49,11 +49,15 @@ def fleet_recall(flagged: np.ndarray, fleets: np.ndarray) -> tuple[float, int]:
 
 
 def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float,
-             fleets: np.ndarray | None = None) -> dict[str, float]:
+             fleets: np.ndarray | None = None, *, prevalence: float | None = None,
+             n_boot: int = 0, seed: int = 0) -> dict[str, float]:
     """All report metrics for one split; an account is flagged when ``score >= threshold``.
 
     ``fleets`` gives each account's fleet code (-1 none); fleet recall counts the labelled
-    members of each fleet.
+    members of each fleet. With ``prevalence`` the metrics are those of a population with
+    that share of fakes, each with a 95% bootstrap interval (``<metric>_lo`` / ``_hi``,
+    ``n_boot`` resamples) and NaN where too few accounts make it not measurable
+    (``sybilgnn.evaluation.population``).
     """
     y_all = np.asarray(y_true).astype(np.int64).reshape(-1)
     s_all = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -81,4 +85,9 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float,
         f = np.asarray(fleets).astype(np.int64).reshape(-1)[known]
         value, n_fleets = fleet_recall(flagged, f)
         result["fleet_recall"], result["n_fleets"] = value, float(n_fleets)
+    if prevalence is not None or n_boot:
+        from sybilgnn.evaluation.population import population_metrics
+
+        result.update(population_metrics(y, s, threshold, prevalence=prevalence,
+                                         n_boot=n_boot, seed=seed))
     return result

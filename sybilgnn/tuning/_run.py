@@ -2,7 +2,12 @@
 
 Each trial trains with the sampled parameters through ``sybilgnn.training.train``, which
 reports validation AUPRC per epoch to the trial and raises ``optuna.TrialPruned`` when the
-pruner says so. The objective is the trial model's validation AUPRC.
+pruner says so. The objective is the negative log loss of the trial's calibrated
+probabilities on validation at the population's prevalence: a proper scoring rule, which
+keeps telling trials apart after their validation ranking is perfect (AUPRC 1.0 for all,
+as on the default world). A new study's first trial is the configuration as it stands, so
+the study shows whether tuning beat it; ``TuneResult.spread`` gives the best, median and
+default trials with their intervals.
 """
 
 from __future__ import annotations
@@ -25,9 +30,24 @@ from sybilgnn.tuning._summary import PruningSummary, summarize_pruning
 from sybilgnn.tuning._tracking import (close_trial_run, log_epoch, parent_run_for_study,
                                        start_trial_run)
 
-__all__ = ["TuneResult", "run_study", "trial_settings", "FINISHED_STATES"]
+__all__ = ["TuneResult", "TrialScore", "run_study", "trial_settings", "FINISHED_STATES",
+           "DEFAULT_ATTR"]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+DEFAULT_ATTR = "default_config"
+
+
+@dataclass(frozen=True)
+class TrialScore:
+    """One complete trial's objective with its 95% interval."""
+
+    number: int
+    value: float
+    lo: float
+    hi: float
+
+    def describe(self) -> str:
+        return f"trial {self.number}: {self.value:.4f} [{self.lo:.4f}, {self.hi:.4f}]"
 
 
 @dataclass
@@ -41,6 +61,25 @@ class TuneResult:
     pruning: PruningSummary
     parent_run_id: str
     revived: list[int] = field(default_factory=list)
+    spread: dict[str, TrialScore] = field(default_factory=dict)  # best, median, default
+
+    @property
+    def best_separated(self) -> bool | None:
+        """Whether the best trial's interval lies above the default's and the median's."""
+        best = self.spread.get("best")
+        others = [self.spread[k] for k in ("default", "median") if k in self.spread
+                  and self.spread[k].number != (best.number if best else -1)]
+        if best is None or not others:
+            return None
+        return all(best.lo > other.hi for other in others)
+
+    def describe_spread(self) -> str:
+        parts = [f"{name} {score.describe()}" for name, score in self.spread.items()]
+        verdict = {True: "the best trial's interval lies above the default's and the median's",
+                   False: "the best trial is within the noise of the default or the median",
+                   None: "not enough complete trials to compare"}[self.best_separated]
+        return ("objective (negative validation log loss at population prevalence): "
+                + "; ".join(parts) + f" -> {verdict}")
 
 
 def trial_settings(settings: Settings) -> Settings:
@@ -84,13 +123,20 @@ def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
             close_trial_run(settings, run_id, status="FAILED",
                             tags={"optuna.state": "FAIL", "failure": repr(exc)[:500]})
             raise
-        value = float(result.metrics["val"]["auprc"])
+        val = result.metrics["val"]
+        value = -float(val["log_loss"])
         if math.isnan(value):
-            value = 0.0
+            raise InputError("the validation slice needs fakes and legitimate accounts to "
+                             "score a trial; label more accounts or change split.*")
+        # the interval of the objective: of the negated loss, so lo <= value <= hi
+        trial.set_user_attr("objective_lo", -float(val["log_loss_hi"]))
+        trial.set_user_attr("objective_hi", -float(val["log_loss_lo"]))
         trial.set_user_attr("epochs_run", int(result.epochs_run))
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         close_trial_run(settings, run_id, status="FINISHED",
-                        metrics={"objective_val_auprc": value, "epochs_run": result.epochs_run,
+                        metrics={"objective_val_neg_log_loss": value,
+                                 "val_auprc": float(val.get("auprc", math.nan)),
+                                 "epochs_run": result.epochs_run,
                                  "best_epoch": result.best_epoch},
                         tags={"optuna.state": "COMPLETE"})
         return value
@@ -128,6 +174,10 @@ def run_study(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     parent = parent_run_for_study(settings, study, created=created, parent_run_id=parent_run_id)
+    if created:
+        configured = space.configured(settings)
+        if configured is not None:  # trial 0: the configuration as it stands
+            study.enqueue_trial(configured, user_attrs={DEFAULT_ATTR: True})
 
     before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     to_run = max(0, budget - before) if until_total else budget
@@ -160,4 +210,22 @@ def _result(study: optuna.Study, settings: Settings, parent: str, ran: int,
         pruning=summarize_pruning(study, trial_settings(settings).train.epochs),
         parent_run_id=parent,
         revived=revived,
+        spread=_spread(complete),
     )
+
+
+def _score(trial: optuna.trial.FrozenTrial) -> TrialScore:
+    value = float(trial.value if trial.value is not None else math.nan)
+    return TrialScore(trial.number, value, float(trial.user_attrs.get("objective_lo", value)),
+                      float(trial.user_attrs.get("objective_hi", value)))
+
+
+def _spread(complete: list[optuna.trial.FrozenTrial]) -> dict[str, TrialScore]:
+    scored = sorted((t for t in complete if t.value is not None), key=lambda t: t.value)
+    if not scored:
+        return {}
+    out = {"best": _score(scored[-1]), "median": _score(scored[(len(scored) - 1) // 2])}
+    default = [t for t in scored if t.user_attrs.get(DEFAULT_ATTR)]
+    if default:
+        out["default"] = _score(default[0])
+    return out

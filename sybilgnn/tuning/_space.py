@@ -49,6 +49,17 @@ class ParamSpec:
     step: float | None = None
     choices: tuple[Any, ...] = ()
 
+    def contains(self, value: Any) -> bool:
+        if self.kind == "categorical":
+            return value in self.choices
+        assert self.low is not None and self.high is not None
+        if not self.low <= float(value) <= self.high:
+            return False
+        if self.step:
+            offset = (float(value) - self.low) / self.step
+            return abs(offset - round(offset)) < 1e-9
+        return True
+
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.name, list(self.choices))
@@ -72,6 +83,18 @@ class SearchSpace:
 
     def names(self) -> list[str]:
         return [spec.name for spec in self.params]
+
+    def configured(self, settings: Any) -> dict[str, Any] | None:
+        """The configuration's own value of every parameter, or None when one lies outside
+        the space (the default configuration then cannot be a trial of this study)."""
+        values: dict[str, Any] = {}
+        for spec in self.params:
+            section, field_name = TUNABLE_PARAMS[spec.name].split(".")
+            value = getattr(getattr(settings, section), field_name)
+            if not spec.contains(value):
+                return None
+            values[spec.name] = value
+        return values
 
 
 def _number(where: str, entry: dict[str, Any], key: str) -> float:

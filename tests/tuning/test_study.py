@@ -49,7 +49,8 @@ def test_trials_are_nested_runs_and_pruning_is_counted(
     finished = study.get_trials(states=FINISHED)
     assert len(finished) == 4 and result.finished_since_start == 4
     assert sorted(result.best_params) == ["hidden", "layer_type", "lr"]
-    assert result.best_value == max(t.value for t in finished if t.value is not None)
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    assert result.best_value == max(t.value for t in complete)
 
     runs = {r.data.tags["optuna.trial"]: r for r in _trial_runs(settings, result.parent_run_id)}
     assert sorted(runs) == ["0", "1", "2", "3"]
@@ -149,3 +150,26 @@ def test_killed_worker_is_failed_and_the_study_resumes_to_its_budget(
     assert len(retried) == 1 and retried[0].params == victim.params
     dead_run = MlflowClient().get_run(victim.user_attrs["mlflow_run_id"])
     assert dead_run.info.status == "FAILED" and dead_run.data.tags["failure"] == "worker died"
+
+
+def test_a_new_study_starts_with_the_configuration_and_reports_the_spread(
+        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot) -> None:
+    space = tmp_path / "with-defaults.yaml"
+    space.write_text("hidden: {type: int, low: 16, high: 64, step: 16}\n"
+                     "lr: {type: log, low: 1.0e-3, high: 5.0e-2}\n"
+                     "layer_type: {type: categorical, choices: [sage, graph]}\n")
+    settings = make_settings(tmp_path, mlflow_uri, [
+        f"tune.search_space={space}", "tune.trial_epochs=4", "tune.pruner=none"])
+    result = run_study(tiny_snapshot, settings, n_trials=3)
+    study = optuna.load_study(study_name=settings.tune.study_name, storage=settings.tune.storage)
+    first = study.trials[0]
+    assert first.params == {"hidden": 64, "lr": 0.01, "layer_type": "sage"}
+    assert first.user_attrs["default_config"] is True
+    assert set(result.spread) == {"best", "median", "default"}
+    assert result.spread["default"].number == 0
+    for score in result.spread.values():
+        assert score.lo <= score.value <= score.hi
+    # the objective is the negative validation log loss, so the best is the largest
+    assert result.spread["best"].value == max(t.value for t in study.trials)
+    assert result.best_separated in (True, False)
+    assert "default trial 0:" in result.describe_spread()
