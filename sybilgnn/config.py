@@ -277,6 +277,12 @@ class RegistrySettings(_Section):
     promote_margin: float = Field(default=0.0, ge=0)
     promote_metric: str = "auprc"
     promote_split: Literal["test", "val", "holdout"] = "test"
+    refresh_after_days: float | None = Field(
+        default=14, gt=0,
+        description="when the two models' 95% intervals overlap, still promote a challenger "
+                    "that is not worse on the point estimate once the champion's labels are "
+                    "this many days behind the newest; null: overlapping intervals always "
+                    "keep the champion")
     lock_file: Path = Path("mlruns/retrain.lock")
 
 

@@ -73,6 +73,7 @@ class LoadedModel:
     model_name: str | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     labels_through: float | None = None     # latest label time the weights were fitted on
+    prevalence: float | None = None         # the population share of fakes it was tuned to
     fitted_on: dict[str, str] = field(default_factory=dict)
     selection_state_dict: dict[str, torch.Tensor] | None = None
 
@@ -121,6 +122,8 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
         "snapshot_hash": result.snapshot_hash,
         "preprocessor": result.preprocessor.to_dict(),
         "labels_through": getattr(result, "labels_through", None),
+        "prevalence": (getattr(result, "threshold_info", None) or {}).get(
+            "prevalence", getattr(result, "prevalence", None)),
         "fitted_on": dict(getattr(result, "fitted_on", {}) or {}),
         "id_map_schema": getattr(result, "id_map_schema", ID_MAP_SCHEMA),
     }
@@ -164,6 +167,7 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
         preprocessor=Preprocessor.from_dict(meta["preprocessor"]),
         id_map_schema=meta.get("id_map_schema", dict(ID_MAP_SCHEMA)),
         labels_through=meta.get("labels_through"),
+        prevalence=meta.get("prevalence"),
         fitted_on=dict(meta.get("fitted_on") or {}),
         selection_state_dict=selection,
     )

@@ -1,11 +1,18 @@
 """The promotion gate: the challenger becomes champion only when it is better on the same data.
 
 Both models are re-scored on one snapshot (the current export), each through its own saved
-preprocessing, and compared on ``registry.promote_metric`` over the same rows of
-``registry.promote_split``; the challenger must beat the champion by more than
-``registry.promote_margin``. A champion that cannot be evaluated stops the gate with a
-``GateError`` that says why: it is never a reason to promote. Every decision is written as
-tags on the versions involved, so the registry itself tells why the champion is the champion.
+preprocessing, on the same rows: the labelled accounts of ``registry.promote_split`` whose
+label arrived after the champion's training (the challenger scored through its time-split
+run), so neither was fitted on them. ``registry.promote_metric`` is measured at the
+population's prevalence with a 95% bootstrap interval, the two models sharing resamples.
+Intervals decide, not points: a challenger whose interval lies above the champion's (plus
+``registry.promote_margin``) is promoted; overlapping intervals keep the champion, unless
+its labels are more than ``registry.refresh_after_days`` behind the newest and the
+challenger is not worse on the point estimate (rule ``refresh``). Too few rows keep the
+champion (``not measurable``). A champion that cannot be evaluated stops the gate with a
+``GateError`` that says why: it is never a reason to promote. Every decision, with its rule
+and both intervals, is written as tags on the versions involved, so the registry itself
+tells why the champion is the champion.
 """
 
 from __future__ import annotations
@@ -72,9 +79,11 @@ def gate_rows(snapshot: Snapshot, split: str, since: float | None = None) -> np.
 
 
 def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str,
-                         rows: np.ndarray | None = None) -> dict[str, float]:
+                         rows: np.ndarray | None = None, *, prevalence: float | None = None,
+                         n_boot: int = 0) -> dict[str, float]:
     """The model's metrics on ``split`` of ``snapshot`` (labelled accounts only), or on
-    ``rows`` when given."""
+    ``rows`` when given; at ``prevalence`` with ``n_boot``-resample intervals when given
+    (the resamples depend on the labels only, so two models on the same rows share them)."""
     from sybilgnn.training.metrics import evaluate
 
     store = snapshot.data[ACCOUNT]
@@ -86,8 +95,60 @@ def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str,
                          "accounts or choose another split")
     scores = model.predict(snapshot)
     fleets = store.fleet.cpu().numpy()[mask] if "fleet" in store else None
-    metrics = evaluate(y[mask], scores[mask], model.threshold, fleets=fleets)
+    metrics = evaluate(y[mask], scores[mask], model.threshold, fleets=fleets,
+                       prevalence=prevalence, n_boot=n_boot)
     return {k: float(v) for k, v in metrics.items()}
+
+
+@dataclass(frozen=True)
+class _Interval:
+    value: float
+    lo: float
+    hi: float
+
+    @classmethod
+    def of(cls, metrics: dict[str, float], name: str) -> _Interval:
+        value = metrics[name]
+        return cls(value, metrics.get(f"{name}_lo", value), metrics.get(f"{name}_hi", value))
+
+    @property
+    def measurable(self) -> bool:
+        return not any(math.isnan(v) for v in (self.value, self.lo, self.hi))
+
+    def text(self) -> str:
+        return f"{self.value:.4f} [{self.lo:.4f}, {self.hi:.4f}]"
+
+
+def _days_behind(snapshot: Snapshot, labels_through: float | None) -> float | None:
+    """Days between the champion's newest label and the snapshot's newest label."""
+    store = snapshot.data[ACCOUNT]
+    if labels_through is None or "label_time" not in store:
+        return None
+    times = store.label_time.cpu().numpy().astype(np.float64)
+    known = (store.y.cpu().numpy() >= 0) & ~np.isnan(times)
+    return float((times[known].max() - labels_through) / 86_400) if known.any() else None
+
+
+def _decide(chal: _Interval, champ: _Interval, margin: float, refresh_after_days: float | None,
+            behind_days: float | None, champion: str) -> tuple[bool, str, str]:
+    """(promoted, rule, reason): intervals, not points, decide; see the module docstring."""
+    if not (chal.measurable and champ.measurable):
+        return False, "not measurable", (
+            f"not measurable: too few labels on these rows (challenger {chal.text()}, "
+            f"champion {champ.text()}); the champion stays until more labels arrive")
+    if chal.lo > champ.hi + margin:
+        return True, "interval", (f"its 95% interval lies above champion v{champion}'s "
+                                  f"(+ margin {margin})")
+    if (refresh_after_days is not None and behind_days is not None
+            and behind_days > refresh_after_days and chal.value >= champ.value):
+        return True, "refresh", (f"intervals overlap, not worse on the point estimate, and "
+                                 f"champion v{champion}'s labels are {behind_days:.1f} days "
+                                 f"behind the newest (> registry.refresh_after_days "
+                                 f"{refresh_after_days:g})")
+    if chal.hi < champ.lo:
+        return False, "interval", f"its 95% interval lies below champion v{champion}'s"
+    return False, "interval", (f"within the noise of champion v{champion} (95% intervals "
+                               "overlap); the champion stays")
 
 
 def _when(epoch_seconds: float) -> str:
@@ -181,33 +242,37 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
                                               "promotion.rows": int(rows.sum())}})
         return PromotionDecision(False, reason, champion, challenger, champion,
                                  reg.promote_metric, reg.promote_split)
+    prevalence = settings.train.prevalence
+    if prevalence is None:
+        prevalence = challenger_model.prevalence or champ_model.prevalence
+    n_boot = max(settings.train.bootstrap, 50)
     challenger_metrics = evaluate_on_snapshot(challenger_model.selection_model(), snapshot,
-                                              reg.promote_split, rows)
-    if reg.promote_metric not in challenger_metrics:
-        raise InputError(f"registry.promote_metric {reg.promote_metric!r} is not a metric; "
+                                              reg.promote_split, rows, prevalence=prevalence,
+                                              n_boot=n_boot)
+    metric = reg.promote_metric
+    if metric not in challenger_metrics:
+        raise InputError(f"registry.promote_metric {metric!r} is not a metric; "
                          f"choose one of {', '.join(sorted(challenger_metrics))}")
-    chal_score = challenger_metrics[reg.promote_metric]
     try:
-        champ_score = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split,
-                                           rows)[reg.promote_metric]
+        champ_metrics = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split, rows,
+                                             prevalence=prevalence, n_boot=n_boot)
     except SybilgnnError as exc:
         _champion_failed(settings, snapshot, champion, challenger, now, exc)
-    if math.isnan(champ_score) or math.isnan(chal_score):
-        raise GateError(
-            f"promotion gate: {reg.promote_split} {reg.promote_metric} is undefined "
-            f"(challenger {chal_score}, champion {champ_score}); nothing was promoted; "
-            "label more accounts or choose another registry.promote_split")
-    if chal_score > champ_score + reg.promote_margin:
-        promoted, reason = True, f"beats the champion by more than the margin {reg.promote_margin}"
-    else:
-        promoted, reason = False, (f"does not beat champion v{champion} by more than the margin "
-                                   f"{reg.promote_margin}")
+    chal = _Interval.of(challenger_metrics, metric)
+    champ = _Interval.of(champ_metrics, metric)
+    behind_days = _days_behind(snapshot, champ_model.labels_through)
+    promoted, rule, reason = _decide(chal, champ, reg.promote_margin, reg.refresh_after_days,
+                                     behind_days, champion)
+    chal_score, champ_score = chal.value, champ.value
     record = {"promotion.decision": "promoted" if promoted else "rejected",
-              "promotion.reason": reason, "promotion.at": now,
-              "promotion.metric": f"{reg.promote_split}_{reg.promote_metric}",
+              "promotion.reason": reason, "promotion.rule": rule, "promotion.at": now,
+              "promotion.metric": f"{reg.promote_split}_{metric}",
+              "promotion.prevalence": "" if prevalence is None else f"{prevalence:.6g}",
               "promotion.snapshot_hash": snapshot.content_hash,
-              "promotion.challenger_score": f"{chal_score:.6g}",
-              "promotion.champion_score": f"{champ_score:.6g}",
+              "promotion.challenger_score": f"{chal.value:.6g}",
+              "promotion.challenger_interval": chal.text(),
+              "promotion.champion_score": f"{champ.value:.6g}",
+              "promotion.champion_interval": champ.text(),
               "promotion.compared_with": champion,
               "promotion.rows": int(rows.sum())}
     tags: dict[str, dict[str, Any]] = {challenger: record}

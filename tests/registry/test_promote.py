@@ -13,7 +13,13 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.registry import (ModelNotFoundError, evaluate_on_snapshot, load_registered_model,
                                log_and_register, promote)
 from sybilgnn.training import train
+from sybilgnn.training.synthetic import planted_snapshot
 from tests.registry.stores import make_settings
+
+
+@pytest.fixture(scope="module")
+def gate_world() -> Snapshot:
+    return planted_snapshot(accounts=4000, fake_share=0.12, fleet_size=20, seed=3)
 
 
 def _aliases(name: str) -> dict[str, str]:
@@ -21,8 +27,10 @@ def _aliases(name: str) -> dict[str, str]:
 
 
 def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
-        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot, tiny_snapshot_dir: Path,
+        tmp_path: Path, mlflow_uri: str, gate_world: Snapshot,
         capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_snapshot = gate_world  # 40 fakes in the test slice: enough to measure
+    tiny_snapshot_dir = gate_world.save(tmp_path / "gate-world")
     settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=25", "train.patience=25"])
     name = settings.registry.model_name
     with pytest.raises(ModelNotFoundError, match="no 'challenger' alias"):
@@ -48,14 +56,24 @@ def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
     decision = promote(settings, tiny_snapshot)
     assert not decision.promoted
     assert (decision.champion_version, decision.challenger_version) == ("1", "2")
-    assert decision.challenger_score == weak_test["auprc"]
-    assert decision.champion_score == good_test["auprc"]
+    # at the population's prevalence (train.prevalence 0.02), with intervals that do not meet
+    weak_pop = evaluate_on_snapshot(load_registered_model(settings, 2), tiny_snapshot, "test",
+                                    prevalence=0.02, n_boot=200)
+    good_pop = evaluate_on_snapshot(load_registered_model(settings, 1), tiny_snapshot, "test",
+                                    prevalence=0.02, n_boot=200)
+    assert decision.challenger_score == weak_pop["auprc"]
+    assert decision.champion_score == good_pop["auprc"]
+    assert weak_pop["auprc_hi"] < good_pop["auprc_lo"]
+    assert "interval lies below" in decision.reason
     assert _aliases(name)["champion"] == "1"
     tags = MlflowClient().get_model_version(name, "2").tags
     assert tags["promotion.decision"] == "rejected"
     assert tags["promotion.compared_with"] == "1"
     assert tags["promotion.metric"] == "test_auprc"
     assert tags["promotion.snapshot_hash"] == tiny_snapshot.content_hash
+    assert tags["promotion.rule"] == "interval"
+    assert tags["promotion.champion_interval"] == (
+        f"{good_pop['auprc']:.4f} [{good_pop['auprc_lo']:.4f}, {good_pop['auprc_hi']:.4f}]")
 
     # Same decision through the CLI: exit code 10 and no traceback.
     overrides = [f"--set=registry.{k}={v}" for k, v in settings.registry.model_dump().items()]
@@ -76,13 +94,23 @@ def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
 
     # A margin the good model cannot clear keeps the champion; beating it by more promotes.
     settings.registry.promote_margin = 1.0
+    settings.registry.refresh_after_days = None
     log_and_register(good, tiny_snapshot, settings)  # v3: same weights as v1
     kept = promote(settings, tiny_snapshot)
     assert not kept.promoted and kept.challenger_score == kept.champion_score
+    assert "within the noise" in kept.reason
+    # Overlapping intervals, but v1's labels are far behind the newest: the refresh rule
+    # promotes a challenger that is not worse.
     settings.registry.promote_margin = 0.0
+    settings.registry.refresh_after_days = 14
+    refreshed = promote(settings, tiny_snapshot)
+    assert refreshed.promoted and refreshed.champion_version == "3"
+    assert "days behind the newest" in refreshed.reason
+    assert MlflowClient().get_model_version(name, "3").tags["promotion.rule"] == "refresh"
     main([*overrides, "promote", "--version", "2"])
     beaten = promote(settings, tiny_snapshot)
     assert beaten.promoted and beaten.champion_version == "3" and beaten.previous_champion == "2"
+    assert "interval lies above" in beaten.reason
     assert MlflowClient().get_model_version(name, "2").tags["promotion.replaced_by"] == "3"
 
 
@@ -93,7 +121,7 @@ def test_unknown_version_is_an_input_error(tmp_path: Path, mlflow_uri: str) -> N
 
 
 def test_gate_scores_only_labels_neither_model_was_fitted_on(
-        tmp_path: Path, mlflow_uri: str, tiny_snapshot: Snapshot) -> None:
+        tmp_path: Path, mlflow_uri: str, gate_world: Snapshot) -> None:
     import copy
 
     import numpy as np
@@ -101,6 +129,7 @@ def test_gate_scores_only_labels_neither_model_was_fitted_on(
     from sybilgnn.registry import gate_rows
     from sybilgnn.training.refit import refit_on_all_labels
 
+    tiny_snapshot = gate_world
     settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=8"])
     name = settings.registry.model_name
     store = tiny_snapshot.data["account"]
@@ -127,7 +156,9 @@ def test_gate_scores_only_labels_neither_model_was_fitted_on(
     assert tags["promotion.rows"] == str(int(rows.sum()))
     # The challenger is judged by its time-split run, which never saw the test slice.
     selection = load_registered_model(settings, 2).selection_model()
-    expected = evaluate_on_snapshot(selection, tiny_snapshot, "test", rows)["auprc"]
+    expected = evaluate_on_snapshot(selection, tiny_snapshot, "test", rows,
+                                    prevalence=0.02)["auprc"]
     assert decision.challenger_score == expected
     assert decision.champion_score == evaluate_on_snapshot(
-        load_registered_model(settings, 1), tiny_snapshot, "test", rows)["auprc"]
+        load_registered_model(settings, 1), tiny_snapshot, "test", rows,
+        prevalence=0.02)["auprc"]
