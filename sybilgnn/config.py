@@ -246,6 +246,10 @@ class TrainSettings(_Section):
         description="register a model refitted on every label (the newest included) for the "
                     "time-split run's best epoch count, with its calibration and threshold; "
                     "false: register the time-split run itself")
+    leave_one_campaign_out: bool = Field(
+        default=True,
+        description="at retrain, hold out every labelled campaign in turn (one GNN and two "
+                    "baseline fits per campaign) and report recall at 1% FPR per campaign")
     min_epochs: int = Field(default=10, ge=1, description="no early stop before this epoch")
     sampler: Literal["full", "neighbor"] = Field(
         default="full", description="neighbor needs pyg-lib or torch-sparse")

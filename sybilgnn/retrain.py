@@ -90,6 +90,7 @@ class TrainOutcome:
     metrics: dict[str, dict[str, float]]
     result: Any
     baselines: dict[str, dict[str, dict[str, float]]] | None = None
+    loco: Any = None  # LocoResult: every campaign held out in turn
 
     @property
     def evaluation(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -125,14 +126,20 @@ def train_and_register(snapshot: Snapshot, settings: Settings, *, params: dict[s
     if resolve_settings(settings, params)[1].refit_on_all_labels:
         result = refit_on_all_labels(snapshot, settings, result, params=params or None)
     baselines = None
+    prevalence = result.threshold_info.get("prevalence")
     if with_baselines:
         from sybilgnn.training.baselines import run_baselines
 
-        baselines = run_baselines(snapshot, settings,
-                                  prevalence=result.threshold_info.get("prevalence"))
+        baselines = run_baselines(snapshot, settings, prevalence=prevalence)
+    loco = None
+    if settings.train.leave_one_campaign_out:
+        from sybilgnn.evaluation.loco import leave_one_campaign_out
+
+        loco = leave_one_campaign_out(snapshot, settings, params=params or None,
+                                      with_baselines=with_baselines, prevalence=prevalence)
     version = log_and_register(result, snapshot, settings, run_name=run_name, params=params,
                                baselines=baselines, study=study, parent_run_id=parent_run_id)
-    return TrainOutcome(version, result.metrics, result, baselines)
+    return TrainOutcome(version, result.metrics, result, baselines, loco)
 
 
 def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_dir: str | Path | None = None,
@@ -173,6 +180,9 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
                                          parent_run_id=run.info.run_id, run_name="final")
             decision = promote(settings, snap)
             mlflow.log_metrics(flat_metrics(trained.metrics))
+            if trained.loco is not None:
+                mlflow.log_metrics(trained.loco.flat())
+                mlflow.log_text(trained.loco.table(), "leave_one_campaign_out.md")
             mlflow.set_tags({"registered_version": trained.version.version,
                              "promotion.decision": "promoted" if decision.promoted else "rejected",
                              "promotion.reason": decision.reason,

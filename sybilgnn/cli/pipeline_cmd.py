@@ -49,6 +49,9 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
                            say=lambda line: click.echo(line, err=True))
     click.echo("\nModel quality (time-split test set and held-out campaign):")
     click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
+    if summary.retrain.trained.loco is not None:
+        click.echo("\nLeave-one-campaign-out (every labelled campaign held out in turn):")
+        click.echo(summary.retrain.trained.loco.table())
     scored = summary.scoring
     click.echo(f"\nScoring run {scored.run_id}: {scored.n_scored:,} accounts scored, "
                f"{scored.n_flagged:,} flagged, {scored.n_fleets:,} fleets.")

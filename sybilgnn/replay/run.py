@@ -108,16 +108,32 @@ def _event_day(first_event: pd.Series, day_1: datetime) -> pd.Series:
 
 def _flag_flips(previous: tuple[str, Snapshot, np.ndarray] | None, version: str,
                 snapshot: Snapshot, flags: np.ndarray, reach: int) -> tuple[int, int]:
-    """Flips under one model version outside the reach of any change, and that reach's size."""
+    """Flips under one model version outside the reach of any change, and that reach's size.
+
+    A new label or verdict is new data about its own account only (it decides whether a
+    high score is flagged or marked as contradicting the label), so it excuses that
+    account's flip without reaching its neighbours.
+    """
     before = previous[1] if previous else None
     reachable = within_reach(snapshot, changed_nodes(before, snapshot), reach)
     if previous is None or previous[0] != version:
         return 0, int(reachable.sum())
+    ids = pd.Index(snapshot.id_maps[ACCOUNT])
     old = pd.Series(previous[2], index=pd.Index(previous[1].id_maps[ACCOUNT]))
-    then = old.reindex(pd.Index(snapshot.id_maps[ACCOUNT])).to_numpy()
+    then = old.reindex(ids).to_numpy()
     known = ~pd.isna(then)
-    flipped = known & (then.astype(bool, copy=False) != flags) & ~reachable
+    relabelled = _labels(snapshot, ids) != _labels(previous[1], ids)
+    flipped = known & (then.astype(bool, copy=False) != flags) & ~reachable & ~relabelled
     return int(flipped.sum()), int(reachable.sum())
+
+
+def _labels(snapshot: Snapshot, ids: pd.Index) -> np.ndarray:
+    """Each account's label after verdicts (-1 unknown, also for accounts not in it)."""
+    store = snapshot.data[ACCOUNT]
+    if "y" not in store:
+        return np.full(len(ids), -1)
+    labels = pd.Series(store.y.cpu().numpy(), index=pd.Index(snapshot.id_maps[ACCOUNT]))
+    return labels.reindex(ids).fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _fleet_delays(truth: pd.DataFrame, first_flag: dict[str, int]) -> list[FleetDelay]:
