@@ -58,6 +58,12 @@ def apply_calibrator(calibrator: dict[str, Any] | None, logits: np.ndarray) -> n
     """Calibrated probabilities in [0, 1]; no calibrator means the plain sigmoid."""
     z = np.asarray(logits, dtype=np.float64)
     method = (calibrator or {}).get("method", "identity")
+    if method == "quantile_map":
+        # a refitted model's logits mapped, quantile for quantile over the training
+        # population, onto the logits its calibration was fitted on (training.refit)
+        assert calibrator is not None
+        mapped = np.interp(z, np.asarray(calibrator["x"]), np.asarray(calibrator["y"]))
+        return apply_calibrator(calibrator["then"], mapped)
     if method == "platt":
         assert calibrator is not None
         return sigmoid(float(calibrator["a"]) * z + float(calibrator["b"]))

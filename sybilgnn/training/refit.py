@@ -25,8 +25,9 @@ from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
 from sybilgnn.training.inputs import account_labels, graph_inputs, resolve_device, resolve_settings
 from sybilgnn.training.loop import TrainResult, _copy_state, make_loss, seeded
+from sybilgnn.training.predict import load_model, predict_logits
 
-__all__ = ["refit_on_all_labels", "labels_through"]
+__all__ = ["refit_on_all_labels", "labels_through", "quantile_map"]
 
 
 def labels_through(snapshot: Snapshot, mask: np.ndarray | None = None) -> float | None:
@@ -39,6 +40,27 @@ def labels_through(snapshot: Snapshot, mask: np.ndarray | None = None) -> float 
     if mask is not None:
         known &= mask
     return float(times[known].max()) if known.any() else None
+
+
+QUANTILES = 2001
+
+
+def quantile_map(refit_logits: np.ndarray, selection_logits: np.ndarray,
+                 calibrator: dict[str, Any]) -> dict[str, Any]:
+    """A calibrator for the refit: its logits mapped onto the selection run's by quantile
+    over the same accounts, then the selection run's calibration.
+
+    The two models rank the population alike but their logits live on different scales
+    (more labels, same epochs), so the selection run's calibration and threshold apply to
+    the refit only once the scales are matched. The match uses the population's scores,
+    not labels, so nothing the metrics rest on is reused.
+    """
+    grid = np.linspace(0.0, 1.0, QUANTILES)
+    x = np.quantile(np.asarray(refit_logits, dtype=np.float64), grid)
+    y = np.quantile(np.asarray(selection_logits, dtype=np.float64), grid)
+    x, first = np.unique(x, return_index=True)  # np.interp needs increasing x
+    return {"method": "quantile_map", "x": x.tolist(), "y": y[first].tolist(),
+            "then": calibrator}
 
 
 def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: TrainResult, *,
@@ -78,6 +100,11 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
             history.append({"epoch": epoch, "loss": float(loss.detach()),
                             "seconds": time.perf_counter() - tick})
         model.eval()
+        with torch.no_grad():
+            refit_logits = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
+    selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
+                                      snapshot, str(device))
+    calibrator = quantile_map(refit_logits, selection_logits, selection.calibrator)
     through = labels_through(snapshot)  # every label, so the gate needs newer ones
     fitted_on = {
         "weights": f"all {labelled.size} labelled accounts "
@@ -85,10 +112,13 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
         "epochs": f"{epochs}: the best epoch of the time-split run (early stopping on "
                   f"{int(labels.masks['val'].sum())} validation labels)",
         "calibration_and_threshold": "the time-split run's validation slice, reweighted to "
-                                     "train.prevalence",
+                                     "train.prevalence; the refit's logits are mapped onto "
+                                     "the time-split run's by quantile over all "
+                                     f"{len(refit_logits)} accounts (no labels)",
         "metrics": "the time-split run's held-out slices (val, test, holdout)",
         "preprocessing": "the training snapshot's raw columns (no labels)",
     }
     return replace(selection, state_dict=_copy_state(model), history=history,
+                   calibrator=calibrator,
                    epochs_run=epochs, train_seconds=time.perf_counter() - started,
                    selection=selection, fitted_on=fitted_on, labels_through=through)

@@ -28,3 +28,21 @@ def test_threshold_rises_when_fakes_are_rare_in_the_population() -> None:
     chosen = choose_threshold(y, p, 0.75, prevalence_weights(y, 0.01))
     assert chosen["threshold"] == pytest.approx(0.7)
     assert chosen["precision"] == pytest.approx(1.0)
+
+
+def test_a_refit_is_mapped_onto_the_selection_runs_logits_before_its_calibration() -> None:
+    from sybilgnn.training.calibration import apply_calibrator
+    from sybilgnn.training.refit import quantile_map
+
+    rng = np.random.default_rng(0)
+    selection = rng.normal(size=5000)
+    refit = 3.0 * selection + 2.0           # same ranking, another scale
+    platt = {"method": "platt", "a": 1.5, "b": -4.0}
+    mapped = quantile_map(refit, selection, platt)
+    np.testing.assert_allclose(apply_calibrator(mapped, refit), apply_calibrator(platt, selection),
+                               atol=2e-3)
+    # so a threshold chosen for the selection run flags the same accounts of the refit
+    threshold = float(np.quantile(apply_calibrator(platt, selection), 0.98))
+    flagged_refit = apply_calibrator(mapped, refit) >= threshold
+    flagged_selection = apply_calibrator(platt, selection) >= threshold
+    assert abs(int(flagged_refit.sum()) - int(flagged_selection.sum())) <= 2
