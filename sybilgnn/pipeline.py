@@ -26,6 +26,32 @@ class PipelineSummary:
     truth: Any = None  # TruthReport of the run's flags on a simulated world, else None
 
 
+def _guard_other_world(settings: Settings, directory: Path, fresh: bool,
+                       say: Callable[[str], None]) -> None:
+    """A simulated world is ingested into an empty graph, or into one that holds it already
+    (a rerun): merged into another world's accounts (same id scheme) it would be nonsense."""
+    from sybilgnn.errors import InputError
+    from sybilgnn.ingest.tables import file_digest
+    from sybilgnn.neo4j.connection import open_driver
+    from sybilgnn.replay.run import clear_graph
+
+    if fresh:
+        say(f"  cleared {clear_graph(settings):,} nodes from database {settings.neo4j.database!r}")
+        return
+    key = f"accounts:{file_digest(directory / 'accounts.parquet')}"
+    with open_driver(settings) as driver, driver.session(database=settings.neo4j.database,
+                                                         notifications_min_severity="OFF") as s:
+        accounts = int(s.run("MATCH (a:Account) RETURN count(a) AS n").single()["n"])
+        ours = s.run("MATCH (f:IngestFile {file_key: $key}) RETURN count(f) AS n",
+                     key=key).single()["n"]
+    if accounts and not ours:
+        raise InputError(
+            f"the database {settings.neo4j.database!r} already holds {accounts:,} accounts that "
+            f"are not from the simulated platform {directory}; ingesting it there would merge "
+            "two worlds. Run `sybilgnn pipeline --fresh` to clear the database first (it "
+            "deletes everything in it), or point neo4j.database at another database")
+
+
 def run_pipeline(
     settings: Settings,
     *,
@@ -34,9 +60,11 @@ def run_pipeline(
     scenario: str | None = None,
     seed: int | None = None,
     trials: int | None = None,
+    fresh: bool = False,
     say: Callable[[str], None] = print,
 ) -> PipelineSummary:
-    """Run every stage in order; ``data_dir=None`` simulates a platform first."""
+    """Run every stage in order; ``data_dir=None`` simulates a platform first (into an
+    empty graph, or one that already holds it; ``fresh`` clears the graph first)."""
     from sybilgnn.ingest.pipeline import ingest_directory
     from sybilgnn.reporting.report import write_report
     from sybilgnn.retrain import retrain
@@ -61,7 +89,10 @@ def run_pipeline(
         summary = timed("simulate", lambda: simulate_platform(folder, accounts=n, scenario=name,
                                                               seed=s, progress=True))
         say(f"  simulated {n:,} accounts ({summary.fake_accounts:,} fake), scenario {name}")
+        _guard_other_world(settings, folder, fresh, say)
         data_dir = folder
+    elif fresh:
+        _guard_other_world(settings, Path(data_dir), fresh, say)
     directory = Path(data_dir)
     ingested = timed("ingest", lambda: ingest_directory(settings, directory, progress=True))
     say(f"  nodes {ingested.nodes}  relationships {ingested.relationships}")

@@ -23,9 +23,13 @@ from sybilgnn.config import Settings
                    "daily, retrain every --retrain-every days (clears the local graph).")
 @click.option("--retrain-every", type=int, default=7, show_default=True,
               help="With --days: retrain through the gate on day 0 and every N days.")
+@click.option("--fresh", is_flag=True,
+              help="Clear the database first (deletes everything in it): needed to simulate "
+                   "a different platform into a graph that holds another.")
 @pass_settings
 def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, scenario: str | None,
-             seed: int | None, trials: int | None, days: int | None, retrain_every: int) -> None:
+             seed: int | None, trials: int | None, days: int | None, retrain_every: int,
+             fresh: bool) -> None:
     """Simulate or take event tables, ingest, retrain, score, report; with --days, replay
     day-by-day deliveries."""
     from sybilgnn.pipeline import run_pipeline, run_replay_pipeline
@@ -46,7 +50,7 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
 
     summary = run_pipeline(settings, data_dir=Path(data_dir) if data_dir else None,
                            accounts=accounts, scenario=scenario, seed=seed, trials=trials,
-                           say=lambda line: click.echo(line, err=True))
+                           fresh=fresh, say=lambda line: click.echo(line, err=True))
     click.echo("\nModel quality (time-split test set and held-out campaign):")
     click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
     if summary.retrain.trained.loco is not None:

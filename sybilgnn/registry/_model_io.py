@@ -82,7 +82,11 @@ class LoadedModel:
         weights that have not seen the split's validation and test labels."""
         if self.selection_state_dict is None:
             return self
-        return replace(self, state_dict=self.selection_state_dict, selection_state_dict=None)
+        calibrator = self.calibrator
+        if calibrator.get("method") == "quantile_map":  # the refit's map onto these logits
+            calibrator = calibrator["then"]
+        return replace(self, state_dict=self.selection_state_dict, selection_state_dict=None,
+                       calibrator=calibrator)
 
     def predict(self, snapshot: Snapshot) -> np.ndarray:
         """Calibrated fake-account probability for every account of ``snapshot``, read
