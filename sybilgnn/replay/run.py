@@ -199,7 +199,6 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
     ``registry.model_name``, so give a replay a model name of its own.
     """
     from sybilgnn.ingest.pipeline import ingest_directory
-    from sybilgnn.retrain import retrain
     from sybilgnn.scoring.job import score_graph
 
     if retrain_every < 1:
@@ -235,16 +234,7 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
         ingested = ingest_directory(settings, folder)
         decision = ""
         if day % retrain_every == 0:
-            try:
-                outcome = retrain(settings, n_trials=trials)
-                decision = "promoted" if outcome.decision.promoted else "not promoted"
-            except SybilgnnError as exc:
-                if day == 0:
-                    raise  # no champion to fall back on
-                # What a scheduled job does: the retrain fails loudly, the champion scores on.
-                decision = "failed"
-                failures[day] = str(exc)
-                say(f"[day {day:3d}] retrain failed, the champion scores on: {exc}")
+            decision = _retrain(settings, day, trials, failures, say)
         scored = score_graph(settings)
         flags = scored.flags
         ids = pd.Index(scored.snapshot.id_maps[ACCOUNT])
@@ -280,6 +270,23 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
                             _campaign_delays(fleets), failures)
     _save(summary)
     return summary
+
+
+def _retrain(settings: Settings, day: int, trials: int, failures: dict[int, str],
+             say: Callable[[str], None]) -> str:
+    """One scheduled retrain: 'promoted', 'not promoted', or 'failed' (reason recorded)."""
+    from sybilgnn.retrain import retrain
+
+    try:
+        outcome = retrain(settings, n_trials=trials)
+    except SybilgnnError as exc:
+        if day == 0:
+            raise  # no champion to fall back on
+        # What a scheduled job does: the retrain fails loudly, the champion scores on.
+        failures[day] = str(exc)
+        say(f"[day {day:3d}] retrain failed, the champion scores on: {exc}")
+        return "failed"
+    return "promoted" if outcome.decision.promoted else "not promoted"
 
 
 def _day_label(day_1: datetime, day: int) -> str:
