@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +52,10 @@ class NumericInput:
     edges: tuple[float, ...]
     expected: tuple[float, ...]
 
+    @property
+    def label(self) -> str:
+        return self.name
+
     def bin_shares(self, values: np.ndarray) -> np.ndarray:
         known = values[~np.isnan(values)]
         counts = np.bincount(np.searchsorted(np.asarray(self.edges), known, side="right"),
@@ -67,6 +72,10 @@ class CategoricalInput:
     prop: str
     vocabulary: tuple[str, ...]
     expected: tuple[float, ...]
+
+    @property
+    def label(self) -> str:
+        return self.prop
 
     @property
     def columns(self) -> list[str]:
@@ -262,30 +271,30 @@ class Preprocessor:
     def drift(self, snapshot: Snapshot) -> dict[str, float]:
         """Population stability index of every model input against training, by
         ``node_type.input`` (a categorical property counts as one input)."""
-        out: dict[str, float] = {}
-        for node_type, encoder in self.nodes.items():
-            if node_type not in snapshot.data.node_types:
-                continue
-            if encoder.encoded:
-                n = int(snapshot.data[node_type].num_nodes or 0)
-                matrix = _encoded_columns(snapshot, node_type,
-                                          [c.name for c in encoder.numeric], n)
-                for j, num in enumerate(encoder.numeric):
-                    out[f"{node_type}.{num.name}"] = population_stability(
-                        np.asarray(num.expected), num.bin_shares(matrix[:, j].astype(np.float64)))
-                continue
-            raw = snapshot.raw.get(node_type)
-            if raw is None:
-                continue
-            for num in encoder.numeric:
-                values = np.asarray(self._column(raw.numeric, node_type, num.name), np.float64)
-                out[f"{node_type}.{num.name}"] = population_stability(
-                    np.asarray(num.expected), num.bin_shares(values))
-            for cat in encoder.categorical:
-                values = self._column(raw.categorical, node_type, cat.prop)
-                out[f"{node_type}.{cat.prop}"] = population_stability(
-                    np.asarray(cat.expected), cat.bin_shares(values))
-        return out
+        return {f"{node_type}.{spec.label}": population_stability(np.asarray(spec.expected),
+                                                                  spec.bin_shares(values))
+                for node_type, encoder in self.nodes.items()
+                for spec, values in self._inputs(node_type, encoder, snapshot)}
+
+    def _inputs(self, node_type: str, encoder: NodeEncoder, snapshot: Snapshot
+                ) -> Iterator[tuple[NumericInput | CategoricalInput, np.ndarray]]:
+        """Each input of ``node_type`` with its values in ``snapshot`` (none when the snapshot
+        lacks the node type or its raw columns)."""
+        if node_type not in snapshot.data.node_types:
+            return
+        if encoder.encoded:
+            n = int(snapshot.data[node_type].num_nodes or 0)
+            matrix = _encoded_columns(snapshot, node_type, [c.name for c in encoder.numeric], n)
+            for j, num in enumerate(encoder.numeric):
+                yield num, matrix[:, j].astype(np.float64)
+            return
+        raw = snapshot.raw.get(node_type)
+        if raw is None:
+            return
+        for num in encoder.numeric:
+            yield num, np.asarray(self._column(raw.numeric, node_type, num.name), np.float64)
+        for cat in encoder.categorical:
+            yield cat, self._column(raw.categorical, node_type, cat.prop)
 
     # -- description -----------------------------------------------------------------
     @property

@@ -158,18 +158,18 @@ def make_splits(y: np.ndarray, label_time: np.ndarray, settings: SplitSettings,
     if settings.holdout_property is not None and names:
         candidates = _holdout_candidates(group, names, labelled, settings.holdout_value)
     # The preferred group is held out unless that leaves train or validation without both
-    # classes (its campaign labelled only late, say): then the next group is tried.
-    for position, held_code in enumerate(candidates):
-        holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
-        pool = labelled & ~holdout
-        train, val, test, c1, c2 = _time_slices(pool, label_time, settings)
-        if _both_classes(y, train, val):
+    # classes (its campaign labelled only late, say): then the next group is tried. When
+    # none works the preferred one stays, and training says what is missing.
+    tried: list[tuple[int, np.ndarray, tuple[Any, ...]]] = []
+    for code in candidates:
+        held = (group == code) & labelled if code >= 0 else np.zeros(n, dtype=bool)
+        tried.append((code, held, _time_slices(labelled & ~held, label_time, settings)))
+        if _both_classes(y, *tried[-1][2][:2]):
             break
     else:
-        position, held_code = 0, candidates[0]
-        holdout = (group == held_code) & labelled if held_code >= 0 else np.zeros(n, dtype=bool)
-        pool = labelled & ~holdout
-        train, val, test, c1, c2 = _time_slices(pool, label_time, settings)
+        tried = tried[:1]
+    position = len(tried) - 1
+    held_code, holdout, (train, val, test, c1, c2) = tried[-1]
     # The held-out campaign is scored among the legitimate accounts of the test period, so
     # its metrics say whether an unseen campaign stands out from real traffic.
     if held_code >= 0:

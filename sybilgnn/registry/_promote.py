@@ -121,12 +121,12 @@ class _Interval:
 
 def _days_behind(snapshot: Snapshot, labels_through: float | None) -> float | None:
     """Days between the champion's newest label and the snapshot's newest label."""
-    store = snapshot.data[ACCOUNT]
-    if labels_through is None or "label_time" not in store:
+    from sybilgnn.training.inputs import labels_through as newest_label
+
+    newest = newest_label(snapshot)
+    if labels_through is None or newest is None:
         return None
-    times = store.label_time.cpu().numpy().astype(np.float64)
-    known = (store.y.cpu().numpy() >= 0) & ~np.isnan(times)
-    return float((times[known].max() - labels_through) / 86_400) if known.any() else None
+    return (newest - labels_through) / 86_400
 
 
 def _decide(chal: _Interval, champ: _Interval, margin: float, refresh_after_days: float | None,

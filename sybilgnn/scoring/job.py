@@ -49,7 +49,8 @@ from sybilgnn.scoring.writeback import (
 )
 
 __all__ = ["ScoringSummary", "SCORE_BINS", "drifted_inputs", "fleet_links", "fleet_split",
-           "new_run_id", "run_scoring", "score_graph", "ScoredGraph", "score_snapshot"]
+           "queue_flags", "new_run_id", "run_scoring", "score_graph", "ScoredGraph",
+           "score_snapshot"]
 
 
 @dataclass
@@ -196,9 +197,7 @@ def score_snapshot(
         raise SybilgnnError(f"{scores.size} scores for {ids.size} accounts in the snapshot")
     # Known labels win: an account a label or verdict says is legitimate never enters the
     # queue as a new flag; it is marked as contradicting its label instead.
-    above = scores >= threshold
-    contradicts = above & _known_legitimate(snapshot)
-    flagged = above & ~contradicts
+    flagged, contradicts = queue_flags(snapshot, scores, threshold)
     timings = dict(timings or {})
 
     ensure_scoring_schema(driver, database)
@@ -269,12 +268,15 @@ def score_snapshot(
     return summary
 
 
-def _known_legitimate(snapshot: Snapshot) -> np.ndarray:
-    """Accounts whose label (after verdicts) says legitimate."""
+def queue_flags(snapshot: Snapshot, scores: np.ndarray, threshold: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged, contradicts): scores at or above the threshold are flagged unless a label
+    or verdict says the account is legitimate; those contradict their label instead."""
+    above = np.asarray(scores) >= threshold
     store = snapshot.data[ACCOUNT]
-    if "y" not in store:
-        return np.zeros(snapshot.num_accounts, dtype=bool)
-    return store.y.cpu().numpy() == 0
+    legit = (store.y.cpu().numpy() == 0 if "y" in store
+             else np.zeros(snapshot.num_accounts, dtype=bool))
+    return above & ~legit, above & legit
 
 
 SCORE_BINS = 20  # the score histogram stored on every run, over [0, 1]
@@ -359,7 +361,7 @@ def score_graph(
             model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
             on_batch=on_batch, timings=timings, drift=drift)
-        flags = (scores >= float(loaded.threshold)) & ~_known_legitimate(encoded)
+        flags, _ = queue_flags(encoded, scores, float(loaded.threshold))
         return ScoredGraph(summary, encoded, scores, flags, reach=len(model.convs))
     finally:
         if own_driver:

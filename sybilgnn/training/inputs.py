@@ -15,7 +15,7 @@ from sybilgnn.errors import InputError
 from sybilgnn.models.graph import EdgeType
 
 __all__ = ["GraphInputs", "graph_inputs", "AccountLabels", "account_labels", "resolve_settings",
-           "resolve_device", "SPLITS"]
+           "resolve_device", "labels_through", "SPLITS"]
 
 SPLITS = ("train", "val", "test", "holdout")
 
@@ -70,6 +70,18 @@ def account_labels(snapshot: Snapshot) -> AccountLabels:
                         else mask.cpu().numpy().astype(bool)) & (y >= 0)
     fleet = store.get("fleet")
     return AccountLabels(y, masks, None if fleet is None else fleet.cpu().numpy().astype(np.int64))
+
+
+def labels_through(snapshot: Snapshot, mask: np.ndarray | None = None) -> float | None:
+    """The latest label time (epoch seconds) among labelled accounts (of ``mask``)."""
+    store = snapshot.data[ACCOUNT]
+    if "label_time" not in store or "y" not in store:
+        return None
+    times = store.label_time.cpu().numpy().astype(np.float64)
+    known = (store.y.cpu().numpy() >= 0) & ~np.isnan(times)
+    if mask is not None:
+        known &= mask
+    return float(times[known].max()) if known.any() else None
 
 
 def resolve_settings(settings: Settings, params: dict[str, Any] | None

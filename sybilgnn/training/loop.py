@@ -28,8 +28,8 @@ from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
                                            prevalence_weights)
-from sybilgnn.training.inputs import (account_labels, graph_inputs, resolve_device,
-                                      resolve_settings)
+from sybilgnn.training.inputs import (account_labels, graph_inputs, labels_through,
+                                      resolve_device, resolve_settings)
 from sybilgnn.training.metrics import evaluate
 
 __all__ = ["TrainResult", "train", "make_loss", "seeded"]
@@ -237,7 +237,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         preprocessor=preprocessor,
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
         train_seconds=time.perf_counter() - started,
-        labels_through=_latest_label(snapshot, labels.masks["train"]),
+        labels_through=labels_through(snapshot, labels.masks["train"]),
         fitted_on={"weights": f"the time split's train slice ({int(labels.masks['train'].sum())} "
                               "labels)",
                    "epochs": "early stopping on the validation slice",
@@ -262,15 +262,6 @@ def population_prevalence(configured: float | None, logits: np.ndarray, labels: 
     plain = apply_calibrator(fit_calibrator(logits[val], y_val, method), logits[unlabelled])
     estimate = estimate_prevalence(plain, float(y_val.mean()))
     return estimate, f"estimated from {int(unlabelled.sum())} unlabelled accounts"
-
-
-def _latest_label(snapshot: Snapshot, mask: np.ndarray) -> float | None:
-    times = snapshot.data["account"].get("label_time")
-    if times is None or not mask.any():
-        return None
-    values = times.cpu().numpy().astype(np.float64)[mask]
-    values = values[~np.isnan(values)]
-    return float(values.max()) if values.size else None
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,

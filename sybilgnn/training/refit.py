@@ -23,23 +23,12 @@ from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
-from sybilgnn.training.inputs import account_labels, graph_inputs, resolve_device, resolve_settings
+from sybilgnn.training.inputs import (account_labels, graph_inputs, labels_through,
+                                      resolve_device, resolve_settings)
 from sybilgnn.training.loop import TrainResult, _copy_state, make_loss, seeded
 from sybilgnn.training.predict import load_model, predict_logits
 
-__all__ = ["refit_on_all_labels", "labels_through", "quantile_map"]
-
-
-def labels_through(snapshot: Snapshot, mask: np.ndarray | None = None) -> float | None:
-    """The latest label time (epoch seconds) among labelled accounts (of ``mask``)."""
-    store = snapshot.data["account"]
-    if "label_time" not in store or "y" not in store:
-        return None
-    times = store.label_time.cpu().numpy().astype(np.float64)
-    known = (store.y.cpu().numpy() >= 0) & ~np.isnan(times)
-    if mask is not None:
-        known &= mask
-    return float(times[known].max()) if known.any() else None
+__all__ = ["refit_on_all_labels", "quantile_map"]
 
 
 QUANTILES = 2001
