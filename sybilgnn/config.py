@@ -246,6 +246,11 @@ class TrainSettings(_Section):
         description="register a model refitted on every label (the newest included) for the "
                     "time-split run's best epoch count, with its calibration and threshold; "
                     "false: register the time-split run itself")
+    crossfit_folds: int = Field(
+        default=5, ge=0,
+        description="with refit_on_all_labels: choose calibration and threshold on "
+                    "out-of-fold scores of every labelled account from this many folds (a "
+                    "labelled fleet stays in one fold); 0 or 1: the validation slice")
     leave_one_campaign_out: bool = Field(
         default=True,
         description="at retrain, hold out every labelled campaign in turn (one GNN and two "

@@ -5,7 +5,9 @@ chooses the number of epochs (early stopping on validation), the calibration and
 threshold, and its held-out metrics are the honest ones. The model that is registered is
 then refitted on *all* labelled accounts (the newest labels included: campaigns change) for
 exactly the chosen number of epochs, with the same settings and seed, and carries the
-selection run's calibration, threshold and preprocessing. ``fitted_on`` records what was
+selection run's preprocessing; its calibration and threshold are cross-fitted on every
+label (``training.crossfit``), since the validation slice alone is too small to hold an
+operating point at the population's prevalence. ``fitted_on`` records what was
 fitted on which labels; the selection run travels with the model so the promotion gate can
 score labels the registered weights have not seen.
 """
@@ -19,19 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from sybilgnn.config import Settings
+from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
-from sybilgnn.training.inputs import (account_labels, graph_inputs, labels_through,
+from sybilgnn.training.crossfit import CrossFit, crossfit_operating_point, quantile_knots
+from sybilgnn.training.inputs import (AccountLabels, account_labels, graph_inputs, labels_through,
                                       resolve_device, resolve_settings)
 from sybilgnn.training.loop import TrainResult, _copy_state, make_loss, seeded
 from sybilgnn.training.predict import load_model, predict_logits
 
 __all__ = ["refit_on_all_labels", "quantile_map"]
-
-
-QUANTILES = 2001
 
 
 def quantile_map(refit_logits: np.ndarray, selection_logits: np.ndarray,
@@ -44,32 +44,16 @@ def quantile_map(refit_logits: np.ndarray, selection_logits: np.ndarray,
     the refit only once the scales are matched. The match uses the population's scores,
     not labels, so nothing the metrics rest on is reused.
     """
-    grid = np.linspace(0.0, 1.0, QUANTILES)
-    x = np.quantile(np.asarray(refit_logits, dtype=np.float64), grid)
-    y = np.quantile(np.asarray(selection_logits, dtype=np.float64), grid)
-    x, first = np.unique(x, return_index=True)  # np.interp needs increasing x
-    return {"method": "quantile_map", "x": x.tolist(), "y": y[first].tolist(),
-            "then": calibrator}
+    x, y = quantile_knots(refit_logits, selection_logits)
+    return {"method": "quantile_map", "x": x.tolist(), "y": y.tolist(), "then": calibrator}
 
 
-def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: TrainResult, *,
-                        params: dict[str, Any] | None = None) -> TrainResult:
-    """Train the selection run's configuration on every labelled account for its best
-    number of epochs; calibration, threshold, preprocessing and metrics stay the
-    selection's (they were measured on labels it had not seen)."""
-    model_cfg, cfg = resolve_settings(settings, params)
-    if cfg.sampler != "full":
-        raise InputError("train.refit_on_all_labels needs train.sampler=full; set "
-                         "train.refit_on_all_labels=false for neighbour sampling")
-    device = resolve_device(cfg.device)
-    snapshot = selection.preprocessor.transform(snapshot)
+def fit_for_epochs(snapshot: Snapshot, model_cfg: ModelSettings, cfg: TrainSettings,
+                   labelled: np.ndarray, epochs: int, device: torch.device
+                   ) -> tuple[torch.nn.Module, np.ndarray, list[dict[str, float]]]:
+    """Train ``model_cfg`` on the labels of ``labelled`` (account indices) for exactly
+    ``epochs`` full-graph epochs, seeded; the model, every account's logit, the history."""
     labels = account_labels(snapshot)
-    labelled = np.flatnonzero(labels.y >= 0)
-    if labelled.size == 0 or labels.y[labelled].min() == labels.y[labelled].max():
-        raise InputError("refit on all labels: the snapshot needs labelled fake and legit "
-                         "accounts")
-    epochs = max(1, int(selection.best_epoch))
-    started = time.perf_counter()
     history: list[dict[str, float]] = []
     with seeded(cfg.seed):
         inputs = graph_inputs(snapshot, device)
@@ -90,24 +74,82 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                             "seconds": time.perf_counter() - tick})
         model.eval()
         with torch.no_grad():
-            refit_logits = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
+            logits = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
+    return model, logits, history
+
+
+def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: TrainResult, *,
+                        params: dict[str, Any] | None = None) -> TrainResult:
+    """Train the selection run's configuration on every labelled account for its best
+    number of epochs. Calibration and threshold are cross-fitted on every label
+    (``train.crossfit_folds``; 0 or too few labels: the selection's validation slice);
+    preprocessing and the held-out metrics stay the selection's."""
+    model_cfg, cfg = resolve_settings(settings, params)
+    if cfg.sampler != "full":
+        raise InputError("train.refit_on_all_labels needs train.sampler=full; set "
+                         "train.refit_on_all_labels=false for neighbour sampling")
+    device = resolve_device(cfg.device)
+    snapshot = selection.preprocessor.transform(snapshot)
+    labels = account_labels(snapshot)
+    labelled = np.flatnonzero(labels.y >= 0)
+    if labelled.size == 0 or labels.y[labelled].min() == labels.y[labelled].max():
+        raise InputError("refit on all labels: the snapshot needs labelled fake and legit "
+                         "accounts")
+    epochs = max(1, int(selection.best_epoch))
+    started = time.perf_counter()
+    model, refit_logits, history = fit_for_epochs(snapshot, model_cfg, cfg, labelled, epochs,
+                                                  device)
     selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
                                       snapshot, str(device))
-    calibrator = quantile_map(refit_logits, selection_logits, selection.calibrator)
+    crossfit = _crossfit(snapshot, model_cfg, cfg, labels, epochs, selection, selection_logits,
+                         device)
+    calibrator = quantile_map(refit_logits, selection_logits,
+                              selection.calibrator if crossfit is None else crossfit.calibrator)
     through = labels_through(snapshot)  # every label, so the gate needs newer ones
+    n_accounts = len(refit_logits)
     fitted_on = {
         "weights": f"all {labelled.size} labelled accounts "
                    f"({int((labels.y[labelled] == 1).sum())} fake), labels through {through}",
         "epochs": f"{epochs}: the best epoch of the time-split run (early stopping on "
                   f"{int(labels.masks['val'].sum())} validation labels)",
-        "calibration_and_threshold": "the time-split run's validation slice, reweighted to "
-                                     "train.prevalence; the refit's logits are mapped onto "
-                                     "the time-split run's by quantile over all "
-                                     f"{len(refit_logits)} accounts (no labels)",
-        "metrics": "the time-split run's held-out slices (val, test, holdout)",
+        "calibration_and_threshold": (
+            "the time-split run's validation slice" if crossfit is None else
+            f"out-of-fold logits of all {crossfit.positives + crossfit.negatives} labelled "
+            f"accounts ({crossfit.folds} folds, a labelled fleet in one fold)")
+            + ", reweighted to train.prevalence; the refit's logits are mapped onto the "
+              f"time-split run's by quantile over all {n_accounts} accounts (no labels)",
+        "metrics": "the time-split run's held-out slices (val, test, holdout)"
+                   + ("" if crossfit is None else "; the operating point's: out-of-fold "
+                      "(split crossfit)"),
         "preprocessing": "the training snapshot's raw columns (no labels)",
     }
+    if crossfit is None:
+        threshold, threshold_info, metrics = (selection.threshold, selection.threshold_info,
+                                              selection.metrics)
+    else:
+        threshold = float(crossfit.threshold_info["threshold"])
+        threshold_info = {**crossfit.threshold_info,
+                          "prevalence_source": selection.threshold_info.get("prevalence_source"),
+                          "validation_threshold": selection.threshold}
+        metrics = {**selection.metrics, "crossfit": crossfit.metrics}
     return replace(selection, state_dict=_copy_state(model), history=history,
-                   calibrator=calibrator,
+                   calibrator=calibrator, threshold=threshold, threshold_info=threshold_info,
+                   metrics=metrics,
                    epochs_run=epochs, train_seconds=time.perf_counter() - started,
                    selection=selection, fitted_on=fitted_on, labels_through=through)
+
+
+def _crossfit(snapshot: Snapshot, model_cfg: ModelSettings, cfg: TrainSettings,
+              labels: AccountLabels, epochs: int, selection: TrainResult,
+              selection_logits: np.ndarray, device: torch.device) -> CrossFit | None:
+    if cfg.crossfit_folds < 2:
+        return None
+
+    def fit_fold(train_on: np.ndarray) -> np.ndarray:
+        return fit_for_epochs(snapshot, model_cfg, cfg, train_on, epochs, device)[1]
+
+    return crossfit_operating_point(
+        labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,
+        target_precision=cfg.target_precision,
+        prevalence=selection.threshold_info.get("prevalence"), n_boot=cfg.bootstrap,
+        seed=cfg.seed)

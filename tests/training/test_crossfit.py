@@ -1,0 +1,96 @@
+"""Cross-fitted operating point: every labelled account scored by a model that never saw it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sybilgnn.config import Settings
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.training import TrainResult
+from sybilgnn.training.crossfit import crossfit_folds, crossfit_operating_point
+from sybilgnn.training.inputs import AccountLabels, account_labels
+
+
+def _labels(n_fleets: int = 6, fleet_size: int = 5, n_legit: int = 60,
+            unlabelled: int = 10) -> AccountLabels:
+    n_fake = n_fleets * fleet_size
+    y = np.r_[np.ones(n_fake, np.int64), np.zeros(n_legit, np.int64),
+              -np.ones(unlabelled, np.int64)]
+    fleets = np.r_[np.repeat(np.arange(n_fleets), fleet_size), -np.ones(n_legit + unlabelled,
+                                                                         np.int64)]
+    return AccountLabels(y, {}, fleets.astype(np.int64))
+
+
+def test_folds_cover_every_label_once_keep_fleets_whole_and_hold_both_classes() -> None:
+    labels = _labels()
+    folds = crossfit_folds(labels, 5, seed=0)
+    assert folds is not None and len(folds) == 5
+    held = np.concatenate(folds)
+    assert sorted(held.tolist()) == list(range(90))          # labelled, once each
+    for fold in folds:
+        assert set(labels.y[fold]) == {0, 1}
+        fleets_here = set(labels.fleets[fold][labels.fleets[fold] >= 0].tolist())
+        for fleet in fleets_here:                             # whole fleets only
+            assert (labels.fleets[fold] == fleet).sum() == 5
+
+
+def test_folds_shrink_to_the_labelled_fleets_and_give_up_below_two() -> None:
+    folds = crossfit_folds(_labels(n_fleets=3), 5, seed=0)
+    assert folds is not None and len(folds) == 3
+    assert crossfit_folds(_labels(n_fleets=1), 5, seed=0) is None
+
+
+def test_out_of_fold_logits_are_mapped_onto_one_scale_before_the_threshold() -> None:
+    labels = _labels()
+    rng = np.random.default_rng(0)
+    truth = np.where(labels.y == 1, 2.0, -2.0) + rng.normal(0, 0.5, len(labels.y))
+    selection_logits = truth.copy()
+    calls: list[np.ndarray] = []
+
+    def fit_fold(train_on: np.ndarray) -> np.ndarray:
+        calls.append(train_on)
+        scale = 1.0 + len(calls)                      # every fold model on its own scale
+        return scale * truth + 10.0 * len(calls)
+
+    result = crossfit_operating_point(labels, fit_fold, selection_logits, folds=5,
+                                      method="platt", target_precision=0.9, prevalence=0.05,
+                                      n_boot=0, seed=0)
+    assert result is not None and result.folds == 5 == len(calls)
+    assert (result.positives, result.negatives) == (30, 60)
+    for train_on in calls:                            # never an unlabelled account
+        assert (labels.y[train_on] >= 0).all()
+    # mapped back onto the selection scale the folds agree, so the ranking is perfect
+    assert result.metrics["auprc"] == pytest.approx(1.0)
+    assert result.metrics["recall_at_threshold"] == pytest.approx(1.0)
+    assert result.threshold_info["source"] == "cross-fitted, 5 folds"
+
+
+def test_the_registered_refit_takes_its_operating_point_from_every_label(
+        world: Snapshot, settings: Settings, trained: TrainResult) -> None:
+    from sybilgnn.training.calibration import apply_calibrator
+    from sybilgnn.training.predict import load_model, predict_logits
+    from sybilgnn.training.refit import refit_on_all_labels
+
+    labels = account_labels(trained.preprocessor.transform(world))
+    refit = refit_on_all_labels(world, settings, trained)
+    info = refit.threshold_info
+    assert info["positives"] == int((labels.y == 1).sum())
+    assert info["negatives"] == int((labels.y == 0).sum())
+    assert info["validation_threshold"] == trained.threshold
+    assert refit.threshold == info["threshold"]
+    assert "out-of-fold logits of all" in refit.fitted_on["calibration_and_threshold"]
+    assert set(refit.metrics) == set(trained.metrics) | {"crossfit"}
+    # the threshold read on the refit's own scores flags what the cross-fit measured
+    snapshot = trained.preprocessor.transform(world)
+    probs = apply_calibrator(refit.calibrator, predict_logits(
+        load_model(refit.model_config, refit.state_dict), snapshot, "cpu"))
+    labelled = labels.y >= 0
+    recall = float(((probs >= refit.threshold) & (labels.y == 1)).sum() / (labels.y == 1).sum())
+    assert recall >= refit.metrics["crossfit"]["recall_at_threshold"] - 0.05
+    assert labelled.sum() == info["positives"] + info["negatives"]
+
+    off = settings.model_copy(update={"train": settings.train.model_copy(
+        update={"crossfit_folds": 0})})
+    plain = refit_on_all_labels(world, off, trained)
+    assert plain.threshold == trained.threshold and "crossfit" not in plain.metrics
