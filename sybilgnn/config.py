@@ -249,8 +249,13 @@ class TrainSettings(_Section):
     crossfit_folds: int = Field(
         default=5, ge=0,
         description="with refit_on_all_labels: choose calibration and threshold on "
-                    "out-of-fold scores of every labelled account from this many folds (a "
-                    "labelled fleet stays in one fold); 0 or 1: the validation slice")
+                    "out-of-fold scores of every labelled account from this many folds; 0 "
+                    "or 1: the validation slice")
+    crossfit_group_fleets: bool = Field(
+        default=False,
+        description="keep a labelled fleet's members in one cross-fitting fold: held-out "
+                    "recall is then that of unseen fleets (fewer flags, for platforms where "
+                    "new fleets dominate)")
     leave_one_campaign_out: bool = Field(
         default=True,
         description="at retrain, hold out every labelled campaign in turn (one GNN and two "

@@ -53,6 +53,12 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
                            fresh=fresh, say=lambda line: click.echo(line, err=True))
     click.echo("\nModel quality (time-split test set and held-out campaign):")
     click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
+    point = summary.retrain.trained.result.threshold_info
+    if "expected_flags" in point:
+        click.echo(f"\nOperating point: threshold {point['threshold']:.4f}, estimated population "
+                   f"precision {point['precision']:.3f}, held-out recall of labelled fakes "
+                   f"{point['recall']:.3f}, {point['expected_flags']:,} accounts expected "
+                   f"flagged ({point['positives']} labelled fakes, cross-fitted).")
     if summary.retrain.trained.loco is not None:
         click.echo("\nLeave-one-campaign-out (every labelled campaign held out in turn):")
         click.echo(summary.retrain.trained.loco.table())

@@ -4,11 +4,15 @@ The time split's validation slice holds a few dozen fakes and a few dozen legiti
 accounts; a threshold chosen there at a 2 % prevalence moves by whole points with one
 account, and on a world where the model ranked every fake first it still left most of the
 unlabelled fakes unflagged. Here every labelled account is scored by a model that never saw
-its label nor its fleet's: the labelled accounts are split into ``train.crossfit_folds``
-folds (stratified; the members of one labelled fleet stay in one fold), one model per fold
+its label: the labelled accounts are split into ``train.crossfit_folds`` folds (stratified;
+with ``train.crossfit_group_fleets`` the members of one labelled fleet stay in one fold, the
+conservative choice where new fleets dominate), one model per fold
 is trained on the others with the refit's settings and epochs, and its logits are mapped by
-quantile onto the selection run's scale. Calibration and threshold are then fitted on those
-out-of-fold logits of all labelled accounts, reweighted to the population's prevalence.
+quantile onto the selection run's scale. Calibration is then fitted on those out-of-fold
+logits of all labelled accounts, reweighted to the population's prevalence, and the
+threshold is the lowest whose precision in the population, estimated from the prevalence,
+the held-out recall of the labelled fakes and how many accounts it flags
+(``calibration.population_threshold``), reaches ``train.target_precision``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
-                                           prevalence_weights)
+                                           population_threshold, prevalence_weights)
 from sybilgnn.training.inputs import AccountLabels
 from sybilgnn.training.metrics import evaluate
 
@@ -61,14 +65,15 @@ def map_by_quantile(logits: np.ndarray, onto: np.ndarray) -> np.ndarray:
     return np.interp(np.asarray(logits, dtype=np.float64), x, y)
 
 
-def crossfit_folds(labels: AccountLabels, folds: int, seed: int) -> list[np.ndarray] | None:
+def crossfit_folds(labels: AccountLabels, folds: int, seed: int,
+                   group_fleets: bool = False) -> list[np.ndarray] | None:
     """Held-out account indices per fold, or None when the labels cannot fill two folds
-    with both classes. Members of one labelled fleet share a fold (a fleet-mate in training
-    would make the held-out score that of a known fleet, not of a new one)."""
+    with both classes. With ``group_fleets`` the members of one labelled fleet share a fold
+    (its held-out scores are then those of a fleet never seen, not of a known one)."""
     labelled = np.flatnonzero(labels.y >= 0)
     y = labels.y[labelled]
     groups = labelled.copy()  # every account its own group ...
-    if labels.fleets is not None:
+    if group_fleets and labels.fleets is not None:
         fleet = labels.fleets[labelled]
         in_fleet = fleet >= 0
         groups[in_fleet] = -1 - fleet[in_fleet]  # ... except labelled fleet members
@@ -86,10 +91,11 @@ def crossfit_folds(labels: AccountLabels, folds: int, seed: int) -> list[np.ndar
 def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
                              selection_logits: np.ndarray, *, folds: int, method: str,
                              target_precision: float, prevalence: float | None,
-                             n_boot: int, seed: int) -> CrossFit | None:
+                             n_boot: int, seed: int, group_fleets: bool = False
+                             ) -> CrossFit | None:
     """Out-of-fold logits of every labelled account, then calibration and threshold on
     them; None when the labels are too few for two folds."""
-    held_out = crossfit_folds(labels, folds, seed)
+    held_out = crossfit_folds(labels, folds, seed, group_fleets)
     if held_out is None:
         return None
     labelled = np.flatnonzero(labels.y >= 0)
@@ -102,7 +108,12 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
     weights = prevalence_weights(y, prevalence)
     calibrator = fit_calibrator(z, y, method, weights)
     probs = apply_calibrator(calibrator, z)
-    chosen = choose_threshold(y, probs, target_precision, weights)
+    if prevalence is None:
+        chosen = choose_threshold(y, probs, target_precision, weights)
+    else:  # the deployed scores share the selection run's distribution (quantile map)
+        chosen = population_threshold(probs[y == 1], apply_calibrator(calibrator,
+                                                                      selection_logits),
+                                      prevalence, target_precision)
     n_pos, n_neg = int(y.sum()), int((y == 0).sum())
     chosen.update({"prevalence": prevalence, "source": f"cross-fitted, {len(held_out)} folds",
                    "positives": n_pos, "negatives": n_neg})

@@ -115,7 +115,8 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
         "calibration_and_threshold": (
             "the time-split run's validation slice" if crossfit is None else
             f"out-of-fold logits of all {crossfit.positives + crossfit.negatives} labelled "
-            f"accounts ({crossfit.folds} folds, a labelled fleet in one fold)")
+            f"accounts ({crossfit.folds} folds"
+            + (", a labelled fleet in one fold)" if cfg.crossfit_group_fleets else ")"))
             + ", reweighted to train.prevalence; the refit's logits are mapped onto the "
               f"time-split run's by quantile over all {n_accounts} accounts (no labels)",
         "metrics": "the time-split run's held-out slices (val, test, holdout)"
@@ -152,4 +153,4 @@ def _crossfit(snapshot: Snapshot, model_cfg: ModelSettings, cfg: TrainSettings,
         labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,
         target_precision=cfg.target_precision,
         prevalence=selection.threshold_info.get("prevalence"), n_boot=cfg.bootstrap,
-        seed=cfg.seed)
+        seed=cfg.seed, group_fleets=cfg.crossfit_group_fleets)

@@ -24,7 +24,7 @@ def _labels(n_fleets: int = 6, fleet_size: int = 5, n_legit: int = 60,
 
 def test_folds_cover_every_label_once_keep_fleets_whole_and_hold_both_classes() -> None:
     labels = _labels()
-    folds = crossfit_folds(labels, 5, seed=0)
+    folds = crossfit_folds(labels, 5, seed=0, group_fleets=True)
     assert folds is not None and len(folds) == 5
     held = np.concatenate(folds)
     assert sorted(held.tolist()) == list(range(90))          # labelled, once each
@@ -36,9 +36,13 @@ def test_folds_cover_every_label_once_keep_fleets_whole_and_hold_both_classes() 
 
 
 def test_folds_shrink_to_the_labelled_fleets_and_give_up_below_two() -> None:
-    folds = crossfit_folds(_labels(n_fleets=3), 5, seed=0)
+    folds = crossfit_folds(_labels(n_fleets=3), 5, seed=0, group_fleets=True)
     assert folds is not None and len(folds) == 3
-    assert crossfit_folds(_labels(n_fleets=1), 5, seed=0) is None
+    assert crossfit_folds(_labels(n_fleets=1), 5, seed=0, group_fleets=True) is None
+    # without grouping, fleet-mates are split across folds like any account
+    folds = crossfit_folds(_labels(n_fleets=1), 5, seed=0)
+    assert folds is not None and len(folds) == 5
+    assert all((_labels(n_fleets=1).y[f] == 1).sum() == 1 for f in folds)
 
 
 def test_out_of_fold_logits_are_mapped_onto_one_scale_before_the_threshold() -> None:
@@ -54,7 +58,7 @@ def test_out_of_fold_logits_are_mapped_onto_one_scale_before_the_threshold() -> 
         return scale * truth + 10.0 * len(calls)
 
     result = crossfit_operating_point(labels, fit_fold, selection_logits, folds=5,
-                                      method="platt", target_precision=0.9, prevalence=0.05,
+                                      method="platt", target_precision=0.9, prevalence=0.3,
                                       n_boot=0, seed=0)
     assert result is not None and result.folds == 5 == len(calls)
     assert (result.positives, result.negatives) == (30, 60)
@@ -64,6 +68,35 @@ def test_out_of_fold_logits_are_mapped_onto_one_scale_before_the_threshold() -> 
     assert result.metrics["auprc"] == pytest.approx(1.0)
     assert result.metrics["recall_at_threshold"] == pytest.approx(1.0)
     assert result.threshold_info["source"] == "cross-fitted, 5 folds"
+
+
+def test_the_population_threshold_ignores_mislabelled_legit_accounts() -> None:
+    from sybilgnn.training.calibration import choose_threshold, population_threshold
+
+    # 1,000 accounts, 50 fakes ranked above every legitimate account (perfect ranking)
+    population = np.r_[np.linspace(0.60, 0.99, 50), np.linspace(0.01, 0.30, 950)]
+    labelled_fakes = population[:50:2]                        # 25 held-out labelled fakes
+    # the labelled legit accounts: 300 real ones and 2 fakes the platform labelled legit
+    labelled_legit = np.r_[population[50:350], population[[44, 46]]]
+    y = np.r_[np.ones(25), np.zeros(302)].astype(np.int64)
+    probs = np.r_[labelled_fakes, labelled_legit]
+    by_labels = choose_threshold(y, probs, 0.9, prevalence_weights_for(y, 0.05))
+    # read off the labels, the threshold must clear both mislabelled fakes: 1 fake in 25
+    assert by_labels["threshold"] > population[46] and by_labels["recall"] == 0.04
+    chosen = population_threshold(labelled_fakes, population, 0.05, 0.9)
+    # 0.05 x 1000 x recall / flagged >= 0.9 holds down to 55 flags: 50 fakes and 5 legit
+    assert chosen["expected_flags"] == 55
+    assert chosen["threshold"] == pytest.approx(population[50:][np.argsort(-population[50:])][4])
+    assert chosen["precision"] == pytest.approx(50 / 55)
+    assert chosen["recall"] == 1.0
+
+
+def prevalence_weights_for(y: np.ndarray, prevalence: float) -> np.ndarray:
+    from sybilgnn.training.calibration import prevalence_weights
+
+    weights = prevalence_weights(y, prevalence)
+    assert weights is not None
+    return weights
 
 
 def test_the_registered_refit_takes_its_operating_point_from_every_label(
@@ -78,6 +111,7 @@ def test_the_registered_refit_takes_its_operating_point_from_every_label(
     assert info["positives"] == int((labels.y == 1).sum())
     assert info["negatives"] == int((labels.y == 0).sum())
     assert info["validation_threshold"] == trained.threshold
+    assert info["rule"].startswith("lowest with estimated population precision")
     assert refit.threshold == info["threshold"]
     assert "out-of-fold logits of all" in refit.fitted_on["calibration_and_threshold"]
     assert set(refit.metrics) == set(trained.metrics) | {"crossfit"}
