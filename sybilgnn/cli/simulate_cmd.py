@@ -23,7 +23,8 @@ __all__ = ["simulate_cmd"]
 @cli.command("simulate")
 @click.option("--accounts", type=int, default=None, help="Accounts to simulate (default simulate.accounts).")
 @click.option("--scenario", default=None,
-              help="easy | medium | hard | hydra (default simulate.scenario).")
+              help="easy | medium | hard | hydra | evasive (default simulate.scenario; "
+                   "docs/simulator.md#scenarios).")
 @click.option("--seed", type=int, default=None, help="Random seed (default simulate.seed).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory (default simulate.out_dir).")
@@ -39,7 +40,8 @@ __all__ = ["simulate_cmd"]
 def simulate_cmd(settings: Settings, accounts: int | None, scenario: str | None,
                  seed: int | None, out_dir: str | None, events_scale: float | None,
                  days: int | None, start_day: int | None) -> None:
-    """Simulate legit users and three fake-account campaigns; write Parquet tables."""
+    """Simulate legit users (with benign look-alikes) and three fake-account campaigns;
+    write Parquet tables."""
     from sybilgnn.simulate import simulate_deliveries, simulate_platform
 
     cfg = settings.simulate
@@ -65,8 +67,15 @@ def simulate_cmd(settings: Settings, accounts: int | None, scenario: str | None,
     for campaign, fakes in summary.fakes_per_campaign.items():
         click.echo(f"  {campaign:<22}{fakes:>8,} fakes in {summary.fleets_per_campaign[campaign]:>4} "
                    f"fleets, {summary.labelled_per_campaign[campaign]:>7,} labelled")
+    _report_lookalikes(summary.lookalikes, summary.company_teams)
     click.echo(f"  modelled interactions {summary.interactions:,} "
                f"({summary.fake_interactions:,} by fakes; prompts.parquet holds a sample)")
+
+
+def _report_lookalikes(lookalikes: dict[str, int], teams: int) -> None:
+    team, script = lookalikes["company_team"], lookalikes["script_developer"]
+    click.echo(f"  benign look-alikes (legit): {team:,} company-team members in {teams:,} "
+               f"teams, {script:,} script developers")
 
 
 def _report_deliveries(summary: DeliveriesSummary) -> None:
@@ -88,6 +97,7 @@ def _report_deliveries(summary: DeliveriesSummary) -> None:
     click.echo(f"  day-001..{last}  {min(signups):,}-{max(signups):,} new accounts a day, "
                f"{min(volumes):,}-{max(volumes):,} events a day, "
                f"{sum(d['labels'] for d in daily):,} labels in all")
+    _report_lookalikes(summary.lookalikes, summary.company_teams)
     for campaign, at in summary.campaign_first_event.items():
         day = summary.campaign_first_day[campaign]
         where = "after the series" if day is None else (

@@ -3,7 +3,9 @@
 On a simulated platform the simulator knows every fake, its campaign and its fleet. This
 module measures what an analyst's queue would hold: the precision and recall of the run's
 flags over the whole population, the ranking quality of its scores (AUPRC), recall per
-campaign, and how well the written fleets match the simulated ones.
+campaign, how well the written fleets match the simulated ones, and how many benign
+look-alikes (legit company teams and script developers that share what fleets share) it
+flagged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sklearn.metrics import average_precision_score
 
 from sybilgnn.errors import InputError
@@ -21,6 +24,8 @@ from sybilgnn.errors import InputError
 __all__ = ["TruthReport", "read_truth", "truth_report"]
 
 _TRUTH_FILES = ("truth.parquet", "ground_truth.parquet")
+_COLUMNS = ["account_id", "is_fake", "campaign", "fleet"]
+_LOOKALIKE_COLUMNS = ["lookalike", "team"]   # newer truth files; "" for ordinary accounts
 
 
 @dataclass
@@ -38,6 +43,9 @@ class TruthReport:
     pure_fleets: int = 0                # written fleets whose members are all fake
     true_fleets: int = 0
     true_fleets_found: int = 0          # simulated fleets with at least half their members flagged
+    lookalike_flagged: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind: n, flagged
+    teams: int = 0                      # company teams among the benign look-alikes
+    teams_flagged: int = 0              # teams with at least half their members flagged
 
     def lines(self) -> list[str]:
         def fmt(value: float | None) -> str:
@@ -54,15 +62,29 @@ class TruthReport:
                    f"{fmt(self.fleet_purity)}, {self.pure_fleets:,} all fake; simulated fleets "
                    f"found (half their members flagged) {self.true_fleets_found:,} of "
                    f"{self.true_fleets:,}")
+        for kind, (n, flagged) in sorted(self.lookalike_flagged.items()):
+            teams = (f"; teams with half their members flagged {self.teams_flagged:,} of "
+                     f"{self.teams:,}" if kind == "company_team" else "")
+            out.append(f"  benign look-alikes {kind}: {flagged:,} of {n:,} flagged "
+                       f"(share {flagged / max(n, 1):.3f}){teams}")
         return out
 
 
 def read_truth(directory: str | Path) -> pd.DataFrame | None:
-    """The simulator's truth of a data folder (a deliveries root or one world), or None."""
+    """The simulator's truth of a data folder (a deliveries root or one world), or None.
+
+    Columns ``account_id, is_fake, campaign, fleet, lookalike, team``; a truth file written
+    before look-alikes existed reads with ``lookalike`` and ``team`` empty ("").
+    """
     for name in _TRUTH_FILES:
         path = Path(directory) / name
         if path.is_file():
-            truth = pd.read_parquet(path, columns=["account_id", "is_fake", "campaign", "fleet"])
+            present = set(pq.read_schema(path).names)
+            extra = [c for c in _LOOKALIKE_COLUMNS if c in present]
+            truth = pd.read_parquet(path, columns=_COLUMNS + extra)
+            for column in _LOOKALIKE_COLUMNS:
+                if column not in truth:
+                    truth[column] = ""
             return truth
     return None
 
@@ -96,7 +118,23 @@ def truth_report(account_ids: Sequence[str] | np.ndarray, scores: np.ndarray, fl
         mine = fake & (campaigns == campaign)
         report.campaign_recall[str(campaign)] = (int(mine.sum()), int((mine & flags).sum()))
     _fleet_scores(report, aligned, flags, fleet_members or {})
+    if "lookalike" in aligned:
+        _lookalike_scores(report, aligned, flags)
     return report
+
+
+def _lookalike_scores(report: TruthReport, aligned: pd.DataFrame, flags: np.ndarray) -> None:
+    """Flags among benign look-alikes, per kind, and company teams flagged as a group."""
+    kinds = aligned["lookalike"].fillna("").to_numpy(dtype=object)
+    for kind in sorted({str(k) for k in kinds if k}):
+        mine = kinds == kind
+        report.lookalike_flagged[kind] = (int(mine.sum()), int((mine & flags).sum()))
+    if "team" in aligned:
+        teams = aligned["team"].fillna("").to_numpy(dtype=object)
+        member = teams != ""
+        shares = pd.Series(flags[member]).groupby(teams[member]).mean()
+        report.teams = len(shares)
+        report.teams_flagged = int((shares >= 0.5).sum())
 
 
 def _fleet_scores(report: TruthReport, aligned: pd.DataFrame, flags: np.ndarray,

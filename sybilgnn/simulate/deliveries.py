@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from sybilgnn.errors import InputError
 from sybilgnn.simulate.platform import simulate_platform, write_parquet
-from sybilgnn.simulate.scenarios import get_scenario
+from sybilgnn.simulate.scenarios import Scenario, get_scenario
 from sybilgnn.simulate.schema import GROUND_TRUTH, TIMESTAMP
 from sybilgnn.simulate.world import DAY, WORLD_DAYS, WORLD_END
 
@@ -73,6 +73,8 @@ class DeliveriesSummary:
     rows: dict[str, dict[str, int]]           # delivery directory -> table -> rows
     withheld: dict[str, int]                  # table -> rows dated after the series
     fakes_per_campaign: dict[str, int]
+    lookalikes: dict[str, int]                # benign look-alike kind -> accounts
+    company_teams: int
     campaign_first_event: dict[str, datetime]
     campaign_first_day: dict[str, int | None]  # delivery holding it; None after the series
     elapsed_s: float
@@ -230,7 +232,7 @@ def simulate_deliveries(
     out_dir: str | os.PathLike[str],
     *,
     accounts: int,
-    scenario: str,
+    scenario: str | Scenario,
     seed: int,
     days: int,
     events_scale: float = 1.0,
@@ -260,7 +262,7 @@ def simulate_deliveries(
     return replace(summary, elapsed_s=time.perf_counter() - began)
 
 
-def _simulate_into(out: Path, *, accounts: int, scenario: str, seed: int, days: int,
+def _simulate_into(out: Path, *, accounts: int, scenario: str | Scenario, seed: int, days: int,
                    events_scale: float, start_day: int | None,
                    progress: bool) -> DeliveriesSummary:
     """The work of ``simulate_deliveries`` once its arguments are checked."""
@@ -293,6 +295,7 @@ def _simulate_into(out: Path, *, accounts: int, scenario: str, seed: int, days: 
             events_scale=world.events_scale, days=days, start_day=int(start_day),
             series_start=_utc(series.start), rows=rows, withheld=withheld,
             fakes_per_campaign=world.fakes_per_campaign,
+            lookalikes=world.lookalikes, company_teams=world.company_teams,
             campaign_first_event={c: _utc(t) for c, t in campaign_first.items()},
             campaign_first_day={c: _delivered(series, t) for c, t in campaign_first.items()},
             elapsed_s=0.0)
@@ -313,6 +316,7 @@ def _manifest(summary: DeliveriesSummary) -> dict[str, Any]:
         "campaigns": {c: {"fakes": summary.fakes_per_campaign[c], "first_event_at": _iso(at),
                           "first_event_day": summary.campaign_first_day[c]}
                       for c, at in summary.campaign_first_event.items()},
+        "lookalikes": {**summary.lookalikes, "company_teams": summary.company_teams},
     }
 
 

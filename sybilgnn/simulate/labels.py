@@ -4,7 +4,11 @@ Per campaign, ``round(accounts x label_fraction)`` fakes are labelled 1: every b
 account at its ban time (trust & safety acted on it), the rest when the campaign's
 investigation concludes (campaign start + lag, so older campaigns are labelled earlier).
 Noise both ways: a few legit accounts labelled 1 (abuse reports), a few fakes labelled 0 (a
-reviewer passed them). A sample of legit accounts is labelled 0 as the reviewed-benign set.
+reviewer passed them). A sample of ordinary legit accounts is labelled 0 as the
+reviewed-benign set. Benign look-alikes are reviewed late: a share of the company teams
+(every member at once) and of the script developers is labelled 0 ``lookalike_review_lag_days``
+after they start, because a team behind one egress and one card is exactly what an analyst
+must look at before clearing it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pyarrow.compute as pc
 
 from sybilgnn.simulate.schema import ACCOUNTS, GROUND_TRUTH, LABELS
 from sybilgnn.simulate.vocab import COUNTRIES
+from sybilgnn.simulate.lookalikes import COMPANY_TEAM, LOOKALIKES, SCRIPT_DEVELOPER
 from sybilgnn.simulate.world import DAY, HOUR, PLANS, World
 
 __all__ = ["accounts_table", "labels_table", "ground_truth_table", "labelled_per_campaign"]
@@ -48,9 +53,16 @@ def _names(w: World) -> tuple[pa.Array, pa.Array]:
     return campaign, fleet
 
 
+def team_names(n_teams: int) -> pa.Array:
+    return pa.array([f"team-{t:03d}" for t in range(n_teams)] + [""], type=pa.string())
+
+
 def ground_truth_table(w: World, ids: pa.Array) -> pa.Table:
     campaign, fleet = _names(w)
-    return pa.table([ids, pa.array(w.is_fake), campaign, fleet], schema=GROUND_TRUTH)
+    lookalike = pa.array(LOOKALIKES).take(pa.array(w.lookalike))
+    team = team_names(w.n_teams).take(pa.array(np.where(w.team >= 0, w.team, w.n_teams)))
+    return pa.table([ids, pa.array(w.is_fake), campaign, fleet, lookalike, team],
+                    schema=GROUND_TRUTH)
 
 
 def _clip_time(w: World, t: np.ndarray, account: np.ndarray) -> np.ndarray:
@@ -97,8 +109,11 @@ def labels_table(rng: np.random.Generator, w: World, ids: pa.Array) -> pa.Table:
     fn = rng.choice(unlabelled_fakes, size=n_fn, replace=False)
     add(fn, 0, np.full(fn.size, "manual_review"), _uniform_time(rng, w, fn), False)
     remaining = np.setdiff1d(legit, fp)
+    remaining = remaining[w.lookalike[remaining] == 0]
     benign = rng.choice(remaining, size=round(legit.size * sc.reviewed_benign_share), replace=False)
     add(benign, 0, np.full(benign.size, "manual_review"), _uniform_time(rng, w, benign), False)
+    reviewed, at = _reviewed_lookalikes(rng, w, exclude=fp)
+    add(reviewed, 0, np.full(reviewed.size, "manual_review"), at, False)
 
     account = np.concatenate(rows_account).astype(np.int64)
     order = np.argsort(account, kind="stable")
@@ -114,6 +129,33 @@ def labels_table(rng: np.random.Generator, w: World, ids: pa.Array) -> pa.Table:
         pc.if_else(null_mask, pa.scalar(None, pa.string()), campaign.take(idx)),
         pc.if_else(null_mask, pa.scalar(None, pa.string()), fleet.take(idx)),
     ], schema=LABELS)
+
+
+def _reviewed_lookalikes(rng: np.random.Generator, w: World, *,
+                         exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Look-alikes reviewed as legit, and when: ``round(teams x share)`` whole company teams
+    (one review per team) and ``round(developers x share)`` script developers, each
+    ``lookalike_review_lag_days`` + 0-14 days after they start; reviews that would conclude
+    after the window, and accounts already labelled (``exclude``), are left out."""
+    sc = w.scenario
+    lag = int(sc.lookalike_review_lag_days * DAY)
+    member = w.lookalike == COMPANY_TEAM
+    team_start = np.full(w.n_teams, w.end, dtype=np.int64)
+    np.minimum.at(team_start, w.team[member], w.active_start[member])
+    teams = rng.choice(w.n_teams, size=round(w.n_teams * sc.lookalike_review_share), replace=False)
+    team_at = np.zeros(w.n_teams, dtype=np.int64)
+    team_at[teams] = team_start[teams] + lag + rng.integers(0, 14 * DAY, teams.size)
+    members = np.flatnonzero(member & np.isin(w.team, teams))
+    developers = np.flatnonzero(w.lookalike == SCRIPT_DEVELOPER)
+    developers = np.sort(rng.choice(developers, size=round(developers.size
+                                                           * sc.lookalike_review_share),
+                                    replace=False))
+    account = np.concatenate([members, developers])
+    at = np.concatenate([team_at[w.team[members]],
+                         w.active_start[developers] + lag
+                         + rng.integers(0, 14 * DAY, developers.size)])
+    keep = (at < w.end - HOUR) & ~np.isin(account, exclude)
+    return account[keep], at[keep]
 
 
 def _uniform_time(rng: np.random.Generator, w: World, account: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ from sybilgnn.simulate.labels import (
     labelled_per_campaign,
     labels_table,
 )
-from sybilgnn.simulate.scenarios import get_scenario
+from sybilgnn.simulate.lookalikes import LOOKALIKES
+from sybilgnn.simulate.scenarios import Scenario, get_scenario
 from sybilgnn.simulate.schema import TABLES
 from sybilgnn.simulate.world import build_population
 
@@ -40,7 +41,7 @@ __all__ = ["SimulationSummary", "simulate_platform", "write_parquet", "CHUNK_ACC
 
 CHUNK_ACCOUNTS = 50_000   # fixed: part of what makes output depend on the seed alone
 _EVENT_TABLES = ("ip_events", "payments", "prompts")
-_STREAM = {"population": 1, "ip": 2, "cards": 3, "styles": 4, "labels": 5,
+_STREAM = {"population": 1, "ip": 2, "cards": 3, "styles": 4, "labels": 5, "lookalikes": 6,
            "ip_events": 10, "payments": 11, "prompts": 12}
 
 
@@ -57,6 +58,8 @@ class SimulationSummary:
     fakes_per_campaign: dict[str, int]
     fleets_per_campaign: dict[str, int]
     labelled_per_campaign: dict[str, int]
+    lookalikes: dict[str, int]            # benign look-alike kind -> accounts
+    company_teams: int                    # teams the company_team look-alikes form
     interactions: int                     # modelled; prompts hold a sample of them
     fake_interactions: int
     elapsed_s: float
@@ -96,15 +99,16 @@ def simulate_platform(
     out_dir: str | os.PathLike[str],
     *,
     accounts: int,
-    scenario: str,
+    scenario: str | Scenario,
     seed: int,
     events_scale: float = 1.0,
     progress: bool = False,
 ) -> SimulationSummary:
     """Simulate ``accounts`` accounts under ``scenario`` and write the event tables.
 
-    ``events_scale`` multiplies every account's activity (interactions, prompts, sessions),
-    so tests can run on tiny volumes with the same population structure.
+    ``scenario`` is a name from SCENARIOS or a Scenario (e.g. a ``dataclasses.replace``
+    variant of one). ``events_scale`` multiplies every account's activity (interactions,
+    prompts, sessions), so tests can run on tiny volumes with the same population structure.
     """
     began = time.perf_counter()
     out = Path(out_dir)
@@ -112,7 +116,8 @@ def simulate_platform(
     _check_args(out, accounts, seed, events_scale)
     out.mkdir(parents=True, exist_ok=True)
 
-    world = build_population(_rng(seed, _STREAM["population"]), int(accounts), sc, events_scale)
+    world = build_population(_rng(seed, _STREAM["population"]), int(accounts), sc, events_scale,
+                             lookalike_rng=_rng(seed, _STREAM["lookalikes"]))
     registry = build_ip_registry(_rng(seed, _STREAM["ip"]), world)
     cards = build_cards(_rng(seed, _STREAM["cards"]), world)
     styles = build_fleet_styles(_rng(seed, _STREAM["styles"]), world)
@@ -160,6 +165,9 @@ def simulate_platform(
         fakes_per_campaign={n: cp.accounts for n, cp in zip(names, world.plans)},
         fleets_per_campaign={n: cp.fleets for n, cp in zip(names, world.plans)},
         labelled_per_campaign=dict(zip(names, labelled_per_campaign(world))),
+        lookalikes={kind: int((world.lookalike == k).sum())
+                    for k, kind in enumerate(LOOKALIKES) if k},
+        company_teams=world.n_teams,
         interactions=int(world.interactions.sum()),
         fake_interactions=int(world.interactions[fake].sum()),
         elapsed_s=time.perf_counter() - began,

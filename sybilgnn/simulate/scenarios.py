@@ -2,8 +2,9 @@
 
 A scenario is a frozen dataclass so a run is fully described by ``(scenario, accounts, seed,
 events_scale)``. The three campaigns are the same in every scenario (sizes, topics, start
-dates modelled on the public case); the scenario changes their tradecraft and how much of
-them the platform has labelled.
+dates modelled on the public case); the scenario changes their tradecraft, how many benign
+look-alikes (company teams, script developers) live among the legit users, and how much of
+both the platform has labelled.
 """
 
 from __future__ import annotations
@@ -56,14 +57,20 @@ class Scenario:
     description: str
     fake_fraction: float = 0.024
     # account creation and replacement
-    burst_hours: float = 8.0             # spread of a fleet's creation burst
+    burst_hours: float = 12.0            # spread of a fleet's creation (or, aged, activation) burst
     ban_replace_fraction: float = 0.25   # share of a campaign's accounts that replace banned ones
+    aging_days: float = 0.0              # >0: accounts are created over this many days before
+                                         # their fleet activates them together in its burst
+    paid_plan_shift: float = 0.3         # fakes' plans: the legit mix, this share moved to pro/api
     # IP infrastructure
     proxy_event_share: float = 0.8       # share of fake sessions through the fleet's proxy slice
     proxy_ips_per_account: float = 0.25  # slice size = ceil(this x fleet accounts)
     proxy_datacenter_pref: float = 0.5   # chance a fleet rents a datacenter (not residential) pool
     legit_proxy_customer_share: float = 0.01  # legit accounts that use the same proxy services
-    country_mix: float = 0.2             # chance a fake's country is drawn like a legit user's
+    country_mix: float = 0.7             # chance a fake's country is drawn like a legit user's
+                                         # (else its fleet's: low values cluster fleets by country)
+    infra_isolation: float = 0.0         # share of a campaign's fleets sharing no infrastructure:
+                                         # one home IP and one card per account, no proxy
     # payments
     accounts_per_card: float = 3.0       # mean reuse of a fleet card
     bins_per_fleet: int = 2              # BINs a fleet's card batch comes from
@@ -74,19 +81,39 @@ class Scenario:
     templates_per_fleet: int = 2         # templates of its campaign a fleet uses
     cover_prompt_share: float = 0.05     # fake prompts that copy legit traffic
     context_prefix_share: float = 0.1    # fake prompts with a persona prefix
+    style_shift_after_ban: float = 0.0   # share of a campaign's fleets whose replacement accounts
+                                         # switch to a new house style and template order
     # load
     load_cv: float = 0.1                 # coefficient of variation of volume inside a campaign
     timing_jitter: float = 0.15          # jitter of inter-arrival times (fraction of the gap)
+    human_hours: float = 0.0             # share of a campaign's fleets active in the daytime of
+                                         # their accounts' countries instead of around the clock
+    # benign look-alikes (legit, is_fake false)
+    company_teams: float = 0.0           # share of all accounts in company / evaluation teams of
+                                         # 10-40: signup within hours, few egress IPs, one card,
+                                         # templated high-volume prompts on one topic
+    script_developers: float = 0.0       # share of legit accounts whose scripts send regular,
+                                         # high-volume requests around the clock
     # labels as the platform has them
     label_fraction: float = 0.45         # share of each campaign's fakes labelled 1
     investigation_lag_days: float = 40.0  # campaign start -> investigation labels
     false_positive_labels: float = 0.02  # legit labelled 1, as a share of labelled fakes
     false_negative_labels: float = 0.01  # fakes labelled 0, as a share of all fakes
-    reviewed_benign_share: float = 0.02  # legit accounts in the reviewed-benign set (label 0)
+    reviewed_benign_share: float = 0.02  # ordinary legit accounts in the reviewed-benign set (0)
+    lookalike_review_share: float = 0.3  # share of company teams (every member) and of script
+                                         # developers reviewed as legit (label 0)...
+    lookalike_review_lag_days: float = 45.0  # ...this many days (+0-14) after they start
 
     def __post_init__(self) -> None:
         if self.label_fraction < self.ban_replace_fraction:
             raise ValueError("label_fraction must cover the banned accounts")
+        shares = ("paid_plan_shift", "infra_isolation", "human_hours", "style_shift_after_ban",
+                  "company_teams", "script_developers", "lookalike_review_share")
+        for knob in shares:
+            if not 0.0 <= getattr(self, knob) <= 1.0:
+                raise ValueError(f"{knob} must be a share from 0 to 1")
+        if self.aging_days < 0 or self.lookalike_review_lag_days < 0:
+            raise ValueError("aging_days and lookalike_review_lag_days must be >= 0")
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -101,12 +128,13 @@ SCENARIOS: dict[str, Scenario] = {
             cover_prompt_share=0.0, context_prefix_share=0.0, load_cv=0.05, timing_jitter=0.05,
             label_fraction=0.6, investigation_lag_days=35.0,
         ),
-        Scenario("medium", "moderate sharing and paraphrase; the default"),
+        Scenario("medium", "moderate sharing and paraphrase, a few company teams and script "
+                 "developers; the default", company_teams=0.005, script_developers=0.005),
         Scenario(
             "hard", "sparser sharing, more paraphrase and cover traffic, looser timing",
             burst_hours=24.0, ban_replace_fraction=0.2, proxy_event_share=0.6,
             proxy_ips_per_account=1.0, proxy_datacenter_pref=0.3, legit_proxy_customer_share=0.02,
-            country_mix=0.5, accounts_per_card=1.5, bins_per_fleet=3, legit_prepaid_share=0.06,
+            country_mix=0.8, accounts_per_card=1.5, bins_per_fleet=3, legit_prepaid_share=0.06,
             paraphrase_rate=0.45, slot_diversity=0.6, templates_per_fleet=3,
             cover_prompt_share=0.15, context_prefix_share=0.3, load_cv=0.2, timing_jitter=0.35,
             label_fraction=0.35, investigation_lag_days=45.0,
@@ -120,13 +148,32 @@ SCENARIOS: dict[str, Scenario] = {
             paraphrase_rate=0.75, slot_diversity=1.0, templates_per_fleet=3,
             cover_prompt_share=0.3, context_prefix_share=0.6, load_cv=0.3, timing_jitter=0.6,
             label_fraction=0.25, investigation_lag_days=50.0,
+            company_teams=0.01, script_developers=0.01,
+        ),
+        Scenario(
+            "evasive", "hydra tradecraft, and half the fleets share no infrastructure; accounts "
+            "aged for weeks, human hours, heavy paraphrase, new style after bans; many company "
+            "teams and script developers look like fleets",
+            burst_hours=48.0, ban_replace_fraction=0.2, aging_days=30.0, paid_plan_shift=0.15,
+            proxy_event_share=0.3, proxy_ips_per_account=8.0, proxy_datacenter_pref=0.1,
+            legit_proxy_customer_share=0.04, country_mix=0.9, infra_isolation=0.5,
+            accounts_per_card=1.1, bins_per_fleet=4, legit_prepaid_share=0.08,
+            paraphrase_rate=0.85, slot_diversity=1.0, templates_per_fleet=3,
+            cover_prompt_share=0.3, context_prefix_share=0.6, style_shift_after_ban=1.0,
+            load_cv=0.5, timing_jitter=0.6, human_hours=1.0,
+            company_teams=0.03, script_developers=0.02,
+            label_fraction=0.25, investigation_lag_days=50.0,
+            lookalike_review_share=0.5, lookalike_review_lag_days=60.0,
         ),
     )
 }
 
 
-def get_scenario(name: str) -> Scenario:
-    """The scenario called ``name``; an InputError lists the valid names otherwise."""
+def get_scenario(name: str | Scenario) -> Scenario:
+    """The scenario called ``name`` (a Scenario is returned as it is, so a variant made with
+    ``dataclasses.replace`` runs too); an InputError lists the valid names otherwise."""
+    if isinstance(name, Scenario):
+        return name
     try:
         return SCENARIOS[name]
     except KeyError:
@@ -169,3 +216,4 @@ def plan_campaigns(accounts: int, scenario: Scenario) -> list[CampaignPlan]:
         fleets = max(1, round((count - replacements) / spec.fleet_size))
         plans.append(CampaignPlan(spec, count, replacements, fleets))
     return plans
+

@@ -48,6 +48,8 @@ GROUND_TRUTH = pa.schema([
     pa.field("is_fake", pa.bool_(), nullable=False),
     pa.field("campaign", pa.string()),
     pa.field("fleet", pa.string()),
+    pa.field("lookalike", pa.string(), nullable=False),  # "", company_team, script_developer
+    pa.field("team", pa.string(), nullable=False),       # a company team's id, else ""
 ])
 
 TABLES: dict[str, pa.Schema] = {

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "Segment", "Template", "POPULAR_TEMPLATES", "LONG_TAIL_TEMPLATE", "PERSONA_TEMPLATE",
-    "CAMPAIGN_TEMPLATES", "COUNTRIES", "COUNTRY_WEIGHTS", "COUNTRY_UTC_OFFSET",
+    "CAMPAIGN_TEMPLATES", "LOOKALIKE_TEMPLATES", "COUNTRIES", "COUNTRY_WEIGHTS",
+    "COUNTRY_UTC_OFFSET",
     "RESIDENTIAL_ASNS", "MOBILE_ASNS", "HOSTING_ASNS", "ENTERPRISE_ASNS",
 ]
 
@@ -227,6 +228,44 @@ CAMPAIGN_TEMPLATES: dict[str, tuple[Template, ...]] = {
             _p("showing each terminal command you run and its output.|listing every tool call "
                "and file edit.|as a sequence of shell commands and diffs.")))),
 }
+
+# Company teams and script developers: templated workloads of legitimate products and
+# evaluations (one shares the coding campaign's files: teams evaluating a code assistant).
+LOOKALIKE_TEMPLATES: tuple[Template, ...] = (
+    Template("ticket_triage", (
+        _p("Classify the following support ticket about|Triage this customer ticket about|"
+           "Label this support request about"),
+        _s("the billing portal|the mobile app|SSO login|the data export|invoice PDFs|API rate "
+           "limits|password resets|the analytics dashboard|webhook delivery|seat management"),
+        _p("by urgency and category|into bug, question or feature request|and name the owning "
+           "team"),
+        _p("and answer in JSON.|and reply with the label only.|then draft a short reply."))),
+    Template("eval_item", (
+        _p("Answer the following multiple choice question on|Evaluation item, subject:|Benchmark "
+           "question on"),
+        _s("high school chemistry|contract law|clinical knowledge|econometrics|world history|"
+           "computer security|moral scenarios|college physics|nutrition|formal logic"),
+        _p("Respond with only the letter of the correct option.|Give the final answer as A, B, C "
+           "or D.|Output the answer letter on its own line."))),
+    Template("code_review", (
+        _p("Review this pull request diff for|Do a code review of the change to|Check this "
+           "patch to"),
+        _CODE_FILES,
+        _p("and list bugs, style issues and missing tests.|and flag anything risky before we "
+           "merge.|and summarise what it changes for the changelog."))),
+    Template("extract_fields", (
+        _p("Extract the|Pull out the|Return the"),
+        _s("invoice number, date and total|party names and effective date|sku, quantity and unit "
+           "price|name, email and company|policy number and coverage limits|shipment id and "
+           "delivery address"),
+        _p("from this document as JSON.|from the attached text as a table.|from the following "
+           "page and nothing else."))),
+    Template("call_notes", (
+        _p("Summarise this sales call transcript|Write meeting notes for this transcript|"
+           "Condense this customer interview"),
+        _s("in five bullet points|with action items and owners|for the weekly report|in under "
+           "100 words|as a CRM note|with the customer's objections"))),
+)
 
 COUNTRIES = ("US", "IN", "BR", "GB", "DE", "FR", "JP", "KR", "ID", "MX", "CA", "NG", "PH",
              "VN", "TR", "ES", "IT", "PL", "AU", "SG")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sybilgnn.errors import InputError
-from sybilgnn.evaluation import truth_report
+from sybilgnn.evaluation import read_truth, truth_report
 
 TRUTH = pd.DataFrame({
     "account_id": ["a", "b", "c", "d", "e", "f", "g", "h"],
@@ -40,3 +40,38 @@ def test_accounts_the_truth_does_not_know_are_an_error() -> None:
     with pytest.raises(InputError, match="1 scored accounts are not in the ground truth"):
         truth_report(np.array(["a", "x"], dtype=object), np.array([0.1, 0.2]),
                      np.array([False, False]), TRUTH)
+
+
+LOOKALIKE_TRUTH = TRUTH.assign(
+    lookalike=["", "", "", "", "company_team", "company_team", "company_team",
+               "script_developer"],
+    team=["", "", "", "", "team-000", "team-000", "team-001", ""])
+
+
+def test_benign_lookalikes_flagged_per_kind_and_teams_flagged_together() -> None:
+    ids = LOOKALIKE_TRUTH.account_id.to_numpy(dtype=object)
+    flags = np.array([True, False, True, False, True, True, False, True])
+    report = truth_report(ids, flags.astype(float), flags, LOOKALIKE_TRUTH)
+    assert report.lookalike_flagged == {"company_team": (3, 2), "script_developer": (1, 1)}
+    assert (report.teams, report.teams_flagged) == (2, 1)    # team-000: both members flagged
+    assert report.lines()[-2:] == [
+        "  benign look-alikes company_team: 2 of 3 flagged (share 0.667); teams with half "
+        "their members flagged 1 of 2",
+        "  benign look-alikes script_developer: 1 of 1 flagged (share 1.000)"]
+
+
+def test_truth_files_with_and_without_lookalike_columns_read(tmp_path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir(), new.mkdir()
+    TRUTH.to_parquet(old / "ground_truth.parquet")           # written before look-alikes
+    LOOKALIKE_TRUTH.assign(delivered_day=1).to_parquet(new / "truth.parquet")
+    assert read_truth(tmp_path) is None
+    before = read_truth(old)
+    assert list(before.columns) == ["account_id", "is_fake", "campaign", "fleet", "lookalike",
+                                    "team"]
+    assert (before.lookalike == "").all() and (before.team == "").all()
+    pd.testing.assert_frame_equal(read_truth(new), LOOKALIKE_TRUTH)
+    ids = TRUTH.account_id.to_numpy(dtype=object)
+    report = truth_report(ids, np.zeros(8), np.zeros(8, dtype=bool), before)
+    assert report.lookalike_flagged == {} and report.teams == 0
+    assert not any("look-alike" in line for line in report.lines())

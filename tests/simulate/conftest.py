@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sybilgnn.simulate import SimulationSummary, simulate_platform
+from sybilgnn.simulate import Scenario, SimulationSummary, get_scenario, simulate_platform
+
 
 class World:
     """A simulated output directory with its summary and lazily read tables."""
@@ -28,11 +29,13 @@ class World:
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., World]:
     cache: dict[tuple, World] = {}
 
-    def build(scenario: str = "medium", accounts: int = 2000, seed: int = 11,
+    def build(scenario: str | Scenario = "medium", accounts: int = 2000, seed: int = 11,
               events_scale: float = 1.0) -> World:
+        """``scenario``: a name, or a Scenario (e.g. a ``dataclasses.replace`` variant)."""
         key = (scenario, accounts, seed, events_scale)
         if key not in cache:
-            out = tmp_path_factory.mktemp(f"sim-{scenario}-{accounts}-{seed}")
+            name = get_scenario(scenario).name
+            out = tmp_path_factory.mktemp(f"sim-{name}-{accounts}-{seed}")
             cache[key] = World(simulate_platform(out, accounts=accounts, scenario=scenario,
                                                  seed=seed, events_scale=events_scale))
         return cache[key]

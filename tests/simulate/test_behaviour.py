@@ -121,7 +121,7 @@ def test_labels_are_partial_dated_and_noisy(simulated) -> None:
     assert when["cot_elicitation"] < when["agentic_reasoning"] < when["agentic_coding"]
     assert ((labels.label == 1) & ~labels.is_fake).sum() >= 1     # legit labelled fake
     assert ((labels.label == 0) & labels.is_fake).sum() >= 1      # fake passed review
-    benign = labels[(labels.label == 0) & ~labels.is_fake]
+    benign = labels[(labels.label == 0) & ~labels.is_fake & (labels.lookalike == "")]
     legit_total = int((~world["ground_truth"].is_fake).sum())
     assert len(benign) == round(legit_total * sc.reviewed_benign_share)
     assert set(labels.source) == {"trust_safety_investigation", "abuse_report", "manual_review"}

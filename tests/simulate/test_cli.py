@@ -34,4 +34,4 @@ def test_unknown_scenario_is_one_clear_message(tmp_path, monkeypatch, capsys) ->
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.strip() == ("error: unknown scenario 'chaos'; valid scenarios: "
-                           "easy, medium, hard, hydra")
+                           "easy, medium, hard, hydra, evasive")

@@ -59,15 +59,15 @@ def test_a_series_that_ends_with_the_world_holds_every_row_once(world, closing_s
         union = _days(out, table).drop(columns="day")
         pd.testing.assert_frame_equal(_sorted(union), _sorted(world[table]), obj=table)
     assert closing_series.withheld == dict.fromkeys(closing_series.withheld, 0)
-    # 8 sessions and 3 prompts are stamped at the world's last instant: in the final day
+    # 5 sessions are stamped at the world's last instant: in the final day
     last = _days(out, "ip_events").query("day == 10")
-    assert int((last.timestamp == WORLD_END).sum()) == 8
+    assert int((last.timestamp == WORLD_END).sum()) == 5
 
 
 def test_the_default_series_withholds_only_rows_after_its_end(world, default_series) -> None:
     end = WORLD_START + (default_series.start_day + 14) * DAY
-    expected = {"accounts": 150, "ground_truth": 150, "labels": 26, "ip_events": 1777,
-                "payments": 1325, "prompts": 1854}
+    expected = {"accounts": 150, "ground_truth": 150, "labels": 25, "ip_events": 1793,
+                "payments": 1296, "prompts": 2030}
     assert default_series.withheld == expected
     for table, column in DATED_BY.items():
         union = _days(default_series.out_dir, table).drop(columns="day")
@@ -111,7 +111,7 @@ def test_default_start_day_makes_the_youngest_campaign_start_mid_series(default_
     events = pd.concat([_days(out, t)[["account_id", "timestamp", "day"]] for t in EVENTS])
     coding_events = events[events.account_id.isin(coding)]
     first = coding_events.loc[coding_events.timestamp.idxmin()]
-    assert first.day == 6 and first.timestamp == pd.Timestamp("2026-07-23 01:37:11", tz="UTC")
+    assert first.day == 6 and first.timestamp == pd.Timestamp("2026-07-23 02:26:02", tz="UTC")
     assert int(coding_events.day.min()) == 6
     assert [default_start_day(110, d) for d in (1, 2, 3, 7, 14, 30, 120, 180)] == \
         [110, 109, 109, 108, 105, 100, 60, 0]
@@ -127,11 +127,15 @@ def test_manifest_and_truth(default_series) -> None:
         "series_end": "2026-08-01T00:00:00Z", "seed": 11, "scenario": "medium", "accounts": 1500}
     assert manifest["rows"] == default_series.rows and len(manifest["rows"]) == 15
     assert manifest["campaigns"]["agentic_coding"] == {
-        "fakes": 23, "first_event_at": "2026-07-23T01:37:11Z", "first_event_day": 6}
+        "fakes": 23, "first_event_at": "2026-07-23T02:26:02Z", "first_event_day": 6}
+    # round(1,464 legit x 0.005) script developers; 1,500 x 0.005 / 25 rounds to no team
+    assert manifest["lookalikes"] == {"company_team": 0, "script_developer": 7, "company_teams": 0}
     truth = pd.read_parquet(out / "truth.parquet")
-    assert list(truth.columns) == ["account_id", "is_fake", "campaign", "fleet", "created_at",
-                                   "first_event_at", "delivered_day"]
+    assert list(truth.columns) == ["account_id", "is_fake", "campaign", "fleet", "lookalike",
+                                   "team", "created_at", "first_event_at", "delivered_day"]
     assert len(truth) == 1500 and int(truth.is_fake.sum()) == 36
+    assert truth.lookalike.value_counts().to_dict() == {"": 1493, "script_developer": 7}
+    assert (truth.team == "").all()
     assert int(truth.delivered_day.isna().sum()) == 150
     delivered = _days(out, "accounts").set_index("account_id").day
     assert truth.dropna(subset="delivered_day").set_index("account_id").delivered_day \
@@ -184,9 +188,11 @@ def test_cli_days_writes_deliveries_and_reports(tmp_path, monkeypatch, capsys) -
     assert lines[0].startswith("simulated 1,500 accounts (36 fake) scenario medium seed 11 as 14 "
                                "daily deliveries from 2026-07-18 (world day 105) in ")
     assert lines[1].split() == ["day-000", "(before", "the", "series)", "1,291", "accounts",
-                                "5,320", "events", "14", "labels"]
+                                "5,555", "events", "17", "labels"]
     assert lines[2].startswith("  day-001..day-014  1-22 new accounts a day, ")
-    assert lines[5] == "  agentic_coding        first event 2026-07-23 01:37 UTC: starts in day-006"
+    assert lines[3] == ("  benign look-alikes (legit): 0 company-team members in 0 teams, "
+                        "7 script developers")
+    assert lines[6] == "  agentic_coding        first event 2026-07-23 02:26 UTC: starts in day-006"
     assert len(list((tmp_path / "d").glob("day-*"))) == 15
 
 

@@ -12,7 +12,7 @@ from sybilgnn.simulate import CAMPAIGNS, SCENARIOS, get_scenario, plan_campaigns
 
 def test_unknown_scenario_names_the_valid_ones() -> None:
     with pytest.raises(InputError, match="unknown scenario 'nightmare'; valid scenarios: "
-                                         "easy, medium, hard, hydra"):
+                                         "easy, medium, hard, hydra, evasive"):
         get_scenario("nightmare")
 
 

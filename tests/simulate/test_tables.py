@@ -26,7 +26,8 @@ CONTRACT = {
     "labels": [("account_id", pa.string()), ("label", pa.int64()), ("source", pa.string()),
                ("labelled_at", TS), ("campaign", pa.string()), ("fleet", pa.string())],
     "ground_truth": [("account_id", pa.string()), ("is_fake", pa.bool_()),
-                     ("campaign", pa.string()), ("fleet", pa.string())],
+                     ("campaign", pa.string()), ("fleet", pa.string()),
+                     ("lookalike", pa.string()), ("team", pa.string())],
 }
 END = datetime(2026, 10, 1, tzinfo=timezone.utc)
 
