@@ -108,8 +108,10 @@ def run_pipeline(
     truth = read_truth(directory)  # a simulated world's answer key: evaluation only
     measured = None
     if truth is not None:
+        store = graph.snapshot.data["account"]
+        labelled = (store.y.cpu().numpy() >= 0) if "y" in store else None
         measured = truth_report(graph.snapshot.id_maps["account"], graph.scores, graph.flags,
-                                truth, active_fleet_members(settings))
+                                truth, active_fleet_members(settings), labelled)
     return PipelineSummary(directory, ingested, outcome, scored, report, seconds, measured)
 
 

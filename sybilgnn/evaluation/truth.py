@@ -46,6 +46,12 @@ class TruthReport:
     lookalike_flagged: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind: n, flagged
     teams: int = 0                      # company teams among the benign look-alikes
     teams_flagged: int = 0              # teams with at least half their members flagged
+    # the same among accounts without a label (what the model had to find on its own)
+    unlabelled: int = 0
+    unlabelled_fakes: int = 0
+    unlabelled_precision: float | None = None
+    unlabelled_recall: float | None = None
+    unlabelled_campaign_recall: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         def fmt(value: float | None) -> str:
@@ -58,6 +64,13 @@ class TruthReport:
         for campaign, (fakes, flagged) in sorted(self.campaign_recall.items()):
             out.append(f"  {campaign}: {flagged:,} of {fakes:,} flagged "
                        f"(recall {flagged / max(fakes, 1):.3f})")
+        if self.unlabelled:
+            out.append(f"  among the {self.unlabelled:,} accounts without a label "
+                       f"({self.unlabelled_fakes:,} fake): precision "
+                       f"{fmt(self.unlabelled_precision)}, recall "
+                       f"{fmt(self.unlabelled_recall)}; by campaign " + ", ".join(
+                           f"{c} {f:,}/{n:,}" for c, (n, f)
+                           in sorted(self.unlabelled_campaign_recall.items())))
         out.append(f"  fleets written {self.fleets_written:,}: mean purity "
                    f"{fmt(self.fleet_purity)}, {self.pure_fleets:,} all fake; simulated fleets "
                    f"found (half their members flagged) {self.true_fleets_found:,} of "
@@ -91,9 +104,11 @@ def read_truth(directory: str | Path) -> pd.DataFrame | None:
 
 def truth_report(account_ids: Sequence[str] | np.ndarray, scores: np.ndarray, flags: np.ndarray,
                  truth: pd.DataFrame,
-                 fleet_members: Mapping[str, Sequence[str]] | None = None) -> TruthReport:
+                 fleet_members: Mapping[str, Sequence[str]] | None = None,
+                 labelled: np.ndarray | None = None) -> TruthReport:
     """Measure the run's ``flags`` and ``scores`` (row i = ``account_ids[i]``) against
-    ``truth``; accounts the truth does not know are an error (they were not simulated)."""
+    ``truth``; accounts the truth does not know are an error (they were not simulated).
+    ``labelled`` (bool per row) adds the same measures among accounts without a label."""
     ids = pd.Index(np.asarray(account_ids, dtype=object))
     known = truth.set_index("account_id")
     aligned = known.reindex(ids)
@@ -117,10 +132,29 @@ def truth_report(account_ids: Sequence[str] | np.ndarray, scores: np.ndarray, fl
     for campaign in sorted({c for c in campaigns[fake] if c is not None and c == c}):
         mine = fake & (campaigns == campaign)
         report.campaign_recall[str(campaign)] = (int(mine.sum()), int((mine & flags).sum()))
+    if labelled is not None:
+        _unlabelled_scores(report, ~np.asarray(labelled, dtype=bool), fake, flags, campaigns)
     _fleet_scores(report, aligned, flags, fleet_members or {})
     if "lookalike" in aligned:
         _lookalike_scores(report, aligned, flags)
     return report
+
+
+def _unlabelled_scores(report: TruthReport, unlabelled: np.ndarray, fake: np.ndarray,
+                       flags: np.ndarray, campaigns: np.ndarray) -> None:
+    """Precision and recall of the flags among accounts that carried no label."""
+    mine = flags & unlabelled
+    fakes = fake & unlabelled
+    report.unlabelled = int(unlabelled.sum())
+    report.unlabelled_fakes = int(fakes.sum())
+    report.unlabelled_precision = (float((mine & fake).sum() / mine.sum()) if mine.any()
+                                   else None)
+    report.unlabelled_recall = (float((mine & fake).sum() / fakes.sum()) if fakes.any()
+                                else None)
+    for campaign in sorted({c for c in campaigns[fakes] if c is not None and c == c}):
+        hit = fakes & (campaigns == campaign)
+        report.unlabelled_campaign_recall[str(campaign)] = (int(hit.sum()),
+                                                            int((hit & flags).sum()))
 
 
 def _lookalike_scores(report: TruthReport, aligned: pd.DataFrame, flags: np.ndarray) -> None:

@@ -36,6 +36,22 @@ def test_population_precision_recall_campaigns_and_fleets() -> None:
                                  f"{report.auprc:.3f}")
 
 
+def test_the_same_measures_among_accounts_without_a_label() -> None:
+    ids = np.array(["h", "g", "f", "e", "d", "c", "b", "a"], dtype=object)
+    scores = np.array([0.9, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 0.7])
+    # labelled: a (fake) and g (legit); the rest the model had to find on its own
+    labelled = np.isin(ids, ["a", "g"])
+    report = truth_report(ids, scores, scores >= 0.5, TRUTH, labelled=labelled)
+    # unlabelled flags: h (legit), c, b -> 2 of 3 true; unlabelled fakes b, c, d -> 2 of 3
+    assert (report.unlabelled, report.unlabelled_fakes) == (6, 3)
+    assert report.unlabelled_precision == pytest.approx(2 / 3)
+    assert report.unlabelled_recall == pytest.approx(2 / 3)
+    assert report.unlabelled_campaign_recall == {"c1": (1, 1), "c2": (2, 1)}
+    assert report.lines()[4] == ("  among the 6 accounts without a label (3 fake): precision "
+                                 "0.667, recall 0.667; by campaign c1 1/1, c2 1/2")
+    assert truth_report(ids, scores, scores >= 0.5, TRUTH).unlabelled == 0
+
+
 def test_accounts_the_truth_does_not_know_are_an_error() -> None:
     with pytest.raises(InputError, match="1 scored accounts are not in the ground truth"):
         truth_report(np.array(["a", "x"], dtype=object), np.array([0.1, 0.2]),
