@@ -297,6 +297,12 @@ class RegistrySettings(_Section):
                     "that is not worse on the point estimate once the champion's labels are "
                     "this many days behind the newest; null: overlapping intervals always "
                     "keep the champion")
+    loco_tolerance: float | None = Field(
+        default=0.05, ge=0,
+        description="the gate refits the champion's recipe with each labelled campaign held "
+                    "out (as the retrain did the challenger's) and keeps the champion when the "
+                    "challenger's mean recall at 1% FPR on unseen campaigns is lower by more "
+                    "than this; null: no such check")
     lock_file: Path = Path("mlruns/retrain.lock")
 
 

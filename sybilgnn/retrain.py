@@ -178,7 +178,7 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
                                          params=tuned.best_params if tuned else None,
                                          with_baselines=with_baselines, study=study,
                                          parent_run_id=run.info.run_id, run_name="final")
-            decision = promote(settings, snap)
+            decision = promote(settings, snap, loco=trained.loco)
             mlflow.log_metrics(flat_metrics(trained.metrics))
             if trained.loco is not None:
                 mlflow.log_metrics(trained.loco.flat())

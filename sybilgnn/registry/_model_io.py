@@ -51,6 +51,12 @@ SELECTION_WEIGHTS_FILE = "selection_weights.pt"  # the time-split run of a refit
 ID_MAP_SCHEMA = {"account": "account_id", "ip": "ip_id", "payment": "pm_id"}
 
 
+# The train.* settings that shape the weights; the rest (prevalence, bootstrap, threshold
+# policy, device) is how a run is measured, and comes from the settings of the day.
+RECIPE_TRAIN_KEYS = ("epochs", "patience", "min_epochs", "lr", "weight_decay", "loss",
+                     "focal_gamma", "seed", "sampler", "batch_size", "num_neighbors")
+
+
 class ModelNotFoundError(SybilgnnError):
     """The registry holds no such model, version or alias."""
 
@@ -75,7 +81,18 @@ class LoadedModel:
     labels_through: float | None = None     # latest label time the weights were fitted on
     prevalence: float | None = None         # the population share of fakes it was tuned to
     fitted_on: dict[str, str] = field(default_factory=dict)
+    train_settings: dict[str, Any] = field(default_factory=dict)  # train.* it was fitted with
     selection_state_dict: dict[str, torch.Tensor] | None = None
+
+    def recipe(self) -> dict[str, Any] | None:
+        """The ``model.*`` and ``train.*`` settings that refit this model from scratch on
+        another snapshot (the gate's leave-one-campaign-out), or None for a model saved
+        before its training settings were (then it cannot be refitted)."""
+        if not self.train_settings:
+            return None
+        model = {f"model.{k}": v for k, v in self.model_config.get("model", {}).items()}
+        train = {f"train.{k}": v for k, v in self.train_settings.items() if k in RECIPE_TRAIN_KEYS}
+        return {**model, **train}
 
     def selection_model(self) -> LoadedModel:
         """The time-split run this model was refitted from (itself when not refitted): the
@@ -129,6 +146,7 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
         "prevalence": (getattr(result, "threshold_info", None) or {}).get(
             "prevalence", getattr(result, "prevalence", None)),
         "fitted_on": dict(getattr(result, "fitted_on", {}) or {}),
+        "train_settings": dict(getattr(result, "train_settings", {}) or {}),
         "id_map_schema": getattr(result, "id_map_schema", ID_MAP_SCHEMA),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
@@ -173,6 +191,7 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
         labels_through=meta.get("labels_through"),
         prevalence=meta.get("prevalence"),
         fitted_on=dict(meta.get("fitted_on") or {}),
+        train_settings=dict(meta.get("train_settings") or {}),
         selection_state_dict=selection,
     )
 

@@ -10,7 +10,10 @@ Intervals decide, not points: a challenger whose interval lies above the champio
 its labels are more than ``registry.refresh_after_days`` behind the newest and the
 challenger is not worse on the point estimate (rule ``refresh``). Too few rows keep the
 champion (``not measurable``). A champion that cannot be evaluated stops the gate with a
-``GateError`` that says why: it is never a reason to promote. Every decision, with its rule
+``GateError`` that says why: it is never a reason to promote. When the retrain measured the
+challenger's recipe with every labelled campaign held out in turn, a promotion also needs
+the champion's recipe, refitted the same way on the same snapshot, not to find unseen
+campaigns better by more than ``registry.loco_tolerance`` (rule ``loco``). Every decision, with its rule
 and both intervals, is written as tags on the versions involved, so the registry itself
 tells why the champion is the champion.
 """
@@ -151,6 +154,39 @@ def _decide(chal: _Interval, champ: _Interval, margin: float, refresh_after_days
                                "overlap); the champion stays")
 
 
+def _loco_check(settings: Settings, snapshot: Snapshot, loco: Any, champ_model: LoadedModel,
+                champion: str, rule: str, reason: str) -> tuple[bool, str, str, dict[str, Any]]:
+    """Keep the champion when its recipe, refitted on ``snapshot`` with each labelled
+    campaign held out in turn, finds unseen campaigns better than the challenger's did by
+    more than ``registry.loco_tolerance`` (mean recall at 1% FPR). Labels that arrived
+    since the champion's training say how it does on the campaigns of today; this says how
+    its recipe does on the campaigns of tomorrow."""
+    from sybilgnn.evaluation.loco import leave_one_campaign_out
+
+    tolerance = float(settings.registry.loco_tolerance or 0.0)
+    challenger_mean = loco.mean("gnn")
+    recipe = champ_model.recipe()
+    if math.isnan(challenger_mean):
+        return True, rule, reason, {"promotion.loco": "not measurable (no campaign measured)"}
+    if recipe is None:
+        return True, rule, reason, {"promotion.loco": f"champion v{champion} carries no "
+                                                      "training recipe; not refitted"}
+    champion_loco = leave_one_campaign_out(snapshot, settings, params=recipe,
+                                           with_baselines=False)
+    champion_mean = champion_loco.mean("gnn")
+    tags = {"promotion.loco_challenger_mean": f"{challenger_mean:.6g}",
+            "promotion.loco_champion_mean": ("nan" if math.isnan(champion_mean)
+                                             else f"{champion_mean:.6g}")}
+    if not math.isnan(champion_mean) and challenger_mean < champion_mean - tolerance:
+        return False, "loco", (
+            f"{reason}, but on campaigns held out in turn its recipe finds {challenger_mean:.3f} "
+            f"(mean recall at 1% FPR) against {champion_mean:.3f} for champion v{champion}'s "
+            f"recipe refitted on the same snapshot (> registry.loco_tolerance "
+            f"{tolerance:g} worse); the champion stays"), tags
+    return True, rule, (f"{reason}; held-out campaigns: {challenger_mean:.3f} against "
+                        f"{champion_mean:.3f} for the champion's recipe"), tags
+
+
 def _when(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")
 
@@ -199,8 +235,11 @@ def set_champion(settings: Settings, version: str | int, *, reason: str) -> Prom
 
 
 def promote(settings: Settings, snapshot: Snapshot | None = None, *,
-            version: str | int | None = None) -> PromotionDecision:
-    """Run the gate for the current challenger, or move champion to ``version`` explicitly."""
+            version: str | int | None = None, loco: Any = None) -> PromotionDecision:
+    """Run the gate for the current challenger, or move champion to ``version`` explicitly.
+
+    ``loco`` (the retrain's ``LocoResult`` of the challenger's recipe on ``snapshot``) arms
+    the leave-one-campaign-out check (``registry.loco_tolerance``)."""
     reg = settings.registry
     if version is not None:
         return set_champion(settings, version, reason=f"explicit promote --version {version}")
@@ -264,6 +303,10 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
     promoted, rule, reason = _decide(chal, champ, reg.promote_margin, reg.refresh_after_days,
                                      behind_days, champion)
     chal_score, champ_score = chal.value, champ.value
+    loco_tags: dict[str, Any] = {}
+    if promoted and loco is not None and reg.loco_tolerance is not None:
+        promoted, rule, reason, loco_tags = _loco_check(settings, snapshot, loco, champ_model,
+                                                        champion, rule, reason)
     record = {"promotion.decision": "promoted" if promoted else "rejected",
               "promotion.reason": reason, "promotion.rule": rule, "promotion.at": now,
               "promotion.metric": f"{reg.promote_split}_{metric}",
@@ -274,7 +317,7 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
               "promotion.champion_score": f"{champ.value:.6g}",
               "promotion.champion_interval": champ.text(),
               "promotion.compared_with": champion,
-              "promotion.rows": int(rows.sum())}
+              "promotion.rows": int(rows.sum()), **loco_tags}
     tags: dict[str, dict[str, Any]] = {challenger: record}
     if promoted:
         client, _ = client_for(settings)

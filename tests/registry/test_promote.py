@@ -162,3 +162,40 @@ def test_gate_scores_only_labels_neither_model_was_fitted_on(
     assert decision.champion_score == evaluate_on_snapshot(
         load_registered_model(settings, 1), tiny_snapshot, "test", rows,
         prevalence=0.02)["auprc"]
+
+
+def test_the_gate_refits_the_champions_recipe_on_held_out_campaigns(
+        tmp_path: Path, mlflow_uri: str, gate_world: Snapshot) -> None:
+    from sybilgnn.evaluation.loco import LocoResult, leave_one_campaign_out
+    from sybilgnn.registry._promote import _loco_check
+
+    settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=25", "train.patience=25"])
+    log_and_register(train(gate_world, settings), gate_world, settings)
+    champion = load_registered_model(settings, 1)
+    recipe = champion.recipe()
+    assert recipe is not None
+    assert recipe["train.epochs"] == 25 and recipe["model.hidden"] == settings.model.hidden
+    assert "train.prevalence" not in recipe  # how a run is measured is today's setting
+    expected = leave_one_campaign_out(gate_world, settings, params=recipe,
+                                      with_baselines=False).mean("gnn")
+    assert expected > 0.5
+
+    def loco_of(recall: float) -> LocoResult:
+        return LocoResult(by_model={"gnn": {"campaign-0": {"recall_at_1pct_fpr": recall}}})
+
+    # a challenger whose recipe finds unseen campaigns far worse keeps the champion
+    kept, rule, reason, tags = _loco_check(settings, gate_world, loco_of(0.0), champion, "1",
+                                           "interval", "its 95% interval lies above")
+    assert (kept, rule) == (False, "loco")
+    assert f"against {expected:.3f} for champion v1's recipe" in reason
+    assert tags == {"promotion.loco_challenger_mean": "0",
+                    "promotion.loco_champion_mean": f"{expected:.6g}"}
+    # within the tolerance (0.05) the interval rule's decision stands
+    kept, rule, reason, _ = _loco_check(settings, gate_world, loco_of(expected - 0.04),
+                                        champion, "1", "interval", "above")
+    assert (kept, rule) == (True, "interval") and "held-out campaigns" in reason
+    # a champion saved without its training settings cannot be refitted: said, not guessed
+    champion.train_settings = {}
+    kept, _, _, tags = _loco_check(settings, gate_world, loco_of(0.0), champion, "1",
+                                   "interval", "above")
+    assert kept and "carries no training recipe" in tags["promotion.loco"]
