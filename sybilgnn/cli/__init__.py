@@ -49,3 +49,35 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; a re-run resumes (ingest ledger, Optuna study) or starts "
+                   "over (scoring writes are idempotent)", err=True)
+        sys.exit(130)
+    except Exception as exc:  # third-party failures a user meets: one line, no traceback
+        message = _third_party_message(exc)
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        sys.exit(2)
+
+
+def _third_party_message(exc: Exception) -> str | None:
+    """What happened and what to do, for failures of the driver, MLflow and the system."""
+    from mlflow.exceptions import MlflowException
+    from neo4j.exceptions import AuthError, ServiceUnavailable
+
+    if isinstance(exc, AuthError):
+        return (f"Neo4j refused the credentials ({exc.message}); check neo4j.user and the "
+                "password (SYBILGNN__NEO4J__PASSWORD or neo4j.password_file)")
+    if isinstance(exc, ServiceUnavailable):
+        reason = " ".join(str(exc).split())
+        return (f"Neo4j is not reachable ({reason}); start it with `sybilgnn neo4j start` "
+                "or check neo4j.uri")
+    if isinstance(exc, MlflowException):
+        return (f"MLflow: {exc.message}; check registry.tracking_uri and that the store is "
+                "reachable and not locked by another process")
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc}; fix the file's permissions"
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"no such file: {exc.filename}"
+    return None

@@ -21,10 +21,18 @@ def bolt_uri(settings: Settings) -> str:
 
 
 def open_driver(settings: Settings, **kwargs: Any) -> Driver:
-    """A driver with the configured credentials; callers close it (use it as a context)."""
-    return GraphDatabase.driver(
+    """A driver with the configured credentials, already connected once; callers close it
+    (use it as a context). The connection check makes a server that is down or a wrong
+    password fail here, at once, instead of after the driver's transaction retries."""
+    driver = GraphDatabase.driver(
         bolt_uri(settings), auth=(settings.neo4j.user, settings.resolved_password()), **kwargs
     )
+    try:
+        driver.verify_connectivity()
+    except BaseException:
+        driver.close()
+        raise
+    return driver
 
 
 @contextmanager
