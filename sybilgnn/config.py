@@ -273,6 +273,12 @@ class TuneSettings(_Section):
     storage: str = "sqlite:///mlruns/optuna.db"
     study_name: str = "sybilgnn"
     pruner: Literal["median", "hyperband", "none"] = "median"
+    objective: Literal["log_loss", "loco"] = Field(
+        default="log_loss",
+        description="log_loss: negative validation log loss at the population's prevalence; "
+                    "loco: mean recall at 1% FPR with each labelled campaign held out in turn "
+                    "(one more fit per campaign per trial). A study keeps its objective: "
+                    "change tune.study_name when switching")
     search_space: Path | None = None
     seed: int = 0
     trial_epochs: int | None = Field(default=None, ge=1, description="max epochs per trial; "

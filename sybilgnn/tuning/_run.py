@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -62,6 +63,7 @@ class TuneResult:
     parent_run_id: str
     revived: list[int] = field(default_factory=list)
     spread: dict[str, TrialScore] = field(default_factory=dict)  # best, median, default
+    objective: str = "log_loss"  # tune.objective
 
     @property
     def best_separated(self) -> bool | None:
@@ -78,8 +80,18 @@ class TuneResult:
         verdict = {True: "the best trial's interval lies above the default's and the median's",
                    False: "the best trial is within the noise of the default or the median",
                    None: "not enough complete trials to compare"}[self.best_separated]
-        return ("objective (negative validation log loss at population prevalence): "
-                + "; ".join(parts) + f" -> {verdict}")
+        what = OBJECTIVES.get(self.objective, self.objective)
+        return f"objective ({what}): " + "; ".join(parts) + f" -> {verdict}"
+
+
+OBJECTIVES = {
+    "log_loss": "negative validation log loss at population prevalence",
+    "loco": "mean recall at 1% FPR over labelled campaigns held out in turn",
+}
+
+
+OBJECTIVE_METRIC = {"log_loss": "objective_val_neg_log_loss",
+                    "loco": "objective_loco_mean_recall_at_1pct_fpr"}
 
 
 def trial_settings(settings: Settings) -> Settings:
@@ -124,17 +136,21 @@ def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
                             tags={"optuna.state": "FAIL", "failure": repr(exc)[:500]})
             raise
         val = result.metrics["val"]
-        value = -float(val["log_loss"])
+        if settings.tune.objective == "loco":
+            value, lo, hi = _loco_objective(snapshot, per_trial, params)
+        else:
+            # the interval of the objective: of the negated loss, so lo <= value <= hi
+            value, lo, hi = (-float(val["log_loss"]), -float(val["log_loss_hi"]),
+                             -float(val["log_loss_lo"]))
         if math.isnan(value):
             raise InputError("the validation slice needs fakes and legitimate accounts to "
                              "score a trial; label more accounts or change split.*")
-        # the interval of the objective: of the negated loss, so lo <= value <= hi
-        trial.set_user_attr("objective_lo", -float(val["log_loss_hi"]))
-        trial.set_user_attr("objective_hi", -float(val["log_loss_lo"]))
+        trial.set_user_attr("objective_lo", lo)
+        trial.set_user_attr("objective_hi", hi)
         trial.set_user_attr("epochs_run", int(result.epochs_run))
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         close_trial_run(settings, run_id, status="FINISHED",
-                        metrics={"objective_val_neg_log_loss": value,
+                        metrics={OBJECTIVE_METRIC[settings.tune.objective]: value,
                                  "val_auprc": float(val.get("auprc", math.nan)),
                                  "epochs_run": result.epochs_run,
                                  "best_epoch": result.best_epoch},
@@ -194,6 +210,24 @@ def run_study(
     return _result(study, settings, parent, after - before, revived)
 
 
+def _loco_objective(snapshot: Snapshot, settings: Settings,
+                    params: dict[str, Any]) -> tuple[float, float, float]:
+    """Mean recall at 1% FPR over the labelled campaigns, each held out in turn, with the
+    mean of the per-campaign interval ends as its (conservative) interval."""
+    from sybilgnn.evaluation.loco import FIGURE, leave_one_campaign_out
+
+    loco = leave_one_campaign_out(snapshot, settings, params=params, with_baselines=False)
+    per = [m for m in loco.by_model.get("gnn", {}).values()
+           if not math.isnan(m.get(FIGURE, math.nan))]
+    if not per:
+        raise InputError("tune.objective=loco: no labelled campaign could be measured "
+                         f"({'; '.join(f'{k}: {v}' for k, v in loco.skipped.items())}); "
+                         "use tune.objective=log_loss or label campaigns "
+                         "(split.holdout_property)")
+    return (loco.mean("gnn"), float(np.mean([m.get(f"{FIGURE}_lo", m[FIGURE]) for m in per])),
+            float(np.mean([m.get(f"{FIGURE}_hi", m[FIGURE]) for m in per])))
+
+
 def _result(study: optuna.Study, settings: Settings, parent: str, ran: int,
             revived: list[int]) -> TuneResult:
     trials = study.get_trials(deepcopy=False)
@@ -211,6 +245,7 @@ def _result(study: optuna.Study, settings: Settings, parent: str, ran: int,
         parent_run_id=parent,
         revived=revived,
         spread=_spread(complete),
+        objective=settings.tune.objective,
     )
 
 

@@ -173,3 +173,25 @@ def test_a_new_study_starts_with_the_configuration_and_reports_the_spread(
     assert result.spread["best"].value == max(t.value for t in study.trials)
     assert result.best_separated in (True, False)
     assert "default trial 0:" in result.describe_spread()
+
+
+def test_the_loco_objective_scores_trials_on_campaigns_held_out_in_turn(
+        tmp_path: Path, mlflow_uri: str) -> None:
+    from sybilgnn.evaluation.loco import leave_one_campaign_out
+    from sybilgnn.training.synthetic import planted_snapshot
+
+    tiny_snapshot = planted_snapshot(accounts=2000, fake_share=0.12, fleet_size=20, seed=5)
+    settings = make_settings(tmp_path, mlflow_uri, [
+        _small_space(tmp_path), "tune.trial_epochs=4", "tune.pruner=none",
+        "tune.objective=loco"])
+    result = run_study(tiny_snapshot, settings, n_trials=1)
+    study = optuna.load_study(study_name=settings.tune.study_name, storage=settings.tune.storage)
+    (trial,) = study.trials
+    per_trial = settings.model_copy(update={"train": settings.train.model_copy(
+        update={"epochs": 4})})
+    expected = leave_one_campaign_out(tiny_snapshot, per_trial, params=trial.params,
+                                      with_baselines=False).mean("gnn")
+    assert trial.value == pytest.approx(expected)
+    assert trial.user_attrs["objective_lo"] <= trial.value <= trial.user_attrs["objective_hi"]
+    assert "mean recall at 1% FPR over labelled campaigns held out in turn" in (
+        result.describe_spread())
