@@ -307,8 +307,8 @@ class RegistrySettings(_Section):
         default=0.05, ge=0,
         description="the gate refits the champion's recipe with each labelled campaign held "
                     "out (as the retrain did the challenger's) and keeps the champion when the "
-                    "challenger's mean recall at 1% FPR on unseen campaigns is lower by more "
-                    "than this; null: no such check")
+                    "challenger's interval of mean recall at 1% FPR on unseen campaigns lies "
+                    "below the champion's by more than this; null: no such check")
     lock_file: Path = Path("mlruns/retrain.lock")
 
 

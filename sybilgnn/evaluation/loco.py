@@ -45,6 +45,17 @@ class LocoResult:
         values = [v for v in values if not math.isnan(v)]
         return float(np.mean(values)) if values else math.nan
 
+    def interval(self, model: str) -> tuple[float, float, float]:
+        """(mean, lo, hi) of ``FIGURE`` over the measured campaigns; lo and hi are the means
+        of the campaigns' 95% interval ends (conservative: wider than the mean's own)."""
+        per = [m for m in self.by_model.get(model, {}).values()
+               if not math.isnan(m.get(FIGURE, math.nan))]
+        if not per:
+            return math.nan, math.nan, math.nan
+        return (float(np.mean([m[FIGURE] for m in per])),
+                float(np.mean([m.get(f"{FIGURE}_lo", m[FIGURE]) for m in per])),
+                float(np.mean([m.get(f"{FIGURE}_hi", m[FIGURE]) for m in per])))
+
     def table(self) -> str:
         """Markdown: one row per campaign, one column per model, the mean last."""
         models = list(self.by_model)

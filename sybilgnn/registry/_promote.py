@@ -157,34 +157,34 @@ def _decide(chal: _Interval, champ: _Interval, margin: float, refresh_after_days
 def _loco_check(settings: Settings, snapshot: Snapshot, loco: Any, champ_model: LoadedModel,
                 champion: str, rule: str, reason: str) -> tuple[bool, str, str, dict[str, Any]]:
     """Keep the champion when its recipe, refitted on ``snapshot`` with each labelled
-    campaign held out in turn, finds unseen campaigns better than the challenger's did by
-    more than ``registry.loco_tolerance`` (mean recall at 1% FPR). Labels that arrived
-    since the champion's training say how it does on the campaigns of today; this says how
-    its recipe does on the campaigns of tomorrow."""
+    campaign held out in turn, finds unseen campaigns measurably better than the
+    challenger's did: the challenger's interval (mean recall at 1% FPR) lies below the
+    champion's by more than ``registry.loco_tolerance``. Labels that arrived since the
+    champion's training say how it does on the campaigns of today; this says how its
+    recipe does on the campaigns of tomorrow."""
     from sybilgnn.evaluation.loco import leave_one_campaign_out
 
     tolerance = float(settings.registry.loco_tolerance or 0.0)
-    challenger_mean = loco.mean("gnn")
+    chal_mean, chal_lo, chal_hi = loco.interval("gnn")
     recipe = champ_model.recipe()
-    if math.isnan(challenger_mean):
+    if math.isnan(chal_mean):
         return True, rule, reason, {"promotion.loco": "not measurable (no campaign measured)"}
     if recipe is None:
         return True, rule, reason, {"promotion.loco": f"champion v{champion} carries no "
                                                       "training recipe; not refitted"}
-    champion_loco = leave_one_campaign_out(snapshot, settings, params=recipe,
-                                           with_baselines=False)
-    champion_mean = champion_loco.mean("gnn")
-    tags = {"promotion.loco_challenger_mean": f"{challenger_mean:.6g}",
-            "promotion.loco_champion_mean": ("nan" if math.isnan(champion_mean)
-                                             else f"{champion_mean:.6g}")}
-    if not math.isnan(champion_mean) and challenger_mean < champion_mean - tolerance:
+    champ_mean, champ_lo, champ_hi = leave_one_campaign_out(
+        snapshot, settings, params=recipe, with_baselines=False).interval("gnn")
+    chal = _Interval(chal_mean, chal_lo, chal_hi)
+    champ = _Interval(champ_mean, champ_lo, champ_hi)
+    tags = {"promotion.loco_challenger": chal.text(), "promotion.loco_champion": champ.text()}
+    if champ.measurable and chal.hi + tolerance < champ.lo:
         return False, "loco", (
-            f"{reason}, but on campaigns held out in turn its recipe finds {challenger_mean:.3f} "
-            f"(mean recall at 1% FPR) against {champion_mean:.3f} for champion v{champion}'s "
-            f"recipe refitted on the same snapshot (> registry.loco_tolerance "
-            f"{tolerance:g} worse); the champion stays"), tags
-    return True, rule, (f"{reason}; held-out campaigns: {challenger_mean:.3f} against "
-                        f"{champion_mean:.3f} for the champion's recipe"), tags
+            f"{reason}, but on campaigns held out in turn its recipe's interval "
+            f"{chal.text()} (mean recall at 1% FPR) lies below champion v{champion}'s recipe "
+            f"refitted on the same snapshot, {champ.text()} (registry.loco_tolerance "
+            f"{tolerance:g}); the champion stays"), tags
+    return True, rule, (f"{reason}; held-out campaigns: {chal.text()} against "
+                        f"{champ.text()} for the champion's recipe"), tags
 
 
 def _when(epoch_seconds: float) -> str:

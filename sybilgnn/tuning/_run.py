@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -214,18 +213,16 @@ def _loco_objective(snapshot: Snapshot, settings: Settings,
                     params: dict[str, Any]) -> tuple[float, float, float]:
     """Mean recall at 1% FPR over the labelled campaigns, each held out in turn, with the
     mean of the per-campaign interval ends as its (conservative) interval."""
-    from sybilgnn.evaluation.loco import FIGURE, leave_one_campaign_out
+    from sybilgnn.evaluation.loco import leave_one_campaign_out
 
     loco = leave_one_campaign_out(snapshot, settings, params=params, with_baselines=False)
-    per = [m for m in loco.by_model.get("gnn", {}).values()
-           if not math.isnan(m.get(FIGURE, math.nan))]
-    if not per:
+    value, lo, hi = loco.interval("gnn")
+    if math.isnan(value):
         raise InputError("tune.objective=loco: no labelled campaign could be measured "
                          f"({'; '.join(f'{k}: {v}' for k, v in loco.skipped.items())}); "
                          "use tune.objective=log_loss or label campaigns "
                          "(split.holdout_property)")
-    return (loco.mean("gnn"), float(np.mean([m.get(f"{FIGURE}_lo", m[FIGURE]) for m in per])),
-            float(np.mean([m.get(f"{FIGURE}_hi", m[FIGURE]) for m in per])))
+    return value, lo, hi
 
 
 def _result(study: optuna.Study, settings: Settings, parent: str, ran: int,
