@@ -26,7 +26,8 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
 from sybilgnn.training.crossfit import CrossFit, crossfit_operating_point, quantile_knots
-from sybilgnn.training.inputs import (AccountLabels, account_labels, graph_inputs, labels_through,
+from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
+                                      labels_through,
                                       resolve_device, resolve_settings)
 from sybilgnn.training.loop import TrainResult, _copy_state, make_loss, seeded
 from sybilgnn.training.predict import load_model, predict_logits
@@ -48,19 +49,18 @@ def quantile_map(refit_logits: np.ndarray, selection_logits: np.ndarray,
     return {"method": "quantile_map", "x": x.tolist(), "y": y.tolist(), "then": calibrator}
 
 
-def fit_for_epochs(snapshot: Snapshot, model_cfg: ModelSettings, cfg: TrainSettings,
-                   labelled: np.ndarray, epochs: int, device: torch.device
+def fit_for_epochs(inputs: GraphInputs, y_all: np.ndarray, model_cfg: ModelSettings,
+                   cfg: TrainSettings, labelled: np.ndarray, epochs: int, device: torch.device
                    ) -> tuple[torch.nn.Module, np.ndarray, list[dict[str, float]]]:
-    """Train ``model_cfg`` on the labels of ``labelled`` (account indices) for exactly
-    ``epochs`` full-graph epochs, seeded; the model, every account's logit, the history."""
-    labels = account_labels(snapshot)
+    """Train ``model_cfg`` on the labels ``y_all`` of ``labelled`` (account indices) for
+    exactly ``epochs`` full-graph epochs, seeded; the model, every account's logit, the
+    history. ``inputs`` are built once by the caller and shared by the refit and its folds."""
     history: list[dict[str, float]] = []
     with seeded(cfg.seed):
-        inputs = graph_inputs(snapshot, device)
         model = build_model(inputs.metadata, inputs.in_dims, model_cfg).to(device)
         graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
         index = torch.from_numpy(labelled).to(device)
-        y = torch.from_numpy(labels.y).to(device)[index].float()
+        y = torch.from_numpy(y_all).to(device)[index].float()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = make_loss(cfg, y)
         for epoch in range(1, epochs + 1):
@@ -97,11 +97,12 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                          "accounts")
     epochs = max(1, int(selection.best_epoch))
     started = time.perf_counter()
-    model, refit_logits, history = fit_for_epochs(snapshot, model_cfg, cfg, labelled, epochs,
-                                                  device)
+    inputs = graph_inputs(snapshot, device)
+    model, refit_logits, history = fit_for_epochs(inputs, labels.y, model_cfg, cfg, labelled,
+                                                  epochs, device)
     selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
                                       snapshot, str(device))
-    crossfit = _crossfit(snapshot, model_cfg, cfg, labels, epochs, selection, selection_logits,
+    crossfit = _crossfit(inputs, model_cfg, cfg, labels, epochs, selection, selection_logits,
                          device)
     calibrator = quantile_map(refit_logits, selection_logits,
                               selection.calibrator if crossfit is None else crossfit.calibrator)
@@ -140,14 +141,14 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                    selection=selection, fitted_on=fitted_on, labels_through=through)
 
 
-def _crossfit(snapshot: Snapshot, model_cfg: ModelSettings, cfg: TrainSettings,
+def _crossfit(inputs: GraphInputs, model_cfg: ModelSettings, cfg: TrainSettings,
               labels: AccountLabels, epochs: int, selection: TrainResult,
               selection_logits: np.ndarray, device: torch.device) -> CrossFit | None:
     if cfg.crossfit_folds < 2:
         return None
 
     def fit_fold(train_on: np.ndarray) -> np.ndarray:
-        return fit_for_epochs(snapshot, model_cfg, cfg, train_on, epochs, device)[1]
+        return fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs, device)[1]
 
     return crossfit_operating_point(
         labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,
