@@ -1,5 +1,6 @@
 """sybilgnn: find coordinated fleets of fake accounts with a heterogeneous GNN over Neo4j."""
 
+import logging
 import warnings
 
 __version__ = "0.1.0"
@@ -13,3 +14,9 @@ for _message, _category in (
         (r"The specified dataset source can be interpreted in multiple ways", UserWarning),
         (r".*[Cc]loud[Pp]ickle", UserWarning)):
     warnings.filterwarnings("ignore", message=_message, category=_category)
+
+# MLflow's and alembic's INFO lines when a tracking database is created or migrated
+# ("Creating initial MLflow database tables...") say nothing the user asked for; their
+# warnings and errors still show.
+for _logger in ("mlflow.store.db.utils", "mlflow.store.model_registry", "alembic"):
+    logging.getLogger(_logger).setLevel(logging.WARNING)

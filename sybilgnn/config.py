@@ -259,7 +259,8 @@ class TrainSettings(_Section):
     leave_one_campaign_out: bool = Field(
         default=True,
         description="at retrain, hold out every labelled campaign in turn (one GNN and two "
-                    "baseline fits per campaign) and report recall at 1% FPR per campaign")
+                    "baseline fits per campaign) and report, per campaign, recall within the "
+                    "expected-fakes queue and recall at 1% FPR as labelled")
     min_epochs: int = Field(default=10, ge=1, description="no early stop before this epoch")
     sampler: Literal["full", "neighbor"] = Field(
         default="full", description="neighbor needs pyg-lib or torch-sparse")
@@ -276,9 +277,15 @@ class TuneSettings(_Section):
     objective: Literal["log_loss", "loco"] = Field(
         default="log_loss",
         description="log_loss: negative validation log loss at the population's prevalence; "
-                    "loco: mean recall at 1% FPR with each labelled campaign held out in turn "
+                    "loco: mean recall within the expected-fakes queue with each labelled "
+                    "campaign held out in turn "
                     "(one more fit per campaign per trial). A study keeps its objective: "
                     "change tune.study_name when switching")
+    adopt: Literal["separated", "best"] = Field(
+        default="separated",
+        description="separated: a retrain trains the best trial's parameters only when its "
+                    "interval lies above the configured trial's, else the configuration as it "
+                    "stands; best: always the best trial")
     search_space: Path | None = None
     seed: int = 0
     trial_epochs: int | None = Field(default=None, ge=1, description="max epochs per trial; "
@@ -307,7 +314,8 @@ class RegistrySettings(_Section):
         default=0.05, ge=0,
         description="the gate refits the champion's recipe with each labelled campaign held "
                     "out (as the retrain did the challenger's) and keeps the champion when the "
-                    "challenger's interval of mean recall at 1% FPR on unseen campaigns lies "
+                    "challenger's interval of mean recall within the expected-fakes queue on "
+                    "unseen campaigns lies "
                     "below the champion's by more than this; null: no such check")
     lock_file: Path = Path("mlruns/retrain.lock")
 

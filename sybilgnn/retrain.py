@@ -174,8 +174,10 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
                                     for part in ("value", "lo", "hi")})
                 mlflow.set_tag("tune.best_separated", str(tuned.best_separated))
                 mlflow.set_tag("optuna.study", study_name)
-            trained = train_and_register(snap, settings,
-                                         params=tuned.best_params if tuned else None,
+            params, adopted = (tuned.adopted_params(settings.tune.adopt) if tuned
+                               else (None, "no tuning: the configuration as it stands"))
+            mlflow.set_tag("tune.adopted", adopted[:4000])
+            trained = train_and_register(snap, settings, params=params,
                                          with_baselines=with_baselines, study=study,
                                          parent_run_id=run.info.run_id, run_name="final")
             decision = promote(settings, snap, loco=trained.loco)

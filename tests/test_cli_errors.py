@@ -43,3 +43,20 @@ def test_importing_the_package_and_pyg_prints_no_deprecation_notice() -> None:
     done = subprocess.run([sys.executable, "-c", "import sybilgnn, torch_geometric"],
                           capture_output=True, text=True, check=True)
     assert done.stderr == ""
+
+
+def test_a_new_tracking_store_is_created_without_mlflow_chatter(tmp_path) -> None:
+    code = ("import sybilgnn, mlflow; mlflow.set_tracking_uri('sqlite:///store.db'); "
+            "print(len(mlflow.search_experiments()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=tmp_path)
+    assert (tmp_path / "store.db").exists()
+    assert done.stdout == "1\n"  # the store was made (its Default experiment) ...
+    assert done.stderr == ""     # ... without "Creating initial MLflow database tables"
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "sybilgnn", "--version"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("sybilgnn, version ")
+    assert done.stderr == ""

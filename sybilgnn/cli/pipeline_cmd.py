@@ -51,6 +51,10 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
     summary = run_pipeline(settings, data_dir=Path(data_dir) if data_dir else None,
                            accounts=accounts, scenario=scenario, seed=seed, trials=trials,
                            fresh=fresh, say=lambda line: click.echo(line, err=True))
+    tuned = summary.retrain.tune
+    if tuned is not None:
+        click.echo(f"\nTuning: {tuned.describe_spread()}")
+        click.echo(f"Trained with {tuned.adopted_params(settings.tune.adopt)[1]}.")
     click.echo("\nModel quality (time-split test set and held-out campaign):")
     click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
     point = summary.retrain.trained.result.threshold_info

@@ -110,6 +110,7 @@ def retrain_cmd(settings: Settings, snapshot_dir: str | None, n_trials: int | No
     if outcome.tune is not None:
         click.echo(f"tuning: {outcome.tune.pruning.describe()}")
         click.echo(f"tuning: {outcome.tune.describe_spread()}")
+        click.echo(f"tuning: trained with {outcome.tune.adopted_params(settings.tune.adopt)[1]}")
     click.echo(f"registered v{outcome.trained.version.version} (run {outcome.run_id})")
     click.echo(outcome.decision.describe())
     if outcome.exit_code:

@@ -158,7 +158,7 @@ def _loco_check(settings: Settings, snapshot: Snapshot, loco: Any, champ_model: 
                 champion: str, rule: str, reason: str) -> tuple[bool, str, str, dict[str, Any]]:
     """Keep the champion when its recipe, refitted on ``snapshot`` with each labelled
     campaign held out in turn, finds unseen campaigns measurably better than the
-    challenger's did: the challenger's interval (mean recall at 1% FPR) lies below the
+    challenger's did: the challenger's interval (mean recall within the expected-fakes queue) lies below the
     champion's by more than ``registry.loco_tolerance``. Labels that arrived since the
     champion's training say how it does on the campaigns of today; this says how its
     recipe does on the campaigns of tomorrow."""
@@ -180,7 +180,7 @@ def _loco_check(settings: Settings, snapshot: Snapshot, loco: Any, champ_model: 
     if champ.measurable and chal.hi + tolerance < champ.lo:
         return False, "loco", (
             f"{reason}, but on campaigns held out in turn its recipe's interval "
-            f"{chal.text()} (mean recall at 1% FPR) lies below champion v{champion}'s recipe "
+            f"{chal.text()} (mean recall within the expected-fakes queue) lies below champion v{champion}'s recipe "
             f"refitted on the same snapshot, {champ.text()} (registry.loco_tolerance "
             f"{tolerance:g}); the champion stays"), tags
     return True, rule, (f"{reason}; held-out campaigns: {chal.text()} against "

@@ -23,7 +23,7 @@ from sybilgnn.config import Settings, TrainSettings
 from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
-from sybilgnn.evaluation.population import log_loss_interval
+from sybilgnn.evaluation.population import log_loss_interval, recall_at_budget
 from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
@@ -277,4 +277,9 @@ def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
         fleets = None if labels.fleets is None else labels.fleets[mask]
         out[split] = evaluate(labels.y[mask], probs[mask], threshold, fleets,
                               prevalence=prevalence, n_boot=n_boot, seed=seed)
+        if split != "val" and prevalence is not None:
+            # the queue: every account the model did not learn from (train and val excluded)
+            unseen = ~(labels.masks["train"] | labels.masks["val"])
+            out[split].update(recall_at_budget(probs, mask & (labels.y == 1), unseen,
+                                               prevalence, n_boot=n_boot, seed=seed))
     return out

@@ -74,6 +74,25 @@ class TuneResult:
             return None
         return all(best.lo > other.hi for other in others)
 
+    def adopted_params(self, rule: str = "separated") -> tuple[dict[str, Any] | None, str]:
+        """The parameters a retrain trains with under ``tune.adopt`` (None: the configuration
+        as it stands), and why. With ``separated`` a best trial inside the noise of the
+        configured one does not replace it: the study could not tell them apart, and a
+        change nobody can defend is churn."""
+        best, default = self.spread.get("best"), self.spread.get("default")
+        if best is None or not self.best_params:
+            return None, "no complete trial: the configuration as it stands"
+        if default is not None and best.number == default.number:
+            return None, f"the configuration as it stands was the best trial ({best.describe()})"
+        if rule == "best" or default is None:
+            why = "tune.adopt=best" if rule == "best" else "no configured trial to compare with"
+            return dict(self.best_params), f"best {best.describe()} ({why})"
+        if best.lo > default.hi:
+            return dict(self.best_params), (f"best {best.describe()}: its interval lies above "
+                                            f"the configuration's, {default.describe()}")
+        return None, (f"the configuration as it stands: best {best.describe()} is within the "
+                      f"noise of it, {default.describe()} (tune.adopt=best would take it)")
+
     def describe_spread(self) -> str:
         parts = [f"{name} {score.describe()}" for name, score in self.spread.items()]
         verdict = {True: "the best trial's interval lies above the default's and the median's",
@@ -85,12 +104,12 @@ class TuneResult:
 
 OBJECTIVES = {
     "log_loss": "negative validation log loss at population prevalence",
-    "loco": "mean recall at 1% FPR over labelled campaigns held out in turn",
+    "loco": "mean recall within the expected-fakes queue over labelled campaigns held out in turn",
 }
 
 
 OBJECTIVE_METRIC = {"log_loss": "objective_val_neg_log_loss",
-                    "loco": "objective_loco_mean_recall_at_1pct_fpr"}
+                    "loco": "objective_loco_mean_recall_at_budget"}
 
 
 def trial_settings(settings: Settings) -> Settings:
@@ -211,7 +230,8 @@ def run_study(
 
 def _loco_objective(snapshot: Snapshot, settings: Settings,
                     params: dict[str, Any]) -> tuple[float, float, float]:
-    """Mean recall at 1% FPR over the labelled campaigns, each held out in turn, with the
+    """Mean recall within the expected-fakes queue over the labelled campaigns, each held
+    out in turn (``evaluation.loco``: no labelled legitimate account enters it), with the
     mean of the per-campaign interval ends as its (conservative) interval."""
     from sybilgnn.evaluation.loco import leave_one_campaign_out
 

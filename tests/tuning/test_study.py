@@ -193,5 +193,31 @@ def test_the_loco_objective_scores_trials_on_campaigns_held_out_in_turn(
                                       with_baselines=False).mean("gnn")
     assert trial.value == pytest.approx(expected)
     assert trial.user_attrs["objective_lo"] <= trial.value <= trial.user_attrs["objective_hi"]
-    assert "mean recall at 1% FPR over labelled campaigns held out in turn" in (
-        result.describe_spread())
+    assert "mean recall within the expected-fakes queue over labelled campaigns held out in " \
+        "turn" in result.describe_spread()
+
+
+def _tuned(best: tuple[int, float, float, float], default: tuple[int, float, float, float]
+           ) -> object:
+    from sybilgnn.tuning._run import TrialScore, TuneResult
+    from sybilgnn.tuning._summary import PruningSummary
+
+    return TuneResult(study_name="s", best_params={"hidden": 32}, best_value=best[1],
+                      best_trial=best[0], finished_since_start=2, counts={},
+                      pruning=PruningSummary(2, 0, 4, 8, 8, 0, 0), parent_run_id="p",
+                      spread={"best": TrialScore(*best), "default": TrialScore(*default)})
+
+
+def test_a_best_trial_inside_the_noise_of_the_configuration_is_not_adopted() -> None:
+    overlapping = _tuned(best=(3, -0.02, -0.03, -0.01), default=(0, -0.03, -0.04, -0.025))
+    params, why = overlapping.adopted_params("separated")
+    assert params is None
+    assert why.startswith("the configuration as it stands: best trial 3: -0.0200")
+    assert overlapping.adopted_params("best") == (
+        {"hidden": 32}, "best trial 3: -0.0200 [-0.0300, -0.0100] (tune.adopt=best)")
+    apart = _tuned(best=(3, -0.01, -0.015, -0.005), default=(0, -0.03, -0.04, -0.025))
+    params, why = apart.adopted_params("separated")
+    assert params == {"hidden": 32}
+    assert "its interval lies above the configuration's, trial 0: -0.0300" in why
+    configured_won = _tuned(best=(0, -0.01, -0.02, 0.0), default=(0, -0.01, -0.02, 0.0))
+    assert configured_won.adopted_params("best")[0] is None
