@@ -166,6 +166,13 @@ class LabelSchema(_Section):
     review: str = "review"
     review_time: str = "reviewed_at"
     fleet: str | None = "fleet"
+    source: str | None = Field(default="label_source",
+                               description="property naming where a label came from")
+    audit_source: str | None = Field(
+        default="audit",
+        description="labels whose source is this value come from a random prevalence audit: "
+                    "they measure (prevalence, population precision) and are never trained "
+                    "on; null: no audit")
 
 
 def _default_nodes() -> dict[str, NodeSchema]:
@@ -229,12 +236,21 @@ class TrainSettings(_Section):
     lr: float = Field(default=0.01, gt=0)
     weight_decay: float = Field(default=5e-4, ge=0)
     loss: Literal["weighted_bce", "focal"] = "weighted_bce"
-    target_precision: float = Field(default=0.9, gt=0, le=1)
+    target_precision: float = Field(
+        default=0.95, gt=0, le=1,
+        description="estimated precision of the new flags (the accounts no label or audit "
+                    "has decided) that the threshold must reach: every flag is defended to "
+                    "an appeals process")
     prevalence: float | None = Field(
         default=0.02, gt=0, lt=1,
         description="expected share of fakes among scored accounts; calibration, the "
                     "threshold and every reported metric are reweighted to it (null: "
                     "estimated at training time from the unlabelled accounts)")
+    prevalence_from_audit: bool = Field(
+        default=True,
+        description="when the labels hold a random prevalence audit (export.labels."
+                    "audit_source, at least 200 accounts), estimate the prevalence from it "
+                    "with the model's predictions instead of train.prevalence")
     bootstrap: int = Field(default=200, ge=0,
                            description="bootstrap resamples for each metric's 95% interval")
     seed: int = 0

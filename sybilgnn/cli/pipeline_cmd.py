@@ -59,10 +59,13 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
     click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
     point = summary.retrain.trained.result.threshold_info
     if "expected_flags" in point:
-        click.echo(f"\nOperating point: threshold {point['threshold']:.4f}, estimated population "
-                   f"precision {point['precision']:.3f}, held-out recall of labelled fakes "
-                   f"{point['recall']:.3f}, {point['expected_flags']:,} accounts expected "
-                   f"flagged ({point['positives']} labelled fakes, cross-fitted).")
+        queue = f" among {point['queue']:,} undecided accounts" if "queue" in point else ""
+        click.echo(f"\nOperating point: threshold {point['threshold']:.4f}, estimated precision "
+                   f"of the new flags {point['precision']:.3f}, held-out recall of labelled "
+                   f"fakes {point['recall']:.3f}, {point['expected_flags']:,} new flags "
+                   f"expected{queue} ({point['positives']} labelled fakes, cross-fitted); "
+                   f"prevalence {point['prevalence']:.4f} from "
+                   f"{point.get('prevalence_source', '?')}.")
     if summary.retrain.trained.loco is not None:
         click.echo("\nLeave-one-campaign-out (every labelled campaign held out in turn):")
         click.echo(summary.retrain.trained.loco.table())

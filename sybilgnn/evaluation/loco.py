@@ -46,6 +46,7 @@ class LocoResult:
 
     by_model: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # campaign -> why
+    prevalence: float | None = None  # the queue's length was this share of unseen accounts
 
     def mean(self, model: str, figure: str = FIGURE) -> float:
         values = [m.get(figure, math.nan) for m in self.by_model.get(model, {}).values()]
@@ -140,11 +141,14 @@ def leave_one_campaign_out(snapshot: Snapshot, settings: Settings, *,
     from sybilgnn.training import train
     from sybilgnn.training.baselines import run_baselines
 
-    result = LocoResult()
+    result = LocoResult(prevalence=prevalence)
     store = snapshot.data[ACCOUNT]
     if "group" not in store or not list(store.get("group_names", [])):
         result.skipped["*"] = "the snapshot has no campaign groups (split.holdout_property)"
         return result
+    if prevalence is not None:  # the GNN's queue the same length as the baselines'
+        settings = settings.model_copy(update={"train": settings.train.model_copy(
+            update={"prevalence": prevalence, "prevalence_from_audit": False})})
     y = store.y.cpu().numpy()
     group = store.group.cpu().numpy()
     for code, campaign in enumerate(store.group_names):

@@ -18,11 +18,12 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 __all__ = ["MIN_POSITIVES", "MIN_NEGATIVES_AT_1PCT_FPR", "INTERVAL_METRICS",
-           "population_metrics", "recall_at_budget", "estimate_prevalence", "class_weights", "weighted_log_loss",
+           "population_metrics", "recall_at_budget", "audit_prevalence", "MIN_AUDITED", "estimate_prevalence", "class_weights", "weighted_log_loss",
            "log_loss_interval"]
 
 MIN_POSITIVES = 10             # fewer fakes: precision, recall, AUPRC are not measurable
 MIN_NEGATIVES_AT_1PCT_FPR = 100  # fewer legitimate accounts: 1% FPR is below one account
+MIN_AUDITED = 200              # a smaller audit leaves the prevalence to train.prevalence
 INTERVAL_METRICS = ("auroc", "auprc", "recall_at_1pct_fpr", "precision_at_threshold",
                     "recall_at_threshold", "ece")
 
@@ -150,6 +151,37 @@ def recall_at_budget(scores: np.ndarray, positives: np.ndarray, candidates: np.n
     else:
         out["recall_at_budget_lo"] = out["recall_at_budget_hi"] = math.nan
     return out
+
+
+def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray
+                     ) -> tuple[float, float, float]:
+    """The population's share of fakes, (estimate, lo, hi), from a random audit.
+
+    ``y`` holds the labels the model may learn from (-1 none), ``audit_y`` the verdicts of
+    an audit drawn uniformly from the accounts without such a label (-1 not audited), and
+    ``predicted`` the model's probability for every account. Labelled fakes are counted;
+    the share among the other accounts is the model's mean prediction there corrected by
+    the audit's mean residual (the difference estimator of model-assisted survey sampling,
+    Särndal, Swensson and Wretman 1992): unbiased whatever the model, and as tight as the
+    model is right on the audited accounts. The audit alone, at 1,000 accounts and 2 %
+    fakes, would leave about ±0.9 points; a model that is right on all but a few audited
+    accounts narrows that to a fraction of a point. The interval is the normal one of the
+    residual mean.
+    """
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    y = np.asarray(y).reshape(-1)
+    audit_y = np.asarray(audit_y).reshape(-1)
+    rest = y < 0
+    audited = audit_y >= 0
+    residual = audit_y[audited] - p[audited]
+    share = float(p[rest].mean() + residual.mean())
+    half = 1.96 * float(residual.std(ddof=1)) / math.sqrt(residual.size)
+    known, n_rest, n = float((y == 1).sum()), float(rest.sum()), float(y.size)
+
+    def total(s: float) -> float:
+        return (known + n_rest * min(max(s, 0.0), 1.0)) / n
+
+    return total(share), total(share - half), total(share + half)
 
 
 def estimate_prevalence(probs: np.ndarray, labelled_prior: float, *, iterations: int = 100,

@@ -89,6 +89,15 @@ def _labels_and_splits(data: HeteroData, columns: NodeColumns, settings: Setting
     labels = apply_verdicts(columns.numeric.get(lab.label, nan), columns.times.get(lab.label_time, nan),
                             columns.strings.get(lab.review, none),
                             columns.times.get(lab.review_time, nan))
+    # A prevalence audit's labels measure; they are never trained on (no slice holds them).
+    source = columns.strings.get(lab.source, none) if lab.source else none
+    audited = ((source == lab.audit_source) & (labels.y >= 0) & ~labels.from_review
+               if lab.audit_source else np.zeros(n, dtype=bool))
+    audit_y = np.where(audited, labels.y, -1).astype(np.int64)
+    labels.y = np.where(audited, -1, labels.y)
+    labels.label_time = np.where(audited, np.nan, labels.label_time)
+    labels.counts["audited"] = int(audited.sum())
+    labels.counts["audited_positive"] = int((audit_y == 1).sum())
     holdout = schema.holdout_property
     group, group_names = encode_codes(columns.strings.get(holdout, none) if holdout else none)
     fleet, fleet_names = encode_codes(columns.strings.get(lab.fleet, none) if lab.fleet else none)
@@ -97,6 +106,7 @@ def _labels_and_splits(data: HeteroData, columns: NodeColumns, settings: Setting
     store.y = torch.from_numpy(labels.y)
     store.label_time = torch.from_numpy(labels.label_time.astype(np.float64))
     store.label_from_review = torch.from_numpy(labels.from_review)
+    store.audit_y = torch.from_numpy(audit_y)
     for name in ("train_mask", "val_mask", "test_mask", "holdout_mask"):
         store[name] = torch.from_numpy(getattr(split, name))
     store.group = torch.from_numpy(group)

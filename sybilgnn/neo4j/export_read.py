@@ -84,7 +84,8 @@ def _label_properties(schema: ResolvedSchema) -> tuple[list[str], list[str], lis
     """Numeric, string and time properties read on the labelled node type (when present)."""
     lab, present = schema.labels, schema.present_label_properties
     numeric = [p for p in [lab.label] if p in present]
-    strings = [p for p in [lab.review, lab.fleet, schema.holdout_property] if p and p in present]
+    strings = [p for p in [lab.review, lab.fleet, schema.holdout_property, lab.source]
+               if p and p in present]
     times = [p for p in [lab.label_time, lab.review_time] if p in present]
     return numeric, list(dict.fromkeys(strings)), times
 

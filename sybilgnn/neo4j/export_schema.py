@@ -136,6 +136,8 @@ def resolve_schema(tx: Any, export: ExportSettings,
                 label_schema.review_time]
     if label_schema.fleet:
         optional.append(label_schema.fleet)
+    if label_schema.source and label_schema.audit_source:
+        optional.append(label_schema.source)
     if holdout_property:
         optional.append(holdout_property)
     for prop in optional:

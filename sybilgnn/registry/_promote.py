@@ -173,7 +173,8 @@ def _loco_check(settings: Settings, snapshot: Snapshot, loco: Any, champ_model: 
         return True, rule, reason, {"promotion.loco": f"champion v{champion} carries no "
                                                       "training recipe; not refitted"}
     champ_mean, champ_lo, champ_hi = leave_one_campaign_out(
-        snapshot, settings, params=recipe, with_baselines=False).interval("gnn")
+        snapshot, settings, params=recipe, with_baselines=False,
+        prevalence=getattr(loco, "prevalence", None)).interval("gnn")
     chal = _Interval(chal_mean, chal_lo, chal_hi)
     champ = _Interval(champ_mean, champ_lo, champ_hi)
     tags = {"promotion.loco_challenger": chal.text(), "promotion.loco_champion": champ.text()}

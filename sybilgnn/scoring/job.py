@@ -276,6 +276,8 @@ def queue_flags(snapshot: Snapshot, scores: np.ndarray, threshold: float
     store = snapshot.data[ACCOUNT]
     legit = (store.y.cpu().numpy() == 0 if "y" in store
              else np.zeros(snapshot.num_accounts, dtype=bool))
+    if "audit_y" in store:  # an audit's verdict is a label too
+        legit = legit | (store.audit_y.cpu().numpy() == 0)
     return above & ~legit, above & legit
 
 

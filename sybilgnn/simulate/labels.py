@@ -8,7 +8,8 @@ reviewer passed them). A sample of ordinary legit accounts is labelled 0 as the
 reviewed-benign set. Benign look-alikes are reviewed late: a share of the company teams
 (every member at once) and of the script developers is labelled 0 ``lookalike_review_lag_days``
 after they start, because a team behind one egress and one card is exactly what an analyst
-must look at before clearing it.
+must look at before clearing it. Last, a prevalence audit: a uniform sample of the accounts
+no other label names, reviewed and labelled with the truth (source ``audit``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = ["accounts_table", "labels_table", "ground_truth_table", "labelled_per
 
 INVESTIGATION_SOURCES = ("trust_safety_investigation", "abuse_report", "manual_review")
 INVESTIGATION_P = (0.6, 0.25, 0.15)
+AUDIT_SOURCE = "audit"
 
 
 def _ts(seconds: np.ndarray) -> pa.Array:
@@ -114,6 +116,14 @@ def labels_table(rng: np.random.Generator, w: World, ids: pa.Array) -> pa.Table:
     add(benign, 0, np.full(benign.size, "manual_review"), _uniform_time(rng, w, benign), False)
     reviewed, at = _reviewed_lookalikes(rng, w, exclude=fp)
     add(reviewed, 0, np.full(reviewed.size, "manual_review"), at, False)
+    # Drawn last, so the labels above are those of a world without an audit.
+    taken = np.unique(np.concatenate(rows_account))
+    audited = _audit_sample(rng, w, exclude=taken)
+    fakes = audited[w.is_fake[audited]]
+    add(fakes, 1, np.full(fakes.size, AUDIT_SOURCE), _uniform_time(rng, w, fakes), False)
+    legit_audited = audited[~w.is_fake[audited]]
+    add(legit_audited, 0, np.full(legit_audited.size, AUDIT_SOURCE),
+        _uniform_time(rng, w, legit_audited), False)
 
     account = np.concatenate(rows_account).astype(np.int64)
     order = np.argsort(account, kind="stable")
@@ -156,6 +166,15 @@ def _reviewed_lookalikes(rng: np.random.Generator, w: World, *,
                          + rng.integers(0, 14 * DAY, developers.size)])
     keep = (at < w.end - HOUR) & ~np.isin(account, exclude)
     return account[keep], at[keep]
+
+
+def _audit_sample(rng: np.random.Generator, w: World, *, exclude: np.ndarray) -> np.ndarray:
+    """``round(accounts x audit_share)`` accounts drawn uniformly from those no other label
+    names: a prevalence audit reviews a random sample, and its verdicts are the truth (a
+    thorough review, unlike the triage behind ``false_negative_labels``)."""
+    pool = np.setdiff1d(np.arange(w.n), exclude)
+    size = min(pool.size, round(w.n * w.scenario.audit_share))
+    return np.sort(rng.choice(pool, size=size, replace=False))
 
 
 def _uniform_time(rng: np.random.Generator, w: World, account: np.ndarray) -> np.ndarray:

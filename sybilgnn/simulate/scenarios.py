@@ -103,12 +103,15 @@ class Scenario:
     lookalike_review_share: float = 0.3  # share of company teams (every member) and of script
                                          # developers reviewed as legit (label 0)...
     lookalike_review_lag_days: float = 45.0  # ...this many days (+0-14) after they start
+    audit_share: float = 0.05            # accounts drawn uniformly from those without another
+                                         # label and reviewed (source "audit", verdict = truth):
+                                         # the platform's prevalence measurement
 
     def __post_init__(self) -> None:
         if self.label_fraction < self.ban_replace_fraction:
             raise ValueError("label_fraction must cover the banned accounts")
         shares = ("paid_plan_shift", "infra_isolation", "human_hours", "style_shift_after_ban",
-                  "company_teams", "script_developers", "lookalike_review_share")
+                  "company_teams", "script_developers", "lookalike_review_share", "audit_share")
         for knob in shares:
             if not 0.0 <= getattr(self, knob) <= 1.0:
                 raise ValueError(f"{knob} must be a share from 0 to 1")

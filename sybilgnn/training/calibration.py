@@ -102,21 +102,23 @@ def choose_threshold(y: np.ndarray, probs: np.ndarray, target_precision: float,
             "recall": float(recall[i])}
 
 
-def population_threshold(positive_probs: np.ndarray, population_probs: np.ndarray,
-                         prevalence: float, target_precision: float) -> dict[str, Any]:
-    """Lowest threshold whose precision *in the population* reaches ``target_precision``.
+def population_threshold(positive_probs: np.ndarray, queue_probs: np.ndarray,
+                         expected_fakes: float, target_precision: float) -> dict[str, Any]:
+    """Lowest threshold at which the analysts' queue reaches ``target_precision``.
 
-    Precision at a threshold is estimated without labelled legitimate accounts: of the
-    ``n`` accounts scored, ``prevalence x n`` are fakes, a share ``recall(t)`` of them
-    (measured on held-out labelled fakes) scores at least ``t``, and ``flagged(t)`` accounts
-    do; so precision(t) = prevalence x n x recall(t) / flagged(t) (the positive-unlabelled
-    estimate). Labelled legitimate accounts are a few hundred where the false-positive
-    rate that matters at a 2 % prevalence is a few per thousand, and a handful of them are
-    fakes that the platform labelled wrongly: a rule read off them sits above the highest
-    such account and leaves most fakes unflagged. Where no threshold reaches the target,
-    the one with the best estimated F1.
+    The queue is the accounts no label or audit has decided (``queue_probs``); it holds
+    ``expected_fakes`` fakes (the prevalence times every account, less the fakes already
+    known). Precision is estimated without labelled legitimate accounts: a share
+    ``recall(t)`` of those fakes (measured on held-out labelled fakes) scores at least
+    ``t`` and ``flagged(t)`` queue accounts do, so precision(t) = expected_fakes x recall(t)
+    / flagged(t) (the positive-unlabelled estimate). Labelled legitimate accounts are a few
+    hundred where the false-positive rate that matters at a 2 % prevalence is a few per
+    thousand, and a handful of them are fakes that the platform labelled wrongly: a rule
+    read off them sits above the highest such account and leaves most fakes unflagged.
+    Known fakes are left out because they would pad precision with flags nobody needs to
+    review. Where no threshold reaches the target, the one with the best estimated F1.
     """
-    pop = np.sort(np.asarray(population_probs, dtype=np.float64).reshape(-1))
+    pop = np.sort(np.asarray(queue_probs, dtype=np.float64).reshape(-1))
     pos = np.sort(np.asarray(positive_probs, dtype=np.float64).reshape(-1))
     if pos.size == 0 or pop.size == 0:
         return {"threshold": 0.5, "rule": "default (no positives)", "precision": 0.0,
@@ -124,15 +126,16 @@ def population_threshold(positive_probs: np.ndarray, population_probs: np.ndarra
     candidates = np.unique(pop)
     flagged = pop.size - np.searchsorted(pop, candidates, side="left")
     recall = (pos.size - np.searchsorted(pos, candidates, side="left")) / pos.size
-    precision = np.minimum(1.0, prevalence * pop.size * recall / flagged)
+    precision = np.minimum(1.0, expected_fakes * recall / flagged)
     ok = np.flatnonzero(precision >= target_precision)
     if ok.size:
         i = int(ok[0])  # candidates ascend: the first is the lowest threshold
-        rule = (f"lowest with estimated population precision >= {target_precision:g} "
-                f"(prevalence {prevalence:g} x {pop.size} accounts x held-out recall / flagged)")
+        rule = (f"lowest with estimated queue precision >= {target_precision:g} "
+                f"({expected_fakes:.0f} expected fakes among {pop.size} undecided accounts x "
+                "held-out recall / flagged)")
     else:
         f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
         i = int(np.argmax(f1))
-        rule = f"max estimated F1 (population precision {target_precision:g} not reachable)"
+        rule = f"max estimated F1 (queue precision {target_precision:g} not reachable)"
     return {"threshold": float(candidates[i]), "rule": rule, "precision": float(precision[i]),
             "recall": float(recall[i]), "expected_flags": int(flagged[i])}

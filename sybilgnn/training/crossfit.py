@@ -111,9 +111,13 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
     if prevalence is None:
         chosen = choose_threshold(y, probs, target_precision, weights)
     else:  # the deployed scores share the selection run's distribution (quantile map)
-        chosen = population_threshold(probs[y == 1], apply_calibrator(calibrator,
-                                                                      selection_logits),
-                                      prevalence, target_precision)
+        audit = labels.audit_y if labels.audit_y is not None else np.full(len(labels.y), -1)
+        undecided = (labels.y < 0) & (audit < 0)
+        known_fakes = int((labels.y == 1).sum() + (audit == 1).sum())
+        expected = max(prevalence * len(labels.y) - known_fakes, 0.0)
+        chosen = population_threshold(probs[y == 1], apply_calibrator(
+            calibrator, selection_logits[undecided]), expected, target_precision)
+        chosen["queue"] = int(undecided.sum())
     n_pos, n_neg = int(y.sum()), int((y == 0).sum())
     chosen.update({"prevalence": prevalence, "source": f"cross-fitted, {len(held_out)} folds",
                    "positives": n_pos, "negatives": n_neg})

@@ -56,6 +56,7 @@ class AccountLabels:
     y: np.ndarray                      # int64, -1 unknown
     masks: dict[str, np.ndarray]       # split -> bool, restricted to labelled accounts
     fleets: np.ndarray | None          # int64, -1 none
+    audit_y: np.ndarray | None = None  # int64: a random audit's verdicts, -1 not audited
 
 
 def account_labels(snapshot: Snapshot) -> AccountLabels:
@@ -69,7 +70,9 @@ def account_labels(snapshot: Snapshot) -> AccountLabels:
         masks[split] = (np.zeros(len(y), bool) if mask is None
                         else mask.cpu().numpy().astype(bool)) & (y >= 0)
     fleet = store.get("fleet")
-    return AccountLabels(y, masks, None if fleet is None else fleet.cpu().numpy().astype(np.int64))
+    audit = store.get("audit_y")
+    return AccountLabels(y, masks, None if fleet is None else fleet.cpu().numpy().astype(np.int64),
+                         None if audit is None else audit.cpu().numpy().astype(np.int64))
 
 
 def labels_through(snapshot: Snapshot, mask: np.ndarray | None = None) -> float | None:

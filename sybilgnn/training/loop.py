@@ -213,8 +213,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         model.eval()
         with torch.no_grad():
             logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
-    prevalence, prevalence_source = population_prevalence(cfg.prevalence, logits_all, labels,
-                                                          cfg.calibration)
+    prevalence, prevalence_source = population_prevalence(cfg, logits_all, labels)
     weights = prevalence_weights(y_val, prevalence)
     calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)
     probs = apply_calibrator(calibrator, logits_all)
@@ -245,21 +244,34 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
                                                 "train.prevalence"})
 
 
-def population_prevalence(configured: float | None, logits: np.ndarray, labels: Any,
-                          method: str) -> tuple[float, str]:
-    """``train.prevalence`` when set; otherwise estimated from the unlabelled accounts'
-    probabilities under a calibration fitted on validation as it is (EM prior shift)."""
-    from sybilgnn.evaluation.population import estimate_prevalence
+def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
+                          ) -> tuple[float, str]:
+    """The share of fakes the operating point and the metrics assume, and where it came
+    from: a random audit in the labels (``train.prevalence_from_audit``, at least
+    ``MIN_AUDITED`` audited accounts) estimated with this model's predictions; else
+    ``train.prevalence``; else an EM estimate from the unlabelled accounts' probabilities."""
+    from sybilgnn.evaluation.population import (MIN_AUDITED, audit_prevalence,
+                                                estimate_prevalence)
 
-    if configured is not None:
-        return float(configured), "train.prevalence"
     val = labels.masks["val"]
     y_val = labels.y[val]
+    audit = labels.audit_y
+    n_audited = 0 if audit is None else int((audit >= 0).sum())
+    if cfg.prevalence_from_audit and n_audited >= MIN_AUDITED and y_val.size:
+        base = cfg.prevalence if cfg.prevalence is not None else float(y_val.mean())
+        predicted = apply_calibrator(fit_calibrator(
+            logits[val], y_val, cfg.calibration, prevalence_weights(y_val, base)), logits)
+        estimate, lo, hi = audit_prevalence(predicted, labels.y, audit)
+        return estimate, (f"audit of {n_audited} accounts ({int((audit == 1).sum())} fake), "
+                          f"model-assisted: {estimate:.4f} [{lo:.4f}, {hi:.4f}]")
+    if cfg.prevalence is not None:
+        return float(cfg.prevalence), "train.prevalence"
     unlabelled = labels.y < 0
     if not unlabelled.any() or y_val.size == 0:
         raise InputError("train.prevalence is null and there are no unlabelled accounts to "
                          "estimate it from; set train.prevalence")
-    plain = apply_calibrator(fit_calibrator(logits[val], y_val, method), logits[unlabelled])
+    plain = apply_calibrator(fit_calibrator(logits[val], y_val, cfg.calibration),
+                             logits[unlabelled])
     estimate = estimate_prevalence(plain, float(y_val.mean()))
     return estimate, f"estimated from {int(unlabelled.sum())} unlabelled accounts"
 

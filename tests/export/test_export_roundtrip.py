@@ -141,6 +141,33 @@ def test_verdicts_override_platform_labels(small_graph: Any, neo4j_settings: Set
     assert "a04" in rows_of(snap, "test_mask") and "a04" not in rows_of(snap, "train_mask")
 
 
+def test_a_prevalence_audit_measures_and_is_never_trained_on(
+        small_graph: Any, neo4j_settings: Settings, tmp_path: Path) -> None:
+    # a10 (labelled legitimate on day 10) and a12 (no label yet) come from the audit
+    small_graph.execute_query(
+        "MATCH (a:Account) WHERE a.account_id IN ['a10', 'a12'] "
+        "SET a.label_source = 'audit', a.label = CASE a.account_id WHEN 'a12' THEN 1 ELSE 0 END,"
+        " a.label_at = datetime({epochSeconds: toInteger($t)})", t=T0 + 10 * DAY)
+    snap = export_snapshot(small_settings(neo4j_settings, tmp_path), driver=small_graph)
+    account = snap.data["account"]
+    row = {k: i for i, k in enumerate(snap.id_maps["account"])}
+    assert account.audit_y[row["a10"]] == 0 and account.audit_y[row["a12"]] == 1
+    assert int((account.audit_y >= 0).sum()) == 2
+    assert account.y[row["a10"]] == -1 and account.y[row["a12"]] == -1
+    for mask in ("train_mask", "val_mask", "test_mask", "holdout_mask"):
+        assert "a10" not in rows_of(snap, mask) and "a12" not in rows_of(snap, mask)
+    counts = snap.meta["labels"]
+    assert (counts["audited"], counts["audited_positive"]) == (2, 1)
+    # with no audit source configured they are ordinary labels again
+    plain_settings = small_settings(neo4j_settings, tmp_path / "plain")
+    plain_settings = plain_settings.model_copy(update={"export": plain_settings.export.model_copy(
+        update={"labels": plain_settings.export.labels.model_copy(
+            update={"audit_source": None})})})
+    plain = export_snapshot(plain_settings, driver=small_graph)
+    assert plain.data["account"].y[row["a10"]] == 0 and plain.data["account"].y[row["a12"]] == 1
+    assert int((plain.data["account"].audit_y >= 0).sum()) == 0
+
+
 def test_explicit_holdout_value_and_cutoffs(small_graph: Any, neo4j_settings: Settings,
                                             tmp_path: Path) -> None:
     from datetime import datetime, timezone

@@ -120,9 +120,19 @@ def test_labels_are_partial_dated_and_noisy(simulated) -> None:
     when = attributed.groupby("campaign").labelled_at.median()
     assert when["cot_elicitation"] < when["agentic_reasoning"] < when["agentic_coding"]
     assert ((labels.label == 1) & ~labels.is_fake).sum() >= 1     # legit labelled fake
-    assert ((labels.label == 0) & labels.is_fake).sum() >= 1      # fake passed review
-    benign = labels[(labels.label == 0) & ~labels.is_fake & (labels.lookalike == "")]
+    reviewed = labels[labels.source != "audit"]
+    assert ((reviewed.label == 0) & reviewed.is_fake).sum() >= 1  # fake passed review
+    benign = reviewed[(reviewed.label == 0) & ~reviewed.is_fake & (reviewed.lookalike == "")]
     legit_total = int((~world["ground_truth"].is_fake).sum())
     assert len(benign) == round(legit_total * sc.reviewed_benign_share)
-    assert set(labels.source) == {"trust_safety_investigation", "abuse_report", "manual_review"}
+    assert set(labels.source) == {"trust_safety_investigation", "abuse_report", "manual_review",
+                                  "audit"}
+    # the prevalence audit: a uniform sample of the otherwise unlabelled, verdict = truth
+    audit = labels[labels.source == "audit"]
+    assert len(audit) == round(5000 * sc.audit_share)
+    assert (audit.label == audit.is_fake.astype(int)).all()
+    assert audit.campaign.isna().all()
+    unlabelled_fake_share = (world["ground_truth"].is_fake.sum() - reviewed.is_fake.sum()) / (
+        5000 - len(reviewed))
+    assert abs(audit.is_fake.mean() - unlabelled_fake_share) < 0.02
     assert labels[labels.campaign.isna()].fleet.isna().all()

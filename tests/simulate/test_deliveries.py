@@ -66,7 +66,8 @@ def test_a_series_that_ends_with_the_world_holds_every_row_once(world, closing_s
 
 def test_the_default_series_withholds_only_rows_after_its_end(world, default_series) -> None:
     end = WORLD_START + (default_series.start_day + 14) * DAY
-    expected = {"accounts": 150, "ground_truth": 150, "labels": 25, "ip_events": 1793,
+    # labels: 25 of the platform's own and 38 of the prevalence audit, dated after the end
+    expected = {"accounts": 150, "ground_truth": 150, "labels": 63, "ip_events": 1793,
                 "payments": 1296, "prompts": 2030}
     assert default_series.withheld == expected
     for table, column in DATED_BY.items():
@@ -188,7 +189,7 @@ def test_cli_days_writes_deliveries_and_reports(tmp_path, monkeypatch, capsys) -
     assert lines[0].startswith("simulated 1,500 accounts (36 fake) scenario medium seed 11 as 14 "
                                "daily deliveries from 2026-07-18 (world day 105) in ")
     assert lines[1].split() == ["day-000", "(before", "the", "series)", "1,291", "accounts",
-                                "5,555", "events", "17", "labels"]
+                                "5,555", "events", "49", "labels"]
     assert lines[2].startswith("  day-001..day-014  1-22 new accounts a day, ")
     assert lines[3] == ("  benign look-alikes (legit): 0 company-team members in 0 teams, "
                         "7 script developers")

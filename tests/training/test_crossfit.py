@@ -70,6 +70,29 @@ def test_out_of_fold_logits_are_mapped_onto_one_scale_before_the_threshold() -> 
     assert result.threshold_info["source"] == "cross-fitted, 5 folds"
 
 
+def test_the_queue_leaves_out_accounts_a_label_or_audit_has_decided() -> None:
+    labels = _labels(unlabelled=60)
+    n = len(labels.y)
+    unlabelled = np.flatnonzero(labels.y < 0)
+    audit = np.full(n, -1)
+    audit[unlabelled[:10]] = 0
+    audit[unlabelled[10:12]] = 1                      # two fakes the audit found
+    labels.audit_y = audit
+    logits = np.where(labels.y == 1, 3.0, -3.0)
+    logits[unlabelled[12:20]] = 3.0                   # eight undecided accounts rank as fakes
+    result = crossfit_operating_point(labels, lambda _: logits, logits, folds=5,
+                                      method="platt", target_precision=0.9, prevalence=0.3,
+                                      n_boot=0, seed=0)
+    assert result is not None
+    info = result.threshold_info
+    # the queue: neither labelled nor audited
+    assert info["queue"] == n - 90 - 12
+    # expected fakes among them: 0.3 x n less the 30 labelled and 2 audited fakes
+    assert info["rule"].startswith(f"lowest with estimated queue precision >= 0.9 "
+                                   f"({0.3 * n - 32:.0f} expected fakes among {n - 102} ")
+    assert info["expected_flags"] == 8              # the known fakes are not new flags
+
+
 def test_the_population_threshold_ignores_mislabelled_legit_accounts() -> None:
     from sybilgnn.training.calibration import choose_threshold, population_threshold
 
@@ -83,8 +106,8 @@ def test_the_population_threshold_ignores_mislabelled_legit_accounts() -> None:
     by_labels = choose_threshold(y, probs, 0.9, prevalence_weights_for(y, 0.05))
     # read off the labels, the threshold must clear both mislabelled fakes: 1 fake in 25
     assert by_labels["threshold"] > population[46] and by_labels["recall"] == 0.04
-    chosen = population_threshold(labelled_fakes, population, 0.05, 0.9)
-    # 0.05 x 1000 x recall / flagged >= 0.9 holds down to 55 flags: 50 fakes and 5 legit
+    chosen = population_threshold(labelled_fakes, population, 0.05 * 1000, 0.9)
+    # 50 expected fakes x recall / flagged >= 0.9 holds down to 55 flags: 50 fakes, 5 legit
     assert chosen["expected_flags"] == 55
     assert chosen["threshold"] == pytest.approx(population[50:][np.argsort(-population[50:])][4])
     assert chosen["precision"] == pytest.approx(50 / 55)
@@ -111,7 +134,7 @@ def test_the_registered_refit_takes_its_operating_point_from_every_label(
     assert info["positives"] == int((labels.y == 1).sum())
     assert info["negatives"] == int((labels.y == 0).sum())
     assert info["validation_threshold"] == trained.threshold
-    assert info["rule"].startswith("lowest with estimated population precision")
+    assert info["rule"].startswith("lowest with estimated queue precision >= 0.95")
     assert refit.threshold == info["threshold"]
     assert "out-of-fold logits of all" in refit.fitted_on["calibration_and_threshold"]
     assert set(refit.metrics) == set(trained.metrics) | {"crossfit"}

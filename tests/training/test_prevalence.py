@@ -46,3 +46,36 @@ def test_a_refit_is_mapped_onto_the_selection_runs_logits_before_its_calibration
     flagged_refit = apply_calibrator(mapped, refit) >= threshold
     flagged_selection = apply_calibrator(platt, selection) >= threshold
     assert abs(int(flagged_refit.sum()) - int(flagged_selection.sum())) <= 2
+
+
+def test_a_random_audit_sets_the_prevalence_in_place_of_the_configured_guess() -> None:
+    import torch
+
+    from sybilgnn.config import load_settings
+    from sybilgnn.training import train
+    from sybilgnn.training.synthetic import planted_snapshot
+
+    world = planted_snapshot(accounts=3000, fake_share=0.06, fleet_size=20, seed=4)
+    store = world.data["account"]
+    fake = store.fleet.numpy() >= 0
+    y = store.y.numpy()
+    rng = np.random.default_rng(0)
+    audited = rng.choice(np.flatnonzero(y < 0), size=400, replace=False)
+    audit_y = np.full(y.size, -1)
+    audit_y[audited] = fake[audited]
+    store.audit_y = torch.from_numpy(audit_y)
+    overrides = ["model.hidden=16", "train.epochs=40", "train.device=cpu",
+                 "train.prevalence=0.02", "train.bootstrap=0"]
+    settings = load_settings(None, overrides, environ={})
+    torch.set_num_threads(1)
+    result = train(world, settings)
+    info = result.threshold_info
+    assert info["prevalence_source"].startswith(
+        f"audit of 400 accounts ({int(fake[audited].sum())} fake), model-assisted: ")
+    # the guess was 0.02; the world holds 6 % fakes, and the audit finds them
+    assert abs(info["prevalence"] - fake.mean()) < 0.01
+    # without the audit (or with the option off) the configured share stands
+    plain = train(world, load_settings(None, [*overrides, "train.prevalence_from_audit=false"],
+                                       environ={}))
+    assert plain.threshold_info["prevalence"] == 0.02
+    assert plain.threshold_info["prevalence_source"] == "train.prevalence"
