@@ -141,9 +141,16 @@ class NodeSchema(_Section):
     key: str
     features: list[str] | None = Field(
         default_factory=list,
-        description="numeric properties; None: sybilgnn.features.ACCOUNT_FEATURES, else the f_* keys")
+        description="numeric properties; None: on the label the features stage writes "
+                    "(Account) its sybilgnn.features.ACCOUNT_FEATURES, on any other label the "
+                    "f_* properties found on it (never another type's list)")
     categorical: dict[str, int] = Field(
         default_factory=dict, description="property -> top-k values one-hot encoded, plus 'other'")
+    fleet_count: str | None = Field(
+        default=None,
+        description="the (:Fleet) property counting the nodes of this type that two or more "
+                    "members share, when a fleet relation links this type to the labelled "
+                    "one; null: n_shared_<node type>")
 
 
 class RelationshipSchema(_Section):
@@ -180,9 +187,10 @@ def _default_nodes() -> dict[str, NodeSchema]:
         "account": NodeSchema(label="Account", key="account_id", features=None,
                               categorical={"country": 20, "plan": 4}),
         "ip": NodeSchema(label="IP", key="ip_id", features=["is_datacenter"],
-                         categorical={"asn": 20}),
+                         categorical={"asn": 20}, fleet_count="n_shared_ips"),
         "payment": NodeSchema(label="PaymentInstrument", key="pm_id", features=["is_prepaid"],
-                              categorical={"issuer_country": 20}),
+                              categorical={"issuer_country": 20},
+                              fleet_count="n_shared_instruments"),
     }
 
 
@@ -206,17 +214,45 @@ class ExportSettings(_Section):
     nodes: dict[str, NodeSchema] = Field(default_factory=_default_nodes)
     relationships: dict[str, RelationshipSchema] = Field(default_factory=_default_relationships)
     labels: LabelSchema = LabelSchema()
+    fleet_relations: list[str] | None = Field(
+        default=None,
+        description="names in export.relationships along which flagged nodes of the labelled "
+                    "type form fleets: a relation between two labelled nodes links them, one "
+                    "to another node type links the labelled nodes that share such a node; "
+                    "null: every relationship with the labelled node type at an end")
 
     @model_validator(mode="after")
     def _relationships_name_node_types(self) -> ExportSettings:
-        for name, rel in self.relationships.items():
-            for end in (rel.source, rel.target):
-                if end not in self.nodes:
-                    raise ValueError(f"relationships.{name}: node type {end!r} is not in "
-                                     f"export.nodes ({sorted(self.nodes)})")
-        if self.labels.node_type not in self.nodes:
-            raise ValueError(f"labels.node_type {self.labels.node_type!r} is not in export.nodes")
+        problem = export_schema_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def export_schema_problem(export: ExportSettings) -> str | None:
+    """What is inconsistent in the export schema (names that point nowhere), or None.
+
+    Run at validation and again by ``GraphSchema`` (``model_copy`` skips validation)."""
+    for name, rel in export.relationships.items():
+        for end in (rel.source, rel.target):
+            if end not in export.nodes:
+                return (f"export.relationships.{name}: node type {end!r} is not in "
+                        f"export.nodes ({sorted(export.nodes)})")
+    labelled = export.labels.node_type
+    if labelled not in export.nodes:
+        return (f"export.labels.node_type {labelled!r} is not in export.nodes "
+                f"({sorted(export.nodes)})")
+    for name in export.fleet_relations or []:
+        fleet_rel = export.relationships.get(name)
+        if fleet_rel is None:
+            return (f"export.fleet_relations: {name!r} is not in export.relationships "
+                    f"({sorted(export.relationships)}); list relationship names from there")
+        if labelled not in (fleet_rel.source, fleet_rel.target):
+            return (f"export.fleet_relations: {name!r} links {fleet_rel.source!r} to "
+                    f"{fleet_rel.target!r}, "
+                    f"neither of them the labelled node type {labelled!r} "
+                    "(export.labels.node_type); a fleet relation must start or end there")
+    return None
 
 
 class ModelSettings(_Section):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sybilgnn.config import Settings
+from sybilgnn.graph_schema import GraphSchema
 
 __all__ = ["PipelineSummary", "run_pipeline", "run_replay_pipeline"]
 
@@ -33,15 +34,17 @@ def _guard_other_world(settings: Settings, directory: Path, fresh: bool,
     from sybilgnn.errors import InputError
     from sybilgnn.ingest.tables import file_digest
     from sybilgnn.neo4j.connection import open_driver
+    from sybilgnn.neo4j.export_schema import quote
     from sybilgnn.replay.run import clear_graph
 
     if fresh:
         say(f"  cleared {clear_graph(settings):,} nodes from database {settings.neo4j.database!r}")
         return
     key = f"accounts:{file_digest(directory / 'accounts.parquet')}"
+    label = quote(GraphSchema.from_settings(settings).labelled_node.label)
     with open_driver(settings) as driver, driver.session(database=settings.neo4j.database,
                                                          notifications_min_severity="OFF") as s:
-        accounts = int(s.run("MATCH (a:Account) RETURN count(a) AS n").single()["n"])
+        accounts = int(s.run(f"MATCH (a:{label}) RETURN count(a) AS n").single()["n"])
         ours = s.run("MATCH (f:IngestFile {file_key: $key}) RETURN count(f) AS n",
                      key=key).single()["n"]
     if accounts and not ours:
@@ -108,21 +111,25 @@ def run_pipeline(
     truth = read_truth(directory)  # a simulated world's answer key: evaluation only
     measured = None
     if truth is not None:
-        store = graph.snapshot.data["account"]
+        node_type = graph.snapshot.labelled_type
+        store = graph.snapshot.data[node_type]
         labelled = (store.y.cpu().numpy() >= 0) if "y" in store else None
-        measured = truth_report(graph.snapshot.id_maps["account"], graph.scores, graph.flags,
+        measured = truth_report(graph.snapshot.id_maps[node_type], graph.scores, graph.flags,
                                 truth, active_fleet_members(settings), labelled)
     return PipelineSummary(directory, ingested, outcome, scored, report, seconds, measured)
 
 
 def active_fleet_members(settings: Settings) -> dict[str, list[str]]:
-    """Account ids of every active fleet, as the last scoring run wrote them."""
+    """Account ids (keys of the labelled node type) of every active fleet, as the last
+    scoring run wrote them."""
     from sybilgnn.neo4j.connection import open_driver
+    from sybilgnn.neo4j.export_schema import quote
 
+    node = GraphSchema.from_settings(settings).labelled_node
     with open_driver(settings) as driver:
         records, _, _ = driver.execute_query(
-            "MATCH (a:Account)-[:MEMBER_OF]->(f:Fleet {active: true}) "
-            "RETURN f.fleet_id AS fleet, collect(a.account_id) AS members",
+            f"MATCH (a:{quote(node.label)})-[:MEMBER_OF]->(f:Fleet {{active: true}}) "
+            f"RETURN f.fleet_id AS fleet, collect(a.{quote(node.key)}) AS members",
             database_=settings.neo4j.database)
     return {str(r["fleet"]): [str(m) for m in r["members"]] for r in records}
 

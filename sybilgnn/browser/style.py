@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from sybilgnn.graph_schema import GraphSchema, NodeType
+from sybilgnn.neo4j.export_schema import quote
+
 __all__ = [
     "SCORE_BAND_LABELS",
     "ScoreBands",
@@ -41,7 +44,7 @@ BAND_LABELS = ("ScoreLow", "ScoreMedium", "ScoreHigh")
 
 
 def band_index(scores: np.ndarray, bands: ScoreBands) -> np.ndarray:
-    """Index into ``BAND_LABELS`` of each score (the same rule as ``_BAND_QUERY``)."""
+    """Index into ``BAND_LABELS`` of each score (the same rule as ``_band_query``)."""
     scores = np.asarray(scores, dtype=np.float64)
     return np.where(scores >= bands.high, 2, np.where(scores >= bands.medium, 1, 0))
 
@@ -88,29 +91,32 @@ def parse_grass(text: str) -> dict[str, dict[str, str]]:
     return rules
 
 
-_BAND_QUERY = """
-MATCH (a:Account)
+def _band_query(label: str) -> str:
+    return f"""
+MATCH (a:{label})
 WHERE a.sybil_score IS NOT NULL
-CALL (a) {
+CALL (a) {{
   REMOVE a:ScoreLow:ScoreMedium:ScoreHigh
   WITH a
-  CALL (a) {
+  CALL (a) {{
     WITH a WHERE a.sybil_score >= $high
     SET a:ScoreHigh
-  }
-  CALL (a) {
+  }}
+  CALL (a) {{
     WITH a WHERE a.sybil_score >= $medium AND a.sybil_score < $high
     SET a:ScoreMedium
-  }
-  CALL (a) {
+  }}
+  CALL (a) {{
     WITH a WHERE a.sybil_score < $medium
     SET a:ScoreLow
-  }
-} IN TRANSACTIONS OF $batch ROWS
+  }}
+}} IN TRANSACTIONS OF $batch ROWS
 """
 
-_COUNT_QUERY = """
-MATCH (a:Account)
+
+def _count_query(label: str) -> str:
+    return f"""
+MATCH (a:{label})
 RETURN count(CASE WHEN a:ScoreLow THEN 1 END) AS low,
        count(CASE WHEN a:ScoreMedium THEN 1 END) AS medium,
        count(CASE WHEN a:ScoreHigh THEN 1 END) AS high
@@ -118,18 +124,21 @@ RETURN count(CASE WHEN a:ScoreLow THEN 1 END) AS low,
 
 
 def apply_score_bands(driver: Any, *, bands: ScoreBands | None = None,
-                      database: str | None = None, batch_size: int = 10_000) -> dict[str, int]:
-    """Give every scored account exactly one band label; idempotent, batched server-side.
+                      database: str | None = None, batch_size: int = 10_000,
+                      node: NodeType | None = None) -> dict[str, int]:
+    """Give every scored node exactly one band label; idempotent, batched server-side.
 
-    Call it from the scoring job after scores are written. Returns the count per band.
+    Call it from the scoring job after scores are written. ``node``: the scored (labelled)
+    node type, by default the default schema's accounts. Returns the count per band.
     """
+    label = quote((node or GraphSchema.default().labelled_node).label)
     bands = bands or ScoreBands()
     # a band label nobody has yet is expected: no "label does not exist" warnings
     with driver.session(database=database, notifications_min_severity="OFF") as session:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction.
-        session.run(_BAND_QUERY, medium=bands.medium, high=bands.high,
+        session.run(_band_query(label), medium=bands.medium, high=bands.high,
                     batch=int(batch_size)).consume()
-        record = session.run(_COUNT_QUERY).single()
+        record = session.run(_count_query(label)).single()
     assert record is not None
     return {"ScoreLow": record["low"], "ScoreMedium": record["medium"],
             "ScoreHigh": record["high"]}

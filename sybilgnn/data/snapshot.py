@@ -18,6 +18,8 @@ from torch_geometric.data import HeteroData
 
 __all__ = ["Snapshot", "RawFeatures", "ACCOUNT", "IP", "PAYMENT"]
 
+# The default configuration's node types, for worlds built in code on the default platform's
+# schema (``sybilgnn.training.synthetic``); the stages read ``sybilgnn.graph_schema`` instead.
 ACCOUNT, IP, PAYMENT = "account", "ip", "payment"
 _SEP = "__"
 
@@ -78,8 +80,17 @@ class Snapshot:
     encoding: str | None = None
 
     @property
+    def labelled_type(self) -> str:
+        """The node type that carries the labels (and is scored): see
+        ``sybilgnn.graph_schema.labelled_node_type``."""
+        from sybilgnn.graph_schema import labelled_node_type
+
+        return labelled_node_type(self)
+
+    @property
     def num_accounts(self) -> int:
-        return int(self.data[ACCOUNT].num_nodes)
+        """Nodes of the labelled type (accounts on the default schema)."""
+        return int(self.data[self.labelled_type].num_nodes)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``tensors.pt`` (tensors only) and ``snapshot.json`` (everything else)."""

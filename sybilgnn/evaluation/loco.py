@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from sybilgnn.config import Settings, SplitSettings
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.data.splits import make_splits
 from sybilgnn.errors import SybilgnnError
 from sybilgnn.evaluation.population import MIN_POSITIVES
@@ -118,7 +118,8 @@ def held_out_snapshot(snapshot: Snapshot, settings: Settings, campaign: str) -> 
     """The snapshot with its split rebuilt so that ``campaign`` is the held-out group (its
     labels in no training slice) and the holdout scored among the validation and test
     periods' legitimate accounts; the graph and features are shared, not copied."""
-    store = snapshot.data[ACCOUNT]
+    labelled = snapshot.labelled_type
+    store = snapshot.data[labelled]
     split_settings = SplitSettings.model_validate(
         {**settings.split.model_dump(), "holdout_value": campaign})
     split = make_splits(store.y.cpu().numpy().astype(np.int64),
@@ -126,11 +127,11 @@ def held_out_snapshot(snapshot: Snapshot, settings: Settings, campaign: str) -> 
                         store.group.cpu().numpy().astype(np.int64), list(store.group_names))
     out = copy.copy(snapshot)
     out.data = copy.copy(snapshot.data)
-    account = out.data[ACCOUNT]
+    held = out.data[labelled]
     for name in ("train_mask", "val_mask", "test_mask"):
-        account[name] = torch.from_numpy(getattr(split, name))
+        held[name] = torch.from_numpy(getattr(split, name))
     legit = store.y.cpu().numpy() == 0
-    account.holdout_mask = torch.from_numpy(split.holdout_mask | (split.val_mask & legit))
+    held.holdout_mask = torch.from_numpy(split.holdout_mask | (split.val_mask & legit))
     return out
 
 
@@ -142,7 +143,7 @@ def leave_one_campaign_out(snapshot: Snapshot, settings: Settings, *,
     from sybilgnn.training.baselines import run_baselines
 
     result = LocoResult(prevalence=prevalence)
-    store = snapshot.data[ACCOUNT]
+    store = snapshot.data[snapshot.labelled_type]
     if "group" not in store or not list(store.get("group_names", [])):
         result.skipped["*"] = "the snapshot has no campaign groups (split.holdout_property)"
         return result

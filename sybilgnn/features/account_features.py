@@ -17,6 +17,7 @@ import pandas as pd
 
 __all__ = [
     "ACCOUNT_FEATURES",
+    "ACCOUNT_FEATURES_LABEL",
     "KMV_SIZE",
     "NIGHT_HOURS",
     "PROMPT_STATE_FIELDS",
@@ -48,6 +49,10 @@ ACCOUNT_FEATURES: list[str] = [
     "f_max_prompt_similarity",
     "f_n_similar_accounts",
 ]
+
+#: The node label ingest writes ``ACCOUNT_FEATURES`` onto; nodes of other labels have none
+#: of them (the export's ``features: null`` discovers their own ``f_*`` properties instead).
+ACCOUNT_FEATURES_LABEL = "Account"
 
 KMV_SIZE = 64
 NIGHT_HOURS = range(0, 6)  # UTC 00:00-05:59

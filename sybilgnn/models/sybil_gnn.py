@@ -1,7 +1,10 @@
-"""The heterogeneous GNN: per-type input projection, residual HeteroConv stack, account head.
+"""The heterogeneous GNN: per-type input projection, residual HeteroConv stack, a head on
+the labelled node type (accounts on the default schema).
 
 No parameter belongs to a node, so the model scores accounts it never saw (inductive):
-IP and payment nodes get their own features, a constant and log-degree inputs.
+every node type gets its own features (none, or only those configured for it), a constant
+and log-degree inputs. The labelled node type is part of the model's config, so a model
+refuses a graph whose labels live elsewhere.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 
 from sybilgnn.config import ModelSettings
+from sybilgnn.graph_schema import DEFAULT_LABELLED_TYPE
 from sybilgnn.models.convs import make_relation_conv
 from sybilgnn.models.graph import EdgeType, PreparedGraph, prepare_graph
 
 __all__ = ["SybilGNN", "build_model", "TARGET_NODE_TYPE"]
 
-TARGET_NODE_TYPE = "account"
+#: The node type a model scores when its config does not say (models saved before it did).
+TARGET_NODE_TYPE = DEFAULT_LABELLED_TYPE
 
 
 def _norm(kind: str, dim: int) -> nn.Module:
@@ -31,14 +36,15 @@ def _norm(kind: str, dim: int) -> nn.Module:
 
 
 class SybilGNN(nn.Module):
-    """Account logits from a heterogeneous account / IP / payment graph."""
+    """Logits of the ``target`` nodes (the labelled type) from a heterogeneous graph."""
 
     def __init__(self, metadata: tuple[list[str], list[EdgeType]], in_dims: dict[str, int],
-                 cfg: ModelSettings) -> None:
+                 cfg: ModelSettings, *, target: str = TARGET_NODE_TYPE) -> None:
         super().__init__()
         node_types, edge_types = list(metadata[0]), [tuple(et) for et in metadata[1]]
-        if TARGET_NODE_TYPE not in node_types:
-            raise ValueError(f"metadata has no {TARGET_NODE_TYPE!r} node type: {node_types}")
+        if target not in node_types:
+            raise ValueError(f"metadata has no {target!r} node type to score: {node_types}")
+        self.target = target
         self.node_types: list[str] = node_types
         self.edge_types: list[EdgeType] = edge_types  # type: ignore[assignment]
         self.cfg = cfg
@@ -63,12 +69,12 @@ class SybilGNN(nn.Module):
                                   nn.Linear(hidden, 1))
 
     def _needed_destinations(self, layers: int) -> list[set[str]]:
-        """Node types whose update in layer ``l`` can still reach an account logit.
+        """Node types whose update in layer ``l`` can still reach a target logit.
 
-        The last layer only updates accounts; skipping the rest saves compute and leaves no
-        parameter without a gradient.
+        The last layer only updates the target type; skipping the rest saves compute and
+        leaves no parameter without a gradient.
         """
-        needed = [{TARGET_NODE_TYPE}]
+        needed = [{self.target}]
         for _ in range(layers - 1):
             grown = set(needed[0]) | {et[0] for et in self.edge_types if et[2] in needed[0]}
             needed.insert(0, grown)
@@ -93,7 +99,7 @@ class SybilGNN(nn.Module):
 
     def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor],
                 edge_weight_dict: dict[EdgeType, Tensor] | None = None) -> Tensor:
-        """Account logits ``[N_account]``."""
+        """Target logits ``[N_target]``."""
         return self.forward_prepared(x_dict, self.prepare(x_dict, edge_index_dict, edge_weight_dict))
 
     def forward_prepared(self, x_dict: dict[str, Tensor], graph: PreparedGraph) -> Tensor:
@@ -117,18 +123,20 @@ class SybilGNN(nn.Module):
                 m = self.dropout(torch.relu(norms[nt](m)))
                 updated[nt] = prev + m if self.cfg.residual else m
             h = updated
-        return self.head(h[TARGET_NODE_TYPE]).squeeze(-1)
+        return self.head(h[self.target]).squeeze(-1)
 
     def config_dict(self) -> dict[str, Any]:
         """Plain JSON-able description that ``load_model`` rebuilds the module from."""
         return {
             "metadata": [list(self.node_types), [list(et) for et in self.edge_types]],
             "in_dims": dict(self.in_dims),
+            "target": self.target,
             "model": self.cfg.model_dump(mode="json"),
         }
 
 
 def build_model(metadata: tuple[list[str], list[EdgeType]], in_dims: dict[str, int],
-                cfg: ModelSettings) -> SybilGNN:
-    """The SybilGNN for a graph schema (``HeteroData.metadata()``) and feature widths."""
-    return SybilGNN(metadata, in_dims, cfg)
+                cfg: ModelSettings, *, target: str = TARGET_NODE_TYPE) -> SybilGNN:
+    """The SybilGNN for a graph (``HeteroData.metadata()``), feature widths and the node
+    type it scores (``GraphSchema.labelled``)."""
+    return SybilGNN(metadata, in_dims, cfg, target=target)

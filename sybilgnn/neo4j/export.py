@@ -206,7 +206,10 @@ def _joined(values: Iterable[str]) -> str | None:
 
 def _fingerprint_schema(settings: Settings) -> dict[str, Any]:
     from sybilgnn.neo4j.export_schema import default_account_features
-    export = settings.export.model_dump(mode="json", include={"nodes", "relationships", "labels"})
+    # what the snapshot is made of (a fleet_count or fleet_relations change is not)
+    export = settings.export.model_dump(mode="json", include={
+        "nodes": {"__all__": {"label", "key", "features", "categorical"}},
+        "relationships": True, "labels": True})
     return {"export": export, "split": settings.split.model_dump(mode="json"),
             "account_features": default_account_features(),
             "layout": SNAPSHOT_LAYOUT}
@@ -263,15 +266,16 @@ def export_snapshot(settings: Settings, *, driver: neo4j.Driver | None = None,
 
 
 def log_snapshot_to_mlflow(snapshot: Snapshot, *, context: str = "training",
-                           node_type: str = "account") -> None:
+                           node_type: str | None = None) -> None:
     """Log the snapshot as an MLflow dataset input of the active run (digest = content hash).
 
-    The dataset holds the node type's features and labels; its name and digest carry the
-    content hash, so runs trained on the same snapshot share one dataset entry.
+    The dataset holds the node type's features and labels (default: the labelled node
+    type); its name and digest carry the content hash, so runs trained on the same snapshot
+    share one dataset entry.
     """
     import mlflow
 
-    store = snapshot.data[node_type]
+    store = snapshot.data[snapshot.labelled_type if node_type is None else node_type]
     dataset = mlflow.data.from_numpy(
         features=store.x.numpy(), targets=store.y.numpy() if "y" in store else None,
         source=str(snapshot.meta.get("cache_path", "neo4j")),

@@ -16,7 +16,7 @@ from sybilgnn.config import ExportSettings, LabelSchema, NodeSchema, Relationshi
 from sybilgnn.errors import InputError
 
 __all__ = ["ResolvedNode", "ResolvedSchema", "SchemaError", "quote", "resolve_schema",
-           "default_account_features"]
+           "default_account_features", "computed_features"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FEATURE_PREFIX = "f_"
@@ -73,6 +73,18 @@ def default_account_features() -> list[str] | None:
     return list(names) if names is not None else None
 
 
+def computed_features(label: str) -> list[str] | None:
+    """The features stage's list for nodes of ``label``: only the label it computes them for
+    (accounts) has them; None for any other label, or while that stage is not installed."""
+    try:
+        from sybilgnn import features
+    except ImportError:
+        return None
+    if label != getattr(features, "ACCOUNT_FEATURES_LABEL", None):
+        return None
+    return default_account_features()
+
+
 def _names(tx: Any, procedure: str, column: str) -> set[str]:
     return {str(r[column]) for r in tx.run(f"CALL {procedure}() YIELD {column} RETURN {column}")}
 
@@ -91,8 +103,8 @@ def _resolve_node(tx: Any, name: str, node: NodeSchema, labels: set[str],
         raise SchemaError(f"{where}.label: label {node.label!r} is not in the graph "
                           f"(labels present: {sorted(labels)}); fix the schema or ingest first")
     features = node.features
-    if features is None:
-        features = default_account_features()
+    if features is None:  # never another type's list: a custom type gets its own f_* only
+        features = computed_features(node.label)
         if features is None:
             features = _discover_features(tx, node.label)
             notes.append(f"{where}.features: discovered {len(features)} f_* properties")

@@ -15,7 +15,7 @@ import yaml
 from mlflow.entities import Metric
 
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.registry._model_io import log_pyfunc_model
 from sybilgnn.registry._plots import optuna_plot_pngs, pr_curve_png, score_histogram_png
 from sybilgnn.registry._tracking import client_for
@@ -71,7 +71,7 @@ def _log_plots(result: Any, snapshot: Snapshot, folder: Path) -> None:
     from sybilgnn.training import predict
 
     scores = np.asarray(predict(result, snapshot), dtype=np.float64)
-    store = snapshot.data[ACCOUNT]
+    store = snapshot.data[snapshot.labelled_type]
     y = store.y.cpu().numpy()
     for split in ("test", "holdout"):
         mask_name = f"{split}_mask"

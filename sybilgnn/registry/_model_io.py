@@ -2,9 +2,11 @@
 
 A model folder holds ``weights.pt`` (``torch.save`` of the state dict; loaded with
 ``weights_only=True``) and ``model.json`` (model config, calibrator, threshold, the fitted
-preprocessor with its feature names and statistics, id-map schema). MLflow stores that folder as the artifacts of a small pyfunc
-model so that ``mlflow.pyfunc.load_model`` works for tooling; that path unpickles the
-``SybilgnnPyfunc`` class by reference. Scoring uses ``load_registered_model`` instead, which
+preprocessor with its feature names and statistics, id-map schema; the model config names
+the node type the model scores, so it refuses a graph whose labels live elsewhere). MLflow
+stores that folder as the artifacts of a small pyfunc model so that
+``mlflow.pyfunc.load_model`` works for tooling; that path unpickles the ``SybilgnnPyfunc``
+class by reference. Scoring uses ``load_registered_model`` instead, which
 downloads the folder and rebuilds the network from JSON and tensors only.
 """
 
@@ -27,6 +29,7 @@ from sybilgnn.config import Settings
 from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.registry._tracking import client_for
 
 __all__ = [
@@ -47,8 +50,9 @@ FORMAT_VERSION = 2  # 2: the preprocessor is part of the model
 MODEL_ARTIFACT = "model"
 WEIGHTS_FILE, META_FILE = "weights.pt", "model.json"
 SELECTION_WEIGHTS_FILE = "selection_weights.pt"  # the time-split run of a refitted model
-# Node type -> the Neo4j key property whose values the snapshot's id map holds.
-ID_MAP_SCHEMA = {"account": "account_id", "ip": "ip_id", "payment": "pm_id"}
+# Node type -> the Neo4j key property whose values the snapshot's id map holds: the
+# default configuration's, for models saved before they carried their own.
+ID_MAP_SCHEMA = GraphSchema.default().id_map_schema
 
 
 # The train.* settings that shape the weights; the rest (prevalence, bootstrap, threshold
@@ -84,6 +88,13 @@ class LoadedModel:
     train_settings: dict[str, Any] = field(default_factory=dict)  # train.* it was fitted with
     selection_state_dict: dict[str, torch.Tensor] | None = None
 
+    @property
+    def target(self) -> str:
+        """The node type the model scores (the labelled type it was trained on)."""
+        from sybilgnn.training.predict import model_target
+
+        return model_target(self.model_config)
+
     def recipe(self) -> dict[str, Any] | None:
         """The ``model.*`` and ``train.*`` settings that refit this model from scratch on
         another snapshot (the gate's leave-one-campaign-out), or None for a model saved
@@ -106,8 +117,8 @@ class LoadedModel:
                        calibrator=calibrator)
 
     def predict(self, snapshot: Snapshot) -> np.ndarray:
-        """Calibrated fake-account probability for every account of ``snapshot``, read
-        through the model's own preprocessing."""
+        """Calibrated fake probability for every node of the model's target type in
+        ``snapshot``, read through the model's own preprocessing."""
         from sybilgnn.training import predict
 
         return np.asarray(predict(self, self.encode(snapshot)), dtype=np.float64)
@@ -147,7 +158,7 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
             "prevalence", getattr(result, "prevalence", None)),
         "fitted_on": dict(getattr(result, "fitted_on", {}) or {}),
         "train_settings": dict(getattr(result, "train_settings", {}) or {}),
-        "id_map_schema": getattr(result, "id_map_schema", ID_MAP_SCHEMA),
+        "id_map_schema": getattr(result, "id_map_schema", None) or ID_MAP_SCHEMA,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
     return out
@@ -207,31 +218,47 @@ class SybilgnnPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         for folder in model_input["snapshot_dir"]:
             snapshot = Snapshot.load(folder)
             scores = self._model.predict(snapshot)
+            target = self._model.target
             frames.append(pd.DataFrame({
                 "snapshot_dir": folder,
-                "account_id": snapshot.id_maps["account"].astype(str),
+                _id_column(self._model.id_map_schema, target):
+                    snapshot.id_maps[target].astype(str),
                 "score": scores,
                 "flag": scores >= self._model.threshold,
             }))
         return pd.concat(frames, ignore_index=True)
 
 
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "snapshot_dir")]),
-    outputs=Schema([ColSpec("string", "snapshot_dir"), ColSpec("string", "account_id"),
-                    ColSpec("double", "score"), ColSpec("boolean", "flag")]),
-)
+def _id_column(id_map_schema: dict[str, str], target: str) -> str:
+    """The pyfunc output's id column: the scored node type's key property (``account_id``)."""
+    return id_map_schema.get(target, f"{target}_id")
+
+
+def signature_for(id_column: str) -> ModelSignature:
+    """snapshot folders in; one row per scored node (its key, score and flag) out."""
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "snapshot_dir")]),
+        outputs=Schema([ColSpec("string", "snapshot_dir"), ColSpec("string", id_column),
+                        ColSpec("double", "score"), ColSpec("boolean", "flag")]),
+    )
+
+
+SIGNATURE = signature_for(_id_column(ID_MAP_SCHEMA, GraphSchema.default().labelled))
 
 
 def log_pyfunc_model(result: Any) -> Any:
     """Log the model folder as a pyfunc model of the active run; returns ``ModelInfo``."""
+    from sybilgnn.training.predict import model_target
+
+    id_column = _id_column(getattr(result, "id_map_schema", None) or ID_MAP_SCHEMA,
+                           model_target(result.model_config))
     with tempfile.TemporaryDirectory(prefix="sybilgnn-model-") as tmp:
         folder = save_model_dir(result, Path(tmp) / "model_dir")
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=SybilgnnPyfunc(),
             artifacts={"model_dir": str(folder)},
-            signature=SIGNATURE,
+            signature=signature_for(id_column),
             pip_requirements=["sybilgnn", "torch", "torch-geometric", "mlflow"],
         )
 

@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
 from sybilgnn.registry._log import CHALLENGER, CHAMPION
 from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_registered_model, \
@@ -68,8 +68,9 @@ class PromotionDecision:
 
 
 def gate_rows(snapshot: Snapshot, split: str, since: float | None = None) -> np.ndarray:
-    """Labelled accounts of ``split``, labelled after ``since`` (epoch seconds) when given."""
-    store = snapshot.data[ACCOUNT]
+    """Labelled nodes (accounts) of ``split``, labelled after ``since`` (epoch seconds) when
+    given."""
+    store = snapshot.data[snapshot.labelled_type]
     mask_name = f"{split}_mask"
     if mask_name not in store:
         raise InputError(f"registry.promote_split: the snapshot has no {mask_name}")
@@ -89,7 +90,7 @@ def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str,
     (the resamples depend on the labels only, so two models on the same rows share them)."""
     from sybilgnn.training.metrics import evaluate
 
-    store = snapshot.data[ACCOUNT]
+    store = snapshot.data[snapshot.labelled_type]
     y = store.y.cpu().numpy()
     mask = gate_rows(snapshot, split) if rows is None else rows
     if mask.sum() == 0 or len(np.unique(y[mask])) < 2:
@@ -269,7 +270,7 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
     # Only labels neither model was fitted on: the champion's weights saw every label up
     # to its training, and a refitted challenger is judged by its time-split run.
     rows = gate_rows(snapshot, reg.promote_split, champ_model.labels_through)
-    y = snapshot.data[ACCOUNT].y.cpu().numpy()[rows]
+    y = snapshot.data[snapshot.labelled_type].y.cpu().numpy()[rows]
     if rows.sum() == 0 or len(np.unique(y)) < 2:
         since = ("" if champ_model.labels_through is None else " labelled after champion "
                  f"v{champion}'s training ({_when(champ_model.labels_through)})")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
 
 __all__ = ["changed_nodes", "within_reach"]
 
@@ -77,7 +77,8 @@ def changed_nodes(before: Snapshot | None, after: Snapshot) -> dict[str, np.ndar
 
 
 def within_reach(snapshot: Snapshot, seeds: dict[str, np.ndarray], hops: int) -> np.ndarray:
-    """Account rows within ``hops`` edges (any type, either direction) of a seed node."""
+    """Rows of the labelled node type (accounts) within ``hops`` edges (any type, either
+    direction) of a seed node."""
     data = snapshot.data
     node_types = list(data.node_types)
     offsets, total = {}, 0
@@ -105,5 +106,5 @@ def within_reach(snapshot: Snapshot, seeds: dict[str, np.ndarray], hops: int) ->
         reached |= frontier
         if not frontier.any():
             break
-    account = ACCOUNT
-    return reached[offsets[account]:offsets[account] + int(data[account].num_nodes)]
+    labelled = snapshot.labelled_type
+    return reached[offsets[labelled]:offsets[labelled] + int(data[labelled].num_nodes)]

@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.graph_schema import GraphSchema
+from sybilgnn.neo4j.export_schema import quote
 from sybilgnn.replay.changes import changed_nodes, within_reach
 
 __all__ = ["DayRecord", "FleetDelay", "ReplaySummary", "clear_graph", "delivery_dirs",
@@ -118,8 +120,8 @@ def _flag_flips(previous: tuple[str, Snapshot, np.ndarray] | None, version: str,
     reachable = within_reach(snapshot, changed_nodes(before, snapshot), reach)
     if previous is None or previous[0] != version:
         return 0, int(reachable.sum())
-    ids = pd.Index(snapshot.id_maps[ACCOUNT])
-    old = pd.Series(previous[2], index=pd.Index(previous[1].id_maps[ACCOUNT]))
+    ids = pd.Index(snapshot.id_maps[snapshot.labelled_type])
+    old = pd.Series(previous[2], index=pd.Index(previous[1].id_maps[previous[1].labelled_type]))
     then = old.reindex(ids).to_numpy()
     known = ~pd.isna(then)
     relabelled = _labels(snapshot, ids) != _labels(previous[1], ids)
@@ -129,10 +131,11 @@ def _flag_flips(previous: tuple[str, Snapshot, np.ndarray] | None, version: str,
 
 def _labels(snapshot: Snapshot, ids: pd.Index) -> np.ndarray:
     """Each account's label after verdicts (-1 unknown, also for accounts not in it)."""
-    store = snapshot.data[ACCOUNT]
+    labelled = snapshot.labelled_type
+    store = snapshot.data[labelled]
     if "y" not in store:
         return np.full(len(ids), -1)
-    labels = pd.Series(store.y.cpu().numpy(), index=pd.Index(snapshot.id_maps[ACCOUNT]))
+    labels = pd.Series(store.y.cpu().numpy(), index=pd.Index(snapshot.id_maps[labelled]))
     return labels.reindex(ids).fillna(-1).to_numpy(dtype=np.int64)
 
 
@@ -179,8 +182,9 @@ def clear_graph(settings: Settings) -> int:
 def _require_empty_graph(settings: Settings) -> None:
     from sybilgnn.neo4j.connection import open_driver
 
+    label = quote(GraphSchema.from_settings(settings).labelled_node.label)
     with open_driver(settings) as driver, driver.session(database=settings.neo4j.database) as s:
-        count = int(s.run("MATCH (a:Account) RETURN count(a) AS n").single()["n"])
+        count = int(s.run(f"MATCH (a:{label}) RETURN count(a) AS n").single()["n"])
     if count:
         raise InputError(
             f"the database {settings.neo4j.database!r} already holds {count:,} accounts; a "
@@ -237,7 +241,7 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
             decision = _retrain(settings, day, trials, failures, say)
         scored = score_graph(settings)
         flags = scored.flags
-        ids = pd.Index(scored.snapshot.id_maps[ACCOUNT])
+        ids = pd.Index(scored.snapshot.id_maps[scored.snapshot.labelled_type])
         fake = fake_of.reindex(ids).eq(True).to_numpy()
         true_flags = int((flags & fake).sum())
         version = scored.summary.model_version
@@ -249,7 +253,8 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
         record = DayRecord(
             day=day, date=_day_label(day_1, day),
             accounts=len(ids),
-            new_accounts=len(ids) - (len(previous[1].id_maps[ACCOUNT]) if previous else 0),
+            new_accounts=len(ids) - (len(previous[1].id_maps[previous[1].labelled_type])
+                                     if previous else 0),
             quarantined=ingested.rows_quarantined,
             flagged=int(flags.sum()), true_flags=true_flags,
             precision=true_flags / int(flags.sum()) if flags.any() else None,

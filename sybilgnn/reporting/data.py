@@ -1,4 +1,8 @@
-"""Read what a scoring run left in Neo4j into plain Python values for the report."""
+"""Read what a scoring run left in Neo4j into plain Python values for the report.
+
+Scored nodes, their fleets' shared-node counts and the fleet drawings follow the graph
+schema (``GraphSchema``: the labelled node type and ``export.fleet_relations``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from typing import Any
 from sybilgnn.browser.queries import CHANGES_QUERY, FLEET_SUBGRAPH_QUERY
 from sybilgnn.config import ScoringSettings
 from sybilgnn.errors import InputError
+from sybilgnn.graph_schema import GraphSchema
+from sybilgnn.neo4j.export_schema import quote
 
 __all__ = ["FleetGraph", "FleetSummary", "RunChanges", "InputDrift", "RecentRun", "ReportData",
-           "collect_report_data", "input_drift", "recent_runs", "SCORE_BANDS"]
+           "collect_report_data", "fleet_subgraph_cypher", "input_drift", "recent_runs",
+           "SCORE_BANDS"]
 
 #: The recent runs' score distributions are shown as shares of this many equal bands.
 SCORE_BANDS = 5
@@ -32,8 +39,7 @@ class FleetSummary:
     fleet_id: str
     size: int
     mean_score: float | None
-    n_shared_ips: int | None
-    n_shared_instruments: int | None
+    shared: dict[str, int | None]  # (:Fleet) count property -> shared nodes of that type
     first_seen: str | None
     graph: FleetGraph | None = None
 
@@ -101,6 +107,7 @@ class ReportData:
     verdicts: dict[str, int]
     drift: InputDrift = field(default_factory=lambda: InputDrift(False, [], _DEFAULT_DRIFT_WARN))
     recent_runs: list[RecentRun] = field(default_factory=list)
+    fleet_counts: list[str] = field(default_factory=list)  # the fleets' shared-node counts
 
 
 def _plain(value: Any) -> Any:
@@ -141,19 +148,23 @@ ORDER BY r.started_at DESC LIMIT 1
 
 _LATEST_QUERY = "MATCH (r:ScoringRun) RETURN r.run_id AS run_id ORDER BY r.started_at DESC LIMIT 1"
 
-_GRAPH_COUNTS_QUERY = """
-MATCH (a:Account {run_id: $run_id})
+def _graph_counts_query(label: str) -> str:
+    return f"""
+MATCH (a:{label} {{run_id: $run_id}})
 RETURN count(a) AS scored, count(CASE WHEN a.sybil_flag THEN 1 END) AS flagged
 """
 
-_SCORES_QUERY = """
-MATCH (a:Account {run_id: $run_id})
+
+def _scores_query(label: str) -> str:
+    return f"""
+MATCH (a:{label} {{run_id: $run_id}})
 WHERE a.sybil_score IS NOT NULL
 RETURN a.sybil_score AS score
 """
 
+
 # Instants compared as epoch millis: Neo4j orders equal instants in different zone forms
-# (offset 'Z' vs named 'UTC') as different values.
+# (offset 'Z' vs named 'UTC') as different values. Shared-node counts come as a map.
 _FLEETS_QUERY = """
 MATCH (r:ScoringRun {run_id: $run_id})
 MATCH (f:Fleet)
@@ -161,13 +172,38 @@ WHERE ($is_latest AND f.active = true)
    OR (NOT $is_latest AND f.first_seen.epochMillis <= r.started_at.epochMillis
        AND f.last_seen.epochMillis >= r.started_at.epochMillis)
 RETURN f.fleet_id AS fleet_id, f.size AS size, f.mean_score AS mean_score,
-       f.n_shared_ips AS n_shared_ips, f.n_shared_instruments AS n_shared_instruments,
-       f.first_seen AS first_seen
+       f {.*} AS properties, f.first_seen AS first_seen
 ORDER BY f.size DESC, f.mean_score DESC, f.fleet_id
 """
 
-_VERDICTS_QUERY = """
-MATCH (a:Account) WHERE a.review IS NOT NULL
+
+def fleet_subgraph_cypher(schema: GraphSchema) -> str:
+    """The report's fleet drawing: the highest-scoring members, the nodes two or more of
+    them share along the fleet relations and the direct links between them. On the default
+    schema it draws what the Browser guide's fleet query (``FLEET_SUBGRAPH_QUERY``) does."""
+    member = quote(schema.labelled_node.label)
+    parts = ["  UNWIND members AS a\n  MATCH p = (a)-[:MEMBER_OF]->(f)\n  RETURN p"]
+    for hub in schema.fleet_hubs():
+        rel, label = quote(hub.relation.type), quote(hub.hub.label)
+        out = (f"-[:{rel}]->", f"<-[:{rel}]-") if hub.labelled_end == 0 else \
+            (f"<-[:{rel}]-", f"-[:{rel}]->")
+        parts.append(f"  UNWIND members AS a\n  MATCH p = (a){out[0]}(shared:{label})\n"
+                     f"  WHERE COUNT {{ (shared){out[1]}(other) WHERE other IN members }} >= 2\n"
+                     "  RETURN p")
+    for _, name, _ in schema.fleet_links():
+        rel = quote(schema.relations[name].type)
+        parts.append(f"  UNWIND members AS a\n  MATCH p = (a)-[:{rel}]->(b)\n"
+                     "  WHERE b IN members\n  RETURN p")
+    union = "\n  UNION\n".join(parts)
+    return (f"MATCH (f:Fleet {{fleet_id: $fleet_id}})<-[:MEMBER_OF]-(member:{member})\n"
+            "WITH f, member ORDER BY member.sybil_score DESC LIMIT $max_members\n"
+            "WITH f, collect(member) AS members\n"
+            f"CALL (f, members) {{\n{union}\n}}\nRETURN p")
+
+
+def _verdicts_query(label: str) -> str:
+    return f"""
+MATCH (a:{label}) WHERE a.review IS NOT NULL
 RETURN a.review AS review, count(*) AS n ORDER BY review
 """
 
@@ -200,36 +236,41 @@ def recent_runs(session: Any, run_id: str, limit: int = 10) -> list[RecentRun]:
         for r in session.run(_RECENT_RUNS_QUERY, run_id=run_id, limit=limit)]
 
 
-_KINDS = {"Account": "account", "Fleet": "fleet", "IP": "ip", "PaymentInstrument": "payment"}
-_KEYS = {"account": "account_id", "fleet": "fleet_id", "ip": "ip_id", "payment": "pm_id"}
+def _node_kinds(schema: GraphSchema) -> dict[str, tuple[str, str]]:
+    """Neo4j label -> (kind drawn, key property): node types by name, and fleets."""
+    kinds = {node.label: (name, node.key) for name, node in schema.nodes.items()}
+    kinds["Fleet"] = ("fleet", "fleet_id")
+    return kinds
 
 
-def _node_key(node: Any) -> tuple[str, str]:
-    kind = next((_KINDS[label] for label in node.labels if label in _KINDS), "other")
-    if kind == "account" and "Flagged" in node.labels:
+def _node_key(node: Any, schema: GraphSchema) -> tuple[str, str]:
+    kinds = _node_kinds(schema)
+    kind, key_property = next((kinds[label] for label in node.labels if label in kinds),
+                              ("other", ""))
+    if kind == schema.labelled and "Flagged" in node.labels:
         kind = "flagged"
-    key_property = _KEYS.get("account" if kind == "flagged" else kind)
     key = node.get(key_property) if key_property else None
     return str(key if key is not None else node.element_id), kind
 
 
-def fleet_graph(session: Any, fleet_id: str) -> FleetGraph:
-    """The fleet's subgraph, through the same saved query analysts run in the Browser."""
+def fleet_graph(session: Any, fleet_id: str, schema: GraphSchema | None = None) -> FleetGraph:
+    """The fleet's subgraph (``fleet_subgraph_cypher``; default: the default schema)."""
+    schema = GraphSchema.default() if schema is None else schema
     graph = FleetGraph()
     seen_nodes: dict[str, str] = {}
     seen_edges: set[str] = set()
-    for record in session.run(FLEET_SUBGRAPH_QUERY.cypher, fleet_id=fleet_id,
+    for record in session.run(fleet_subgraph_cypher(schema), fleet_id=fleet_id,
                               max_members=FLEET_SUBGRAPH_QUERY.params["max_members"]):
         path = record["p"]
         for node in path.nodes:
-            key, kind = _node_key(node)
+            key, kind = _node_key(node, schema)
             seen_nodes.setdefault(key, kind)
         for rel in path.relationships:
             if rel.element_id in seen_edges:
                 continue
             seen_edges.add(rel.element_id)
-            start, _ = _node_key(rel.start_node)
-            end, _ = _node_key(rel.end_node)
+            start, _ = _node_key(rel.start_node, schema)
+            end, _ = _node_key(rel.end_node, schema)
             graph.edges.append((start, end, rel.type))
     graph.nodes = sorted(seen_nodes.items())
     return graph
@@ -237,11 +278,14 @@ def fleet_graph(session: Any, fleet_id: str) -> FleetGraph:
 
 def collect_report_data(session: Any, run_id: str | None = None, *,
                         top_fleets: int = 10, fleet_pictures: int = 5,
-                        history: int = 10) -> ReportData:
+                        history: int = 10, schema: GraphSchema | None = None) -> ReportData:
     """All numbers of one run's report; ``run_id=None`` means the latest run.
 
     ``history``: how many finished runs (up to this one) the "Recent runs" section lists.
+    ``schema``: the graph schema of the scored nodes and fleets (default: the default one).
     """
+    schema = GraphSchema.default() if schema is None else schema
+    label = quote(schema.labelled_node.label)
     record = session.run(_RUN_QUERY, run_id=run_id).single()
     if record is None:
         if run_id is None:
@@ -252,16 +296,16 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
     latest = session.run(_LATEST_QUERY).single()
     is_latest = latest is not None and latest["run_id"] == run["run_id"]
 
-    counts = session.run(_GRAPH_COUNTS_QUERY, run_id=run["run_id"]).single()
-    scores = [float(r["score"]) for r in session.run(_SCORES_QUERY, run_id=run["run_id"])]
+    counts = session.run(_graph_counts_query(label), run_id=run["run_id"]).single()
+    scores = [float(r["score"]) for r in session.run(_scores_query(label), run_id=run["run_id"])]
     fleet_rows = list(session.run(_FLEETS_QUERY, is_latest=is_latest, run_id=run["run_id"]))
+    counted = [hub.hub.fleet_count for hub in schema.fleet_hubs()]
     fleets = [FleetSummary(fleet_id=r["fleet_id"], size=r["size"], mean_score=r["mean_score"],
-                           n_shared_ips=r["n_shared_ips"],
-                           n_shared_instruments=r["n_shared_instruments"],
+                           shared={name: r["properties"].get(name) for name in counted},
                            first_seen=_plain(r["first_seen"]))
               for r in fleet_rows]
     for fleet in fleets[:fleet_pictures]:
-        fleet.graph = fleet_graph(session, fleet.fleet_id)
+        fleet.graph = fleet_graph(session, fleet.fleet_id, schema)
 
     change_row = session.run(CHANGES_QUERY.cypher, run_id=run["run_id"]).single()
     assert change_row is not None
@@ -274,7 +318,7 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
         newly_flagged=change_row["newly_flagged"] if flags_known else None,
         unflagged=change_row["unflagged"] if flags_known else None,
     )
-    verdicts = {r["review"]: r["n"] for r in session.run(_VERDICTS_QUERY)}
+    verdicts = {r["review"]: r["n"] for r in session.run(_verdicts_query(label))}
 
     def stored_or(name: str, fallback: int) -> int:
         value = run.get(name)
@@ -287,4 +331,5 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
         n_fleets=stored_or("n_fleets", len(fleets)),
         scores=scores, fleets=fleets[:top_fleets], changes=changes, verdicts=verdicts,
         drift=input_drift(run), recent_runs=recent_runs(session, run["run_id"], history),
+        fleet_counts=counted,
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import SybilgnnError
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.reporting.data import SCORE_BANDS, ReportData, collect_report_data
 from sybilgnn.reporting.figures import fleet_graph_png, recent_scores_png, score_histogram_png
 
@@ -174,10 +175,15 @@ def render_report_html(data: ReportData) -> str:
                  if data.scores else
                  '<p class="muted">Scores of this run are no longer in the graph (a later '
                  'run overwrote them).</p>')
+    counted = data.fleet_counts
+    shared_heads = "".join(
+        f"<th>shared {_e(name.removeprefix('n_shared_').replace('_', ' '))}</th>"
+        for name in counted)
     rows = "\n".join(
         f"<tr><td><code>{_e(f.fleet_id)}</code></td><td>{f.size}</td>"
-        f"<td>{_num(f.mean_score)}</td><td>{_e(f.n_shared_ips)}</td>"
-        f"<td>{_e(f.n_shared_instruments)}</td><td>{_e(f.first_seen)}</td></tr>"
+        f"<td>{_num(f.mean_score)}</td>"
+        + "".join(f"<td>{_e(f.shared.get(name))}</td>" for name in counted)
+        + f"<td>{_e(f.first_seen)}</td></tr>"
         for f in data.fleets)
     pictures = "\n".join(
         f"<figure>{_img(fleet_graph_png(f.graph, f'{f.fleet_id}: {f.size} accounts'), f.fleet_id)}"
@@ -202,8 +208,8 @@ status {_e(run.get('status'))} · report generated {generated}</p>
 <h2>Score distribution</h2>
 {histogram}
 <h2>Top fleets</h2>
-<table><tr><th>fleet</th><th>size</th><th>mean score</th><th>shared IPs</th>
-<th>shared instruments</th><th>first seen</th></tr>
+<table><tr><th>fleet</th><th>size</th><th>mean score</th>{shared_heads}
+<th>first seen</th></tr>
 {rows}
 </table>
 <div class="fleets">
@@ -238,7 +244,8 @@ def write_report(settings: Settings, run_id: str | None = None, out: str | Path 
         with active.session(database=settings.neo4j.database,
                             notifications_min_severity="OFF") as session:
             data = collect_report_data(session, run_id, top_fleets=top_fleets,
-                                       fleet_pictures=fleet_pictures)
+                                       fleet_pictures=fleet_pictures,
+                                       schema=GraphSchema.from_settings(settings))
     finally:
         if own_driver:
             active.close()

@@ -1,5 +1,8 @@
 """Why an account was flagged: its own features, relation types and neighbours that drove it.
 
+Accounts are the labelled node type and relations are named by their Neo4j relationship
+types, both read from ``GraphSchema`` (the default schema's when none is given).
+
 One forward and one backward pass explain every flagged account at once, on the k-hop
 subgraph around them (exact for a k-layer GNN):
 
@@ -34,18 +37,11 @@ from torch_geometric.data import HeteroData
 from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
 from torch_geometric.nn import HeteroConv, MessagePassing
 
+from sybilgnn.graph_schema import EdgeType, GraphSchema
 from sybilgnn.models.graph import (Aggregation, CsrLayout, RelationGraph, csr_layout,
                                    csr_with_values)
 
-__all__ = ["AccountEvidence", "RELATIONS", "explain_accounts", "khop_subset"]
-
-# Edge types whose messages arrive at accounts, named as the relationship in Neo4j.
-RELATIONS: dict[tuple[str, str, str], str] = {
-    ("ip", "rev_used_ip", "account"): "USED_IP",
-    ("payment", "rev_paid_with", "account"): "PAID_WITH",
-    ("account", "prompt_similar", "account"): "PROMPT_SIMILAR",
-}
-_NEIGHBOUR_PREFIX = {"ip": "ip", "payment": "pm", "account": "account"}
+__all__ = ["AccountEvidence", "explain_accounts", "khop_subset"]
 
 
 @dataclass(frozen=True)
@@ -173,10 +169,13 @@ def _full_structural(model: torch.nn.Module, data: HeteroData
     return {nt: graph.structural(nt, edge_types) for nt in model.node_types}
 
 
-def khop_subset(data: HeteroData, rows: torch.Tensor, hops: int) -> dict[str, torch.Tensor]:
-    """Sorted node indices per type within ``hops`` incoming hops of the account ``rows``."""
+def khop_subset(data: HeteroData, rows: torch.Tensor, hops: int,
+                target: str | None = None) -> dict[str, torch.Tensor]:
+    """Sorted node indices per type within ``hops`` incoming hops of the ``rows`` of the
+    ``target`` node type (default: the default schema's labelled type, accounts)."""
+    target = GraphSchema.default().labelled if target is None else target
     keep = {t: torch.zeros(int(data[t].num_nodes), dtype=torch.bool) for t in data.node_types}
-    keep["account"][rows] = True
+    keep[target][rows] = True
     for _ in range(hops):
         grown = {t: m.clone() for t, m in keep.items()}
         for (src, _, dst), edge_index in data.edge_index_dict.items():
@@ -214,12 +213,15 @@ def explain_accounts(
     top_k: int = 5,
     num_hops: int | None = None,
     chunk_size: int = 4096,
+    schema: GraphSchema | None = None,
 ) -> dict[int, AccountEvidence]:
     """Evidence for each account row in ``rows`` (typically the flagged ones), by row.
 
-    Rows go in chunks of ``chunk_size`` (in the given order), which bounds the subgraph and
-    the memory of the backward pass on large graphs.
+    Accounts are ``schema``'s labelled node type (default: the default schema's). Rows go
+    in chunks of ``chunk_size`` (in the given order), which bounds the subgraph and the
+    memory of the backward pass on large graphs.
     """
+    schema = GraphSchema.default() if schema is None else schema
     rows_np = np.asarray(rows, dtype=np.int64)
     result: dict[int, AccountEvidence] = {}
     structural = _full_structural(model, data) if rows_np.size else None
@@ -227,7 +229,7 @@ def explain_accounts(
         result.update(_explain_chunk(
             model, data, rows_np[lo:lo + chunk_size], feature_names=feature_names,
             id_maps=id_maps, scores=scores, threshold=threshold, feature_stats=feature_stats,
-            top_k=top_k, num_hops=num_hops, structural=structural))
+            top_k=top_k, num_hops=num_hops, structural=structural, schema=schema))
     return result
 
 
@@ -243,20 +245,23 @@ def _explain_chunk(
     feature_stats: Mapping[str, Sequence[float]] | None,
     top_k: int,
     num_hops: int | None,
+    schema: GraphSchema,
     structural: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[int, AccountEvidence]:
     if rows_np.size == 0:
         return {}
+    target = schema.labelled
+    incoming = schema.messages_to_labelled()
     device = next(model.parameters()).device
     hops = num_hops if num_hops is not None else _count_hops(model)
     # As many hops as layers reach every input of the explained logits; the outermost nodes'
     # degree inputs come from the whole graph (``structural``). A model without those takes
     # one hop more, so the outermost nodes keep all their edges.
-    subset = khop_subset(data, torch.as_tensor(rows_np), hops + (structural is None))
+    subset = khop_subset(data, torch.as_tensor(rows_np), hops + (structural is None), target)
     sub = data.subgraph(subset).to(device)
     sub_structural = None if structural is None else \
         {nt: s[subset[nt]].to(device) for nt, s in structural.items()}
-    local = torch.as_tensor(np.searchsorted(subset["account"].numpy(), rows_np), device=device)
+    local = torch.as_tensor(np.searchsorted(subset[target].numpy(), rows_np), device=device)
 
     was_training = model.training
     model.eval()
@@ -265,8 +270,8 @@ def _explain_chunk(
         p.requires_grad_(False)
     try:
         x_dict = {t: sub[t].x for t in sub.node_types}
-        x_acc = x_dict["account"].detach().clone().requires_grad_(True)
-        x_dict["account"] = x_acc
+        x_acc = x_dict[target].detach().clone().requires_grad_(True)
+        x_dict[target] = x_acc
         masks = {et: torch.ones(ei.size(1), device=device, requires_grad=True)
                  for et, ei in sub.edge_index_dict.items()}
         set_hetero_masks(model, masks, sub.edge_index_dict, apply_sigmoid=False)
@@ -283,16 +288,17 @@ def _explain_chunk(
         edge_grads = {et: m.grad for et, m in masks.items() if m.grad is not None}
         if edge_grads:
             rel_share, neighbours = _edge_evidence(sub, subset, local.cpu().numpy(), edge_grads,
-                                                   id_maps, top_k)
+                                                   id_maps, top_k, schema)
         else:
-            rel_share, neighbours = _ablation_evidence(model, sub, x_dict, local), None
+            rel_share, neighbours = _ablation_evidence(model, sub, x_dict, local,
+                                                       incoming), None
     finally:
         for p in frozen:
             p.requires_grad_(True)
         model.train(was_training)
 
     features = _top_features(feat, raw, feature_names, top_k)
-    names = list(RELATIONS.values())
+    names = list(incoming.values())
     result: dict[int, AccountEvidence] = {}
     for k, row in enumerate(rows_np.tolist()):
         share = rel_share[k]
@@ -309,15 +315,16 @@ def _explain_chunk(
 
 
 def _edge_evidence(sub: HeteroData, subset: Mapping[str, torch.Tensor], local: np.ndarray,
-                   edge_grads: Mapping[tuple[str, str, str], torch.Tensor],
-                   id_maps: Mapping[str, np.ndarray], top_k: int
+                   edge_grads: Mapping[EdgeType, torch.Tensor],
+                   id_maps: Mapping[str, np.ndarray], top_k: int, schema: GraphSchema
                    ) -> tuple[np.ndarray, list[list[str]]]:
     """Per explained account: relation shares (|gradient| summed) and its top neighbours."""
-    position = np.full(int(sub["account"].num_nodes), -1, dtype=np.int64)
+    relations = schema.messages_to_labelled()
+    position = np.full(int(sub[schema.labelled].num_nodes), -1, dtype=np.int64)
     position[local] = np.arange(local.size)
-    totals = np.zeros((local.size, len(RELATIONS)))
+    totals = np.zeros((local.size, len(relations)))
     cand_pos, cand_val, cand_label = [], [], []
-    for r, (edge_type, relation) in enumerate(RELATIONS.items()):
+    for r, (edge_type, relation) in enumerate(relations.items()):
         if edge_type not in edge_grads:
             continue
         ei = sub[edge_type].edge_index.cpu().numpy()
@@ -328,7 +335,7 @@ def _edge_evidence(sub: HeteroData, subset: Mapping[str, torch.Tensor], local: n
         pos, src, grad = pos[inside], ei[0][inside], grad[inside]
         np.add.at(totals[:, r], pos, np.abs(grad))
         keys = id_maps[edge_type[0]][subset[edge_type[0]].numpy()[src]]
-        prefix = _NEIGHBOUR_PREFIX[edge_type[0]]
+        prefix = schema.nodes[edge_type[0]].id_prefix
         cand_pos.append(pos)
         cand_val.append(grad)
         cand_label.append(np.asarray([f"{relation} {prefix}:{key}" for key in keys], dtype=object))
@@ -349,13 +356,14 @@ def _edge_evidence(sub: HeteroData, subset: Mapping[str, torch.Tensor], local: n
 
 
 def _ablation_evidence(model: torch.nn.Module, sub: HeteroData,
-                       x_dict: dict[str, torch.Tensor], local: torch.Tensor) -> np.ndarray:
+                       x_dict: dict[str, torch.Tensor], local: torch.Tensor,
+                       relations: Mapping[EdgeType, str]) -> np.ndarray:
     """Relation shares from how much each account's logit drops without that relation."""
     with torch.no_grad():
         x_plain = {t: x.detach() for t, x in x_dict.items()}
         base = _forward(model, sub, x_plain)[local]
         drops = []
-        for edge_type in RELATIONS:
+        for edge_type in relations:
             reduced = sub.clone()
             for et in list(reduced.edge_types):
                 if et == edge_type or et[1] == edge_type[1].removeprefix("rev_") or \

@@ -1,7 +1,10 @@
 """Group flagged accounts into fleets and keep each fleet's id stable across runs.
 
-Two flagged accounts are linked when they used the same IP, paid with the same instrument
-or wrote near-duplicate prompts. An IP or instrument used by more than
+Which relations link accounts is configuration (``export.fleet_relations``, read through
+``GraphSchema``; accounts are the labelled node type): a relation to another node type links
+the flagged accounts that share one of its nodes (on the default schema: used the same IP,
+paid with the same instrument), a relation between two accounts links them directly (wrote
+near-duplicate prompts). An IP or instrument used by more than
 ``max_shared_accounts`` accounts in total (carrier NAT, a university, a shared office card)
 links nobody: one such hub would merge unrelated fleets into one.
 
@@ -14,7 +17,7 @@ same input gives the same fleets). The Louvain graph is weighted so that the evi
 link carries counts, not how many links there are: an IP or instrument used by ``k``
 accounts in all adds ``1/(k-1)`` to each pair of its users (a card three accounts share
 links them firmly, a proxy IP used by two fleets and its legit customers links each pair
-weakly), and a prompt-similarity link adds ``FleetSplit.similarity_weight``. Louvain's
+weakly), and a direct (prompt-similarity) link adds ``FleetSplit.similarity_weight``. Louvain's
 resolution is ``FleetSplit.resolution`` per 1,000 accounts of the component, so that a
 bigger world (bigger components) does not merge fleets that a smaller one keeps apart
 (modularity's resolution limit). Each community that is not connected on its own is cut
@@ -32,7 +35,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,10 +45,14 @@ from neo4j import Driver, ManagedTransaction
 from scipy.sparse import coo_matrix, csr_matrix, diags, triu
 from scipy.sparse.csgraph import connected_components
 
+from sybilgnn.graph_schema import NodeType
+from sybilgnn.neo4j.export_schema import quote
+
 __all__ = [
     "Fleet",
     "FleetLinks",
     "FleetSplit",
+    "SharedNodes",
     "assign_fleet_ids",
     "build_fleets",
     "find_fleet_components",
@@ -55,19 +62,30 @@ __all__ = [
 ]
 
 
+def _no_rows() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SharedNodes:
+    """One fleet relation to another node type: (account row, node row) pairs as int64
+    arrays (account-IP, account-instrument), the number of such nodes, and the (:Fleet)
+    property that counts the nodes a fleet's members share."""
+
+    accounts: np.ndarray
+    nodes: np.ndarray
+    num_nodes: int
+    count_property: str
+
+
 @dataclass(frozen=True)
 class FleetLinks:
-    """Account-row links the grouping reads: (account row, IP row), (account row, instrument
-    row) and (account row, account row) pairs, as int64 arrays."""
+    """Account-row links the grouping reads: shared nodes per relation, and direct
+    (account row, account row) pairs (prompt similarity), as int64 arrays."""
 
-    ip_account: np.ndarray
-    ip: np.ndarray
-    num_ips: int
-    pay_account: np.ndarray
-    pay: np.ndarray
-    num_instruments: int
-    similar_src: np.ndarray
-    similar_dst: np.ndarray
+    shared: tuple[SharedNodes, ...] = ()
+    direct_src: np.ndarray = field(default_factory=_no_rows)
+    direct_dst: np.ndarray = field(default_factory=_no_rows)
 
 
 @dataclass(frozen=True)
@@ -96,8 +114,7 @@ class Fleet:
     fleet_id: str
     members: tuple[str, ...]
     mean_score: float
-    n_shared_ips: int
-    n_shared_instruments: int
+    shared: dict[str, int]  # (:Fleet) count property -> nodes shared by two or more members
     previous_id: str | None = None
 
     @property
@@ -108,8 +125,7 @@ class Fleet:
 @dataclass(frozen=True)
 class _Component:
     rows: np.ndarray
-    n_shared_ips: int
-    n_shared_instruments: int
+    shared: dict[str, int]
 
 
 def fleet_id_for(members: tuple[str, ...] | list[str]) -> str:
@@ -154,7 +170,7 @@ def _pair_weights(rows: np.ndarray, num_accounts: int, links: FleetLinks, *,
     diagonal. Each linking IP or instrument used by ``k`` accounts in all adds ``1/(k-1)``
     to every pair of its users here, so a card three accounts share links them firmly and a
     proxy IP behind which two fleets and their legit customers work links each pair weakly;
-    a prompt-similar pair adds ``similarity_weight``."""
+    a direct (prompt-similar) pair adds ``similarity_weight``."""
     n = rows.size
     local = np.full(num_accounts, -1, dtype=np.int64)
     local[rows] = np.arange(n)
@@ -169,13 +185,16 @@ def _pair_weights(rows: np.ndarray, num_accounts: int, links: FleetLinks, *,
         spread = diags(1.0 / np.maximum(degree - 1, 1))
         return csr_matrix(incidence @ spread @ incidence.T)
 
-    both = (local[links.similar_src] >= 0) & (local[links.similar_dst] >= 0)
-    src, dst = local[links.similar_src[both]], local[links.similar_dst[both]]
+    both = (local[links.direct_src] >= 0) & (local[links.direct_dst] >= 0)
+    src, dst = local[links.direct_src[both]], local[links.direct_dst[both]]
     similar = csr_matrix((np.ones(src.size), (src, dst)), shape=(n, n))
     similar = csr_matrix(similar + similar.T)
     similar.data[:] = similarity_weight  # one weight per pair, whichever way it was stored
-    weights = (shared(links.ip_account, links.ip, links.num_ips)
-               + shared(links.pay_account, links.pay, links.num_instruments) + similar).tocoo()
+    summed: csr_matrix | None = None  # in the order of the fleet relations, direct ones last
+    for hubs in links.shared:
+        pairs = shared(hubs.accounts, hubs.nodes, hubs.num_nodes)
+        summed = pairs if summed is None else summed + pairs
+    weights = (similar if summed is None else summed + similar).tocoo()
     off_diagonal = weights.row != weights.col
     return csr_matrix((weights.data[off_diagonal],
                        (weights.row[off_diagonal], weights.col[off_diagonal])), shape=(n, n))
@@ -234,13 +253,11 @@ def find_fleet_components(flagged: np.ndarray, links: FleetLinks, *, min_size: i
     Louvain communities when ``split`` is given; groups of ``min_size`` or more, ordered by
     their first account row."""
     flagged = np.asarray(flagged, dtype=bool)
-    ip_src, ip_dst = _hub_links(links.ip_account, links.ip, links.num_ips, flagged,
-                                max_shared_accounts)
-    pm_src, pm_dst = _hub_links(links.pay_account, links.pay, links.num_instruments, flagged,
-                                max_shared_accounts)
-    both = flagged[links.similar_src] & flagged[links.similar_dst]
-    src = np.concatenate([ip_src, pm_src, links.similar_src[both]]).astype(np.int64)
-    dst = np.concatenate([ip_dst, pm_dst, links.similar_dst[both]]).astype(np.int64)
+    hub_pairs = [_hub_links(h.accounts, h.nodes, h.num_nodes, flagged, max_shared_accounts)
+                 for h in links.shared]
+    both = flagged[links.direct_src] & flagged[links.direct_dst]
+    src = np.concatenate([*(p[0] for p in hub_pairs), links.direct_src[both]]).astype(np.int64)
+    dst = np.concatenate([*(p[1] for p in hub_pairs), links.direct_dst[both]]).astype(np.int64)
     rows = np.flatnonzero(flagged)
     if rows.size == 0:
         return []
@@ -262,12 +279,10 @@ def find_fleet_components(flagged: np.ndarray, links: FleetLinks, *, min_size: i
     labels = np.full(flagged.size, -1, dtype=np.int64)
     for k, group in enumerate(groups):
         labels[group] = k
-    n_ips = _shared_counts(labels, links.ip_account, links.ip, links.num_ips,
-                           max_shared_accounts, len(groups))
-    n_pms = _shared_counts(labels, links.pay_account, links.pay, links.num_instruments,
-                           max_shared_accounts, len(groups))
-    return [_Component(rows=group, n_shared_ips=int(n_ips[k]),
-                       n_shared_instruments=int(n_pms[k]))
+    counts = {h.count_property: _shared_counts(labels, h.accounts, h.nodes, h.num_nodes,
+                                               max_shared_accounts, len(groups))
+              for h in links.shared}
+    return [_Component(rows=group, shared={name: int(c[k]) for name, c in counts.items()})
             for k, group in enumerate(groups)]
 
 
@@ -318,46 +333,50 @@ def build_fleets(flagged: np.ndarray, scores: np.ndarray, account_ids: np.ndarra
     member_lists = [tuple(sorted(str(a) for a in account_ids[c.rows])) for c in comps]
     ids = assign_fleet_ids(member_lists, previous, stability_jaccard=stability_jaccard)
     fleets = [Fleet(fleet_id=fid, members=members, mean_score=float(np.mean(scores[c.rows])),
-                    n_shared_ips=c.n_shared_ips, n_shared_instruments=c.n_shared_instruments,
-                    previous_id=prev)
+                    shared=c.shared, previous_id=prev)
               for c, members, (fid, prev) in zip(comps, member_lists, ids)]
     return sorted(fleets, key=lambda f: f.fleet_id)
 
 
-def read_active_fleets(driver: Driver, database: str | None = None) -> dict[str, frozenset[str]]:
-    """Active fleets and their members, as the last finished run left them."""
+def read_active_fleets(driver: Driver, node: NodeType, database: str | None = None
+                       ) -> dict[str, frozenset[str]]:
+    """Active fleets and the keys of their members (nodes of ``node``, the labelled type),
+    as the last finished run left them."""
     from sybilgnn.scoring.writeback import read_records
 
     records = read_records(
-        driver, "MATCH (f:Fleet {active: true}) OPTIONAL MATCH (a:Account)-[:MEMBER_OF]->(f) "
-        "RETURN f.fleet_id AS fleet_id, collect(a.account_id) AS members", database)
+        driver, f"MATCH (f:Fleet {{active: true}}) OPTIONAL MATCH (a:{quote(node.label)})"
+        f"-[:MEMBER_OF]->(f) RETURN f.fleet_id AS fleet_id, collect(a.{quote(node.key)}) "
+        "AS members", database)
     return {r["fleet_id"]: frozenset(r["members"]) for r in records}
 
 
 def write_fleets(tx: ManagedTransaction, run_id: str, fleets: list[Fleet],
-                 previous_ids: set[str] | frozenset[str], seen_at: datetime) -> None:
-    """Replace fleet memberships in one transaction; unmatched previous fleets go inactive."""
+                 previous_ids: set[str] | frozenset[str], seen_at: datetime, *,
+                 node: NodeType) -> None:
+    """Replace fleet memberships in one transaction; unmatched previous fleets go inactive.
+    Members are nodes of ``node`` (the labelled type), matched by key."""
     kept = {f.fleet_id for f in fleets}
     gone = sorted(set(previous_ids) - kept)
-    tx.run("MATCH (:Account)-[m:MEMBER_OF]->(:Fleet) DELETE m").consume()
+    label, key = quote(node.label), quote(node.key)
+    tx.run(f"MATCH (:{label})-[m:MEMBER_OF]->(:Fleet) DELETE m").consume()
     tx.run("UNWIND $gone AS fid MATCH (f:Fleet {fleet_id: fid}) "
            "SET f.active = false, f.deactivated_run_id = $run_id",
            gone=gone, run_id=run_id).consume()
     rows: list[dict[str, Any]] = [
         {"fleet_id": f.fleet_id, "size": f.size, "mean_score": f.mean_score,
-         "n_shared_ips": f.n_shared_ips, "n_shared_instruments": f.n_shared_instruments}
+         "shared": dict(f.shared)}
         for f in fleets]
     tx.run(
         """
         UNWIND $rows AS row
         MERGE (f:Fleet {fleet_id: row.fleet_id})
         ON CREATE SET f.created_run_id = $run_id, f.first_seen = $seen_at
-        SET f.size = row.size, f.mean_score = row.mean_score,
-            f.n_shared_ips = row.n_shared_ips, f.n_shared_instruments = row.n_shared_instruments,
+        SET f.size = row.size, f.mean_score = row.mean_score, f += row.shared,
             f.last_seen = $seen_at, f.updated_run_id = $run_id, f.active = true
         REMOVE f.deactivated_run_id
         """, rows=rows, run_id=run_id, seen_at=seen_at).consume()
     members = [{"a": account, "f": f.fleet_id} for f in fleets for account in f.members]
-    tx.run("UNWIND $rows AS row MATCH (a:Account {account_id: row.a}) "
+    tx.run(f"UNWIND $rows AS row MATCH (a:{label} {{{key}: row.a}}) "
            "MATCH (f:Fleet {fleet_id: row.f}) MERGE (a)-[:MEMBER_OF]->(f)",
            rows=members).consume()

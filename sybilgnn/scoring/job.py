@@ -5,6 +5,9 @@ everything that decides what to write (scores, flags, fleets matched against the
 run's fleets, evidence) is computed first from the snapshot and the last *finished* state;
 then account batches are written in a fixed order (each with the run's counter); then stale
 flags are removed; then fleets and ``status = 'finished'`` commit in one transaction.
+
+Accounts are the nodes of the labelled type and fleets follow ``export.fleet_relations``,
+both read through ``GraphSchema``; the model must score that node type.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from neo4j import Driver
 
 from sybilgnn.browser import ScoreBands, apply_score_bands
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import ACCOUNT, IP, PAYMENT, Snapshot
-from sybilgnn.errors import SybilgnnError
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.neo4j.plugin import use_procedures
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
     FleetLinks,
     FleetSplit,
+    SharedNodes,
     build_fleets,
     read_active_fleets,
     write_fleets,
@@ -81,22 +86,27 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"score-{stamp}-{secrets.token_hex(3)}"
 
 
-def fleet_links(snapshot: Snapshot) -> FleetLinks:
-    """The account-IP, account-instrument and prompt-similarity pairs of a snapshot."""
+def fleet_links(snapshot: Snapshot, schema: GraphSchema) -> FleetLinks:
+    """The pairs of ``schema``'s fleet relations in a snapshot: (account row, shared node
+    row) per relation to another node type, (account row, account row) for direct ones."""
     data = snapshot.data
 
-    def pairs(edge_type: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray]:
+    def pairs(edge_type: tuple[str, str, str]) -> np.ndarray:
         if edge_type not in data.edge_types:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        ei = data[edge_type].edge_index.cpu().numpy().astype(np.int64)
-        return ei[0], ei[1]
+            return np.zeros((2, 0), np.int64)
+        return np.asarray(data[edge_type].edge_index.cpu().numpy(), dtype=np.int64)
 
-    ip_acc, ip = pairs((ACCOUNT, "used_ip", IP))
-    pm_acc, pm = pairs((ACCOUNT, "paid_with", PAYMENT))
-    sim_src, sim_dst = pairs((ACCOUNT, "prompt_similar", ACCOUNT))
-    num = {t: int(data[t].num_nodes) if t in data.node_types else 0 for t in (IP, PAYMENT)}
-    return FleetLinks(ip_account=ip_acc, ip=ip, num_ips=num[IP], pay_account=pm_acc, pay=pm,
-                      num_instruments=num[PAYMENT], similar_src=sim_src, similar_dst=sim_dst)
+    shared = []
+    for hub in schema.fleet_hubs():
+        index = pairs(hub.edge_type)
+        num = int(data[hub.hub.name].num_nodes) if hub.hub.name in data.node_types else 0
+        shared.append(SharedNodes(accounts=index[hub.labelled_end],
+                                  nodes=index[1 - hub.labelled_end], num_nodes=num,
+                                  count_property=hub.hub.fleet_count))
+    direct = [pairs(et) for et in schema.fleet_links()]
+    src = np.concatenate([d[0] for d in direct]) if direct else np.zeros(0, np.int64)
+    dst = np.concatenate([d[1] for d in direct]) if direct else np.zeros(0, np.int64)
+    return FleetLinks(shared=tuple(shared), direct_src=src, direct_dst=dst)
 
 
 def fleet_split(settings: Settings) -> FleetSplit | None:
@@ -190,24 +200,27 @@ def score_snapshot(
     """
     database = settings.neo4j.database
     cfg = settings.scoring
+    schema = GraphSchema.from_settings(settings)
+    schema.check_snapshot(snapshot)
+    node = schema.labelled_node
     version = str(model_version)
-    ids = np.asarray(snapshot.id_maps[ACCOUNT], dtype=object)
+    ids = np.asarray(snapshot.id_maps[schema.labelled], dtype=object)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.size != ids.size:
         raise SybilgnnError(f"{scores.size} scores for {ids.size} accounts in the snapshot")
     # Known labels win: an account a label or verdict says is legitimate never enters the
     # queue as a new flag; it is marked as contradicting its label instead.
-    flagged, contradicts = queue_flags(snapshot, scores, threshold)
+    flagged, contradicts = queue_flags(snapshot, scores, threshold, schema.labelled)
     timings = dict(timings or {})
 
-    ensure_scoring_schema(driver, database)
+    ensure_scoring_schema(driver, database, node=node)
     state, resumed = _resolve_run(driver, settings, snapshot, model_version=version,
                                   model_run_id=model_run_id, threshold=threshold,
                                   resume_run_id=resume_run_id, database=database)
 
     start = time.perf_counter()
-    previous = read_active_fleets(driver, database)
-    fleets = build_fleets(flagged, scores, ids, fleet_links(snapshot), previous,
+    previous = read_active_fleets(driver, node, database)
+    fleets = build_fleets(flagged, scores, ids, fleet_links(snapshot, schema), previous,
                           min_size=cfg.min_fleet_size,
                           max_shared_accounts=cfg.fleet_max_shared_accounts,
                           stability_jaccard=cfg.fleet_stability_jaccard,
@@ -219,9 +232,10 @@ def score_snapshot(
     evidence: dict[int, AccountEvidence] = {}
     if model is not None and rows.size:
         evidence = explain_accounts(
-            model, snapshot.data, rows, feature_names=snapshot.feature_names[ACCOUNT],
+            model, snapshot.data, rows, feature_names=snapshot.feature_names[schema.labelled],
             id_maps=snapshot.id_maps, scores=scores, threshold=threshold,
-            feature_stats=snapshot.feature_stats.get(ACCOUNT), top_k=cfg.evidence_top_k)
+            feature_stats=snapshot.feature_stats.get(schema.labelled), top_k=cfg.evidence_top_k,
+            schema=schema)
     evidence_by_id = _evidence_properties(rows, ids, scores, threshold, evidence, fleets)
     timings["evidence_s"] = time.perf_counter() - start
 
@@ -231,16 +245,16 @@ def score_snapshot(
     # score-band labels let the Browser style size accounts by score; the procedure sets
     # them in the same pass as the scores, plain Cypher in a pass of its own
     bands = ScoreBands() if procedures else None
-    write_scores(driver, state.run_id, ids, scores, threshold, version,
+    write_scores(driver, state.run_id, ids, scores, threshold, version, node=node,
                  batch_size=state.batch_size, scored_at=state.started_at,
                  evidence=evidence_by_id, stop_after_batches=stop_after_batches,
                  on_batch=on_batch, database=database, bands=bands,
-                 node_ids=snapshot.neo4j_ids.get(ACCOUNT), flags=flagged)
-    remove_stale_flags(driver, state.run_id, database)
-    mark_label_conflicts(driver, ids[contradicts].tolist(), database=database,
+                 node_ids=snapshot.neo4j_ids.get(schema.labelled), flags=flagged)
+    remove_stale_flags(driver, state.run_id, database, node=node)
+    mark_label_conflicts(driver, ids[contradicts].tolist(), node=node, database=database,
                          batch_size=state.batch_size)
     if bands is None or resumed:  # a resumed run's first batches may have come through Cypher
-        apply_score_bands(driver, database=database, batch_size=state.batch_size)
+        apply_score_bands(driver, database=database, batch_size=state.batch_size, node=node)
     timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
 
     stats = {"n_scored": int(ids.size), "n_flagged": int(flagged.sum()),
@@ -253,7 +267,7 @@ def score_snapshot(
     start = time.perf_counter()
     with driver.session(database=database) as session:
         session.execute_write(_commit_fleets, state.run_id, fleets, set(previous),
-                              state.started_at, stats)
+                              state.started_at, stats, schema)
     timings["write_s"] += time.perf_counter() - start
     summary = ScoringSummary(
         run_id=state.run_id, model_version=version, threshold=float(threshold),
@@ -268,14 +282,15 @@ def score_snapshot(
     return summary
 
 
-def queue_flags(snapshot: Snapshot, scores: np.ndarray, threshold: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+def queue_flags(snapshot: Snapshot, scores: np.ndarray, threshold: float,
+                node_type: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(flagged, contradicts): scores at or above the threshold are flagged unless a label
-    or verdict says the account is legitimate; those contradict their label instead."""
+    or verdict says the account (a node of ``node_type``, by default the snapshot's
+    labelled type) is legitimate; those contradict their label instead."""
     above = np.asarray(scores) >= threshold
-    store = snapshot.data[ACCOUNT]
+    store = snapshot.data[snapshot.labelled_type if node_type is None else node_type]
     legit = (store.y.cpu().numpy() == 0 if "y" in store
-             else np.zeros(snapshot.num_accounts, dtype=bool))
+             else np.zeros(above.size, dtype=bool))
     if "audit_y" in store:  # an audit's verdict is a label too
         legit = legit | (store.audit_y.cpu().numpy() == 0)
     return above & ~legit, above & legit
@@ -303,8 +318,8 @@ def _run_statistics(scores: np.ndarray, drift: dict[str, float], warn_at: float
 
 
 def _commit_fleets(tx: Any, run_id: str, fleets: list[Fleet], previous_ids: set[str],
-                   seen_at: datetime, stats: dict[str, Any]) -> None:
-    write_fleets(tx, run_id, fleets, previous_ids, seen_at)
+                   seen_at: datetime, stats: dict[str, Any], schema: GraphSchema) -> None:
+    write_fleets(tx, run_id, fleets, previous_ids, seen_at, node=schema.labelled_node)
     finish_run(tx, run_id, stats)
 
 
@@ -345,6 +360,13 @@ def score_graph(
 
     loaded = load_registered_model(settings, model_version if model_version is not None
                                    else settings.scoring.model_alias)
+    schema = GraphSchema.from_settings(settings)
+    if loaded.target != schema.labelled:
+        raise InputError(
+            f"model {loaded.model_name} v{loaded.version} scores {loaded.target!r} nodes, but "
+            f"export.labels.node_type is {schema.labelled!r}: it was trained on another graph "
+            "schema. Train a model on this one (`sybilgnn retrain`), or set "
+            "registry.model_name to the model of this schema")
     model = load_model(loaded.model_config, loaded.state_dict)
     own_driver = driver is None
     active = open_driver(settings) if driver is None else driver
@@ -363,7 +385,7 @@ def score_graph(
             model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
             on_batch=on_batch, timings=timings, drift=drift)
-        flags, _ = queue_flags(encoded, scores, float(loaded.threshold))
+        flags, _ = queue_flags(encoded, scores, float(loaded.threshold), schema.labelled)
         return ScoredGraph(summary, encoded, scores, flags, reach=len(model.convs))
     finally:
         if own_driver:

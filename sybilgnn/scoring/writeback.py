@@ -5,6 +5,10 @@ batch, the fleets and the stale-flag removal are written; then it becomes ``'fin
 Batches go in a fixed order and each batch commits together with the run's
 ``written_batches`` counter, so a run killed anywhere resumes at the first unwritten batch
 and ends in exactly the state an uninterrupted run would have reached.
+
+The scored nodes are those of the labelled node type (``GraphSchema.labelled_node``:
+``(:Account {account_id})`` on the default schema), matched by their key; label and key are
+checked identifiers before they reach a query string.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from neo4j import Driver, ManagedTransaction
 
 from sybilgnn.browser.style import BAND_LABELS, ScoreBands, band_index
 from sybilgnn.errors import SybilgnnError
+from sybilgnn.graph_schema import NodeType
+from sybilgnn.neo4j.export_schema import quote
 
 __all__ = [
     "EVIDENCE_PROPERTIES",
@@ -38,18 +44,25 @@ __all__ = [
 EVIDENCE_PROPERTIES = ("evidence_top_features", "evidence_relations", "evidence_neighbours",
                        "evidence_summary")
 
-_SCHEMA = [
-    "CREATE CONSTRAINT account_id_unique IF NOT EXISTS "
-    "FOR (a:Account) REQUIRE a.account_id IS UNIQUE",
+_RUN_AND_FLEET_SCHEMA = [
     "CREATE CONSTRAINT scoring_run_id_unique IF NOT EXISTS "
     "FOR (r:ScoringRun) REQUIRE r.run_id IS UNIQUE",
     "CREATE CONSTRAINT fleet_id_unique IF NOT EXISTS FOR (f:Fleet) REQUIRE f.fleet_id IS UNIQUE",
 ]
 
-# Every row: score, flag and run stamp; flagged rows also get the label and their evidence.
-_WRITE_SCORES = """
+
+def _key_constraint(node: NodeType) -> str:
+    """Uniqueness of the scored nodes' key, named as ingest names its constraints
+    (``<key>_unique``), so that both create one constraint."""
+    return (f"CREATE CONSTRAINT {quote(node.key + '_unique')} IF NOT EXISTS "
+            f"FOR (a:{quote(node.label)}) REQUIRE a.{quote(node.key)} IS UNIQUE")
+
+
+def _write_scores_query(node: NodeType) -> str:
+    """Every row: score, flag and run stamp (flagged rows get label and evidence next)."""
+    return f"""
 UNWIND range(0, size($ids) - 1) AS i
-MATCH (a:Account {account_id: $ids[i]})
+MATCH (a:{quote(node.label)} {{{quote(node.key)}: $ids[i]}})
 // the previous run's flag stays readable for "newly flagged / no longer flagged"; a batch
 // written again for the same run keeps the value it saw the first time
 SET a.prev_sybil_flag = CASE WHEN a.run_id = $run_id THEN a.prev_sybil_flag
@@ -57,34 +70,45 @@ SET a.prev_sybil_flag = CASE WHEN a.run_id = $run_id THEN a.prev_sybil_flag
 SET a.sybil_score = $scores[i], a.sybil_flag = $flags[i], a.scored_at = $scored_at,
     a.model_version = $model_version, a.run_id = $run_id
 """
+
+
 # The same through the server-side procedure (see sybilgnn/neo4j/plugin), which also sets the
 # score-band label in the same pass.
 _WRITE_SCORES_PROCEDURE = """
-CALL sybilgnn.scores.write('Account', 'account_id', $ids, $scores, $flags, $run_id,
+CALL sybilgnn.scores.write($label, $key, $ids, $scores, $flags, $run_id,
                            $model_version, $scored_at, $band_labels, $bands, $node_ids)
 YIELD written, missing RETURN written, missing
 """
-_WRITE_FLAGGED = """
+
+
+def _write_flagged_query(node: NodeType) -> str:
+    return f"""
 UNWIND $rows AS row
-MATCH (a:Account {account_id: row.id})
+MATCH (a:{quote(node.label)} {{{quote(node.key)}: row.id}})
 SET a:Flagged, a.evidence_top_features = row.features, a.evidence_relations = row.relations,
     a.evidence_neighbours = row.neighbours, a.evidence_summary = row.summary
 """
+
+
 _ADVANCE_COUNTER = """
 MATCH (r:ScoringRun {run_id: $run_id})
 WHERE r.written_batches = $batch AND r.status = 'running'
 SET r.written_batches = $batch + 1
 RETURN r.written_batches AS written
 """
-# After all batches: a flag means "flagged by this run"; anything else loses label + evidence.
-_REMOVE_STALE = """
-MATCH (a:Account:Flagged)
+
+
+def _remove_stale_query(node: NodeType) -> str:
+    """After all batches: a flag means "flagged by this run"; anything else loses label and
+    evidence."""
+    return f"""
+MATCH (a:{quote(node.label)}:Flagged)
 WHERE a.run_id IS NULL OR a.run_id <> $run_id OR a.sybil_flag = false
-CALL (a) {
+CALL (a) {{
   REMOVE a:Flagged, a.evidence_top_features, a.evidence_relations, a.evidence_neighbours,
          a.evidence_summary
   SET a.sybil_flag = CASE WHEN a.run_id = $run_id THEN a.sybil_flag ELSE false END
-} IN TRANSACTIONS OF 10000 ROWS
+}} IN TRANSACTIONS OF 10000 ROWS
 """
 
 
@@ -106,10 +130,12 @@ class RunState:
     started_at: datetime
 
 
-def ensure_scoring_schema(driver: Driver, database: str | None = None) -> None:
-    """Uniqueness constraints that make the MATCH/MERGE on keys fast and safe."""
+def ensure_scoring_schema(driver: Driver, database: str | None = None, *,
+                          node: NodeType) -> None:
+    """Uniqueness constraints that make the MATCH/MERGE on keys fast and safe: the scored
+    nodes' key (``node``), scoring runs and fleets."""
     with driver.session(database=database) as session:
-        for statement in _SCHEMA:
+        for statement in [_key_constraint(node), *_RUN_AND_FLEET_SCHEMA]:
             session.run(statement).consume()
 
 
@@ -183,10 +209,11 @@ def start_run(driver: Driver, *, run_id: str, model_version: str, model_run_id: 
 
 
 def _write_batch(tx: ManagedTransaction, *, batch: int, run_id: str, query: str,
-                 params: dict[str, Any], flagged_rows: list[dict[str, Any]]) -> None:
+                 params: dict[str, Any], flagged_query: str,
+                 flagged_rows: list[dict[str, Any]]) -> None:
     tx.run(query, params).consume()
     if flagged_rows:
-        tx.run(_WRITE_FLAGGED, rows=flagged_rows).consume()
+        tx.run(flagged_query, rows=flagged_rows).consume()
     record = tx.run(_ADVANCE_COUNTER, run_id=run_id, batch=batch).single()
     if record is None:
         raise SybilgnnError(
@@ -202,6 +229,7 @@ def write_scores(
     threshold: float,
     model_version: str,
     *,
+    node: NodeType,
     batch_size: int = 50_000,
     scored_at: datetime | None = None,
     evidence: dict[str, dict[str, Any]] | None = None,
@@ -213,7 +241,8 @@ def write_scores(
     node_ids: np.ndarray | None = None,
     flags: np.ndarray | None = None,
 ) -> int:
-    """Write ``scores`` (row i belongs to ``account_ids[i]``) in batches; returns batches written.
+    """Write ``scores`` (row i belongs to ``account_ids[i]``, keys of ``node``: the labelled
+    node type) in batches; returns batches written.
 
     The run node must exist (``start_run``); writing starts at its ``written_batches`` unless
     ``start_batch`` says otherwise. ``evidence`` maps a flagged account id to its evidence
@@ -240,7 +269,8 @@ def write_scores(
     stamp = scored_at or state.started_at
     evidence = evidence or {}
     n_batches = (len(ids) + batch_size - 1) // batch_size
-    query = _WRITE_SCORES if bands is None else _WRITE_SCORES_PROCEDURE
+    query = _write_scores_query(node) if bands is None else _WRITE_SCORES_PROCEDURE
+    flagged_query = _write_flagged_query(node)
     hints = node_ids if node_ids is not None and len(node_ids) == len(ids) else None
     written = 0
     for batch in range(first, n_batches):
@@ -254,7 +284,8 @@ def write_scores(
         if bands is None:
             params |= {"scores": values[lo:hi].tolist(), "flags": batch_flags.tolist()}
         else:
-            params |= {"scores": values[lo:hi].astype("<f8").tobytes(),
+            params |= {"label": node.label, "key": node.key,  # checked by flagged_query
+                       "scores": values[lo:hi].astype("<f8").tobytes(),
                        "flags": batch_flags.astype(np.uint8).tobytes(),
                        "band_labels": list(BAND_LABELS),
                        "bands": band_index(values[lo:hi], bands).astype(np.uint8).tobytes(),
@@ -270,31 +301,35 @@ def write_scores(
                                  "summary": ev.get("summary", "")})
         with driver.session(database=database) as session:
             session.execute_write(_write_batch, batch=batch, run_id=run_id, query=query,
-                                  params=params, flagged_rows=flagged_rows)
+                                  params=params, flagged_query=flagged_query,
+                                  flagged_rows=flagged_rows)
         written += 1
         if on_batch is not None:
             on_batch(batch + 1, n_batches)
     return written
 
 
-def mark_label_conflicts(driver: Driver, account_ids: Sequence[str], *,
+def mark_label_conflicts(driver: Driver, account_ids: Sequence[str], *, node: NodeType,
                          database: str | None = None, batch_size: int = 10_000) -> int:
-    """``label_conflict = true`` on exactly these accounts (scored above the threshold
-    although labelled legitimate), removed from every other account; returns the count."""
+    """``label_conflict = true`` on exactly these nodes of ``node`` (scored above the
+    threshold although labelled legitimate), removed from every other; returns the count."""
     ids = [str(a) for a in account_ids]
+    label, key = quote(node.label), quote(node.key)
     with driver.session(database=database) as session:
-        session.run("MATCH (a:Account) WHERE a.label_conflict IS NOT NULL "
+        session.run(f"MATCH (a:{label}) WHERE a.label_conflict IS NOT NULL "
                     "REMOVE a.label_conflict").consume()
         for lo in range(0, len(ids), batch_size):
-            session.run("UNWIND $ids AS id MATCH (a:Account {account_id: id}) "
+            session.run(f"UNWIND $ids AS id MATCH (a:{label} {{{key}: id}}) "
                         "SET a.label_conflict = true", ids=ids[lo:lo + batch_size]).consume()
     return len(ids)
 
 
-def remove_stale_flags(driver: Driver, run_id: str, database: str | None = None) -> int:
-    """Drop ``:Flagged`` and evidence from accounts this run did not flag; returns how many."""
+def remove_stale_flags(driver: Driver, run_id: str, database: str | None = None, *,
+                       node: NodeType) -> int:
+    """Drop ``:Flagged`` and evidence from nodes of ``node`` this run did not flag; returns
+    how many."""
     with driver.session(database=database) as session:
-        summary = session.run(_REMOVE_STALE, run_id=run_id).consume()
+        summary = session.run(_remove_stale_query(node), run_id=run_id).consume()
     return int(summary.counters.labels_removed)
 
 

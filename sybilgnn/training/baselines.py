@@ -1,9 +1,10 @@
 """Gradient-boosting baselines in the same harness as the GNN (same splits, metrics, threshold).
 
-``hgb_features``: account features alone. ``hgb_neighbours``: plus neighbour aggregates per
-relation (degrees, weighted mean and max of neighbours' features, strongest edge weight)
-and two hops through shared IPs / payments (mean features and size of the groups an
-account shares an IP or card with). A GNN that does not beat these is not done.
+``hgb_features``: the labelled nodes' (accounts') features alone. ``hgb_neighbours``: plus
+neighbour aggregates per relation (degrees, weighted mean and max of neighbours' features,
+strongest edge weight) and two hops through shared nodes of other types, e.g. IPs and
+payments (mean features and size of the groups an account shares an IP or card with). A
+GNN that does not beat these is not done.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sybilgnn.config import Settings
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.models.graph import prepare_graph
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
                                            prevalence_weights)
@@ -28,20 +30,23 @@ BASELINE_NAMES = ("hgb_features", "hgb_neighbours")
 
 
 @torch.no_grad()
-def neighbour_features(snapshot: Snapshot) -> tuple[np.ndarray, list[str]]:
-    """Account features plus 1- and 2-hop neighbour aggregates, with column names."""
+def neighbour_features(snapshot: Snapshot, node_type: str | None = None
+                       ) -> tuple[np.ndarray, list[str]]:
+    """Features of the labelled nodes (``node_type``, by default the snapshot's labelled
+    type) plus 1- and 2-hop neighbour aggregates, with column names."""
+    target = snapshot.labelled_type if node_type is None else node_type
     inputs = graph_inputs(snapshot)
     num_nodes = {nt: int(x.size(0)) for nt, x in inputs.x_dict.items()}
     graph = prepare_graph(inputs.edge_index_dict, inputs.edge_weight_dict, num_nodes)
     x = inputs.x_dict
-    cols, names = [x[ACCOUNT]], [f"x{i}" for i in range(x[ACCOUNT].size(1))]
+    cols, names = [x[target]], [f"x{i}" for i in range(x[target].size(1))]
 
     def add(block: torch.Tensor, prefix: str) -> None:
         cols.append(block)
         names.extend(f"{prefix}_{i}" for i in range(block.size(1)))
 
     for et, rel in graph.relations.items():
-        if et[2] != ACCOUNT:
+        if et[2] != target:
             continue
         src, name = et[0], et[1]
         add(rel.degree_features(), f"{name}_deg")
@@ -49,14 +54,14 @@ def neighbour_features(snapshot: Snapshot) -> tuple[np.ndarray, list[str]]:
         if x[src].size(1):
             add(rel.aggregate(x[src], "weighted_mean"), f"{name}_mean")
             add(rel.aggregate(x[src], "max"), f"{name}_max")
-        if src == ACCOUNT:
+        if src == target:
             continue
-        forward = next((r for e, r in graph.relations.items() if e[0] == ACCOUNT and e[2] == src),
+        forward = next((r for e, r in graph.relations.items() if e[0] == target and e[2] == src),
                        None)
         if forward is None:
             continue
         # per shared node (IP / card): its accounts' mean features and its size, then back
-        group = torch.cat([forward.aggregate(x[ACCOUNT], "weighted_mean"),
+        group = torch.cat([forward.aggregate(x[target], "weighted_mean"),
                            forward.degree_features()], dim=1)
         add(rel.aggregate(group, "weighted_mean"), f"{name}_2hop_mean")
         add(rel.aggregate(group, "max"), f"{name}_2hop_max")
@@ -75,9 +80,12 @@ def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float |
     """Both baselines: model name -> split -> metrics, calibrated and thresholded on val, at
     the GNN's population prevalence (``prevalence``, else ``train.prevalence``)."""
     prevalence = settings.train.prevalence if prevalence is None else prevalence
-    labels = account_labels(snapshot)
-    own = snapshot.data[ACCOUNT].x.float().numpy()
-    variants = {"hgb_features": own, "hgb_neighbours": neighbour_features(snapshot)[0]}
+    schema = GraphSchema.from_settings(settings)
+    schema.check_snapshot(snapshot)
+    labels = account_labels(snapshot, schema.labelled)
+    own = snapshot.data[schema.labelled].x.float().numpy()
+    variants = {"hgb_features": own,
+                "hgb_neighbours": neighbour_features(snapshot, schema.labelled)[0]}
     results: dict[str, dict[str, dict[str, float]]] = {}
     val = labels.masks["val"]
     for name, features in variants.items():

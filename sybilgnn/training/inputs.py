@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from sybilgnn.config import ModelSettings, Settings, TrainSettings
-from sybilgnn.data.snapshot import ACCOUNT, Snapshot
+from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models.graph import EdgeType
 
@@ -59,10 +59,18 @@ class AccountLabels:
     audit_y: np.ndarray | None = None  # int64: a random audit's verdicts, -1 not audited
 
 
-def account_labels(snapshot: Snapshot) -> AccountLabels:
-    store = snapshot.data[ACCOUNT]
+def account_labels(snapshot: Snapshot, node_type: str | None = None) -> AccountLabels:
+    """Labels, split masks and fleets of the labelled node type (``node_type``, by default
+    the one the snapshot carries its labels on; accounts on the default schema)."""
+    node_type = snapshot.labelled_type if node_type is None else node_type
+    if node_type not in snapshot.data.node_types:
+        raise InputError(f"snapshot: it has no node type {node_type!r} to read labels from "
+                         f"(node types: {list(snapshot.data.node_types)}); check "
+                         "export.labels.node_type")
+    store = snapshot.data[node_type]
     if "y" not in store:
-        raise InputError("snapshot: data['account'].y is missing; export labels before training")
+        raise InputError(f"snapshot: data[{node_type!r}].y is missing; export labels before "
+                         "training")
     y = store.y.cpu().numpy().astype(np.int64)
     masks = {}
     for split in SPLITS:
@@ -76,8 +84,8 @@ def account_labels(snapshot: Snapshot) -> AccountLabels:
 
 
 def labels_through(snapshot: Snapshot, mask: np.ndarray | None = None) -> float | None:
-    """The latest label time (epoch seconds) among labelled accounts (of ``mask``)."""
-    store = snapshot.data[ACCOUNT]
+    """The latest label time (epoch seconds) among labelled nodes (of ``mask``)."""
+    store = snapshot.data[snapshot.labelled_type]
     if "label_time" not in store or "y" not in store:
         return None
     times = store.label_time.cpu().numpy().astype(np.float64)

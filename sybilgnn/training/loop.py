@@ -24,6 +24,7 @@ from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.evaluation.population import log_loss_interval, recall_at_budget
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
@@ -62,6 +63,7 @@ class TrainResult:
     labels_through: float | None = None
     fitted_on: dict[str, str] = field(default_factory=dict)  # what was fitted on which labels
     selection: TrainResult | None = None  # the time-split run a refit took its settings from
+    id_map_schema: dict[str, str] = field(default_factory=dict)  # node type -> key property
 
 
 @contextlib.contextmanager
@@ -123,15 +125,15 @@ def _sampled_epoch(model: SybilGNN, snapshot: Snapshot, train_idx: Tensor, cfg: 
     from torch_geometric.loader import NeighborLoader
 
     loader = NeighborLoader(snapshot.data, num_neighbors=[cfg.num_neighbors] * len(model.convs),
-                            input_nodes=("account", train_idx), batch_size=cfg.batch_size,
+                            input_nodes=(model.target, train_idx), batch_size=cfg.batch_size,
                             shuffle=True)
     total, seen = 0.0, 0
     for batch in loader:
         inputs = graph_inputs_from(batch, device)
-        size = int(batch["account"].batch_size)
+        size = int(batch[model.target].batch_size)
         opt.zero_grad()
         logits = model(*inputs)[:size]
-        loss = loss_fn(logits, batch["account"].y[:size].float().to(device))
+        loss = loss_fn(logits, batch[model.target].y[:size].float().to(device))
         loss.backward()
         opt.step()
         total, seen = total + float(loss.detach()) * size, seen + size
@@ -156,16 +158,19 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     """
     model_cfg, cfg = resolve_settings(settings, params)
     device = resolve_device(cfg.device)
+    schema = GraphSchema.from_settings(settings)
+    schema.check_snapshot(snapshot)
     # Fitted here, once, and saved with the weights: every later snapshot the model meets is
     # encoded by this object (an export's own matrices already are: then nothing is redone).
     preprocessor = Preprocessor.fit(snapshot)
     snapshot = preprocessor.transform(snapshot)
-    labels = account_labels(snapshot)
+    labels = account_labels(snapshot, schema.labelled)
     _check_labels(labels.masks, labels.y)
     started = time.perf_counter()
     with seeded(cfg.seed):
         inputs = graph_inputs(snapshot, device)
-        model = build_model(inputs.metadata, inputs.in_dims, model_cfg).to(device)
+        model = build_model(inputs.metadata, inputs.in_dims, model_cfg,
+                            target=schema.labelled).to(device)
         graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
         train_idx = torch.from_numpy(np.flatnonzero(labels.masks["train"])).to(device)
         y_train = torch.from_numpy(labels.y).to(device)[train_idx].float()
@@ -237,6 +242,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
         train_seconds=time.perf_counter() - started,
         labels_through=labels_through(snapshot, labels.masks["train"]),
+        id_map_schema=schema.id_map_schema,
         fitted_on={"weights": f"the time split's train slice ({int(labels.masks['train'].sum())} "
                               "labels)",
                    "epochs": "early stopping on the validation slice",

@@ -1,4 +1,4 @@
-"""Rebuild a model from plain config + weights, and score every account of a snapshot."""
+"""Rebuild a model from plain config + weights, and score the labelled nodes of a snapshot."""
 
 from __future__ import annotations
 
@@ -10,30 +10,44 @@ import torch
 from sybilgnn.config import ModelSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
-from sybilgnn.models import SybilGNN, build_model
+from sybilgnn.models import TARGET_NODE_TYPE, SybilGNN, build_model
 from sybilgnn.training.calibration import apply_calibrator
 from sybilgnn.training.inputs import graph_inputs, resolve_device
 
-__all__ = ["load_model", "predict", "predict_logits"]
+__all__ = ["load_model", "model_target", "predict", "predict_logits"]
 
 
 def load_model(model_config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> SybilGNN:
-    """The module described by ``TrainResult.model_config`` with ``state_dict`` loaded (eval)."""
+    """The module described by ``TrainResult.model_config`` with ``state_dict`` loaded (eval).
+
+    Configs saved before models recorded the node type they score get the default one."""
     node_types, edge_types = model_config["metadata"]
     metadata = (list(node_types), [tuple(et) for et in edge_types])
     model = build_model(metadata, dict(model_config["in_dims"]),  # type: ignore[arg-type]
-                        ModelSettings.model_validate(model_config["model"]))
+                        ModelSettings.model_validate(model_config["model"]),
+                        target=model_target(model_config))
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
 
 
+def model_target(model_config: dict[str, Any]) -> str:
+    """The node type a saved model scores (the default one for models saved before)."""
+    return str(model_config.get("target", TARGET_NODE_TYPE))
+
+
 def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto") -> np.ndarray:
-    """Account logits with one full-graph pass under ``no_grad``.
+    """Logits of the model's target nodes with one full-graph pass under ``no_grad``.
 
     Without autograd each layer's activations replace the previous ones, so peak memory is
     the graph plus a few ``[nodes, hidden]`` matrices per node type.
     """
     dev = resolve_device(device)
+    labelled = snapshot.labelled_type
+    if labelled != model.target:
+        raise InputError(
+            f"the model scores {model.target!r} nodes but the snapshot carries its labels on "
+            f"{labelled!r} (export.labels.node_type): it was trained on another graph schema; "
+            "score with a model trained on this one (`sybilgnn retrain`)")
     inputs = graph_inputs(snapshot, dev)
     missing = [nt for nt in model.node_types if nt not in inputs.x_dict]
     if missing:
@@ -51,7 +65,7 @@ def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto") ->
 
 def predict(model_or_result: Any, snapshot: Snapshot, *, calibrator: dict[str, Any] | None = None,
             device: str = "auto") -> np.ndarray:
-    """Calibrated fake probabilities for every account (row order of the snapshot).
+    """Calibrated fake probabilities for every labelled-type node (row order of the snapshot).
 
     Takes a ``TrainResult`` (or anything with ``model_config``, ``state_dict``, ``calibrator``
     and ``preprocessor``, e.g. the registry's loaded model), which encodes the snapshot with

@@ -30,7 +30,7 @@ from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels
                                       labels_through,
                                       resolve_device, resolve_settings)
 from sybilgnn.training.loop import TrainResult, _copy_state, make_loss, seeded
-from sybilgnn.training.predict import load_model, predict_logits
+from sybilgnn.training.predict import load_model, model_target, predict_logits
 
 __all__ = ["refit_on_all_labels", "quantile_map"]
 
@@ -50,14 +50,16 @@ def quantile_map(refit_logits: np.ndarray, selection_logits: np.ndarray,
 
 
 def fit_for_epochs(inputs: GraphInputs, y_all: np.ndarray, model_cfg: ModelSettings,
-                   cfg: TrainSettings, labelled: np.ndarray, epochs: int, device: torch.device
-                   ) -> tuple[torch.nn.Module, np.ndarray, list[dict[str, float]]]:
-    """Train ``model_cfg`` on the labels ``y_all`` of ``labelled`` (account indices) for
-    exactly ``epochs`` full-graph epochs, seeded; the model, every account's logit, the
-    history. ``inputs`` are built once by the caller and shared by the refit and its folds."""
+                   cfg: TrainSettings, labelled: np.ndarray, epochs: int, device: torch.device,
+                   target: str) -> tuple[torch.nn.Module, np.ndarray, list[dict[str, float]]]:
+    """Train ``model_cfg`` on the labels ``y_all`` of ``labelled`` (indices of ``target``
+    nodes) for exactly ``epochs`` full-graph epochs, seeded; the model, every target node's
+    logit, the history. ``inputs`` are built once by the caller and shared by the refit and
+    its folds."""
     history: list[dict[str, float]] = []
     with seeded(cfg.seed):
-        model = build_model(inputs.metadata, inputs.in_dims, model_cfg).to(device)
+        model = build_model(inputs.metadata, inputs.in_dims, model_cfg,
+                            target=target).to(device)
         graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
         index = torch.from_numpy(labelled).to(device)
         y = torch.from_numpy(y_all).to(device)[index].float()
@@ -90,7 +92,8 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                          "train.refit_on_all_labels=false for neighbour sampling")
     device = resolve_device(cfg.device)
     snapshot = selection.preprocessor.transform(snapshot)
-    labels = account_labels(snapshot)
+    target = model_target(selection.model_config)
+    labels = account_labels(snapshot, target)
     labelled = np.flatnonzero(labels.y >= 0)
     if labelled.size == 0 or labels.y[labelled].min() == labels.y[labelled].max():
         raise InputError("refit on all labels: the snapshot needs labelled fake and legit "
@@ -99,11 +102,11 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     started = time.perf_counter()
     inputs = graph_inputs(snapshot, device)
     model, refit_logits, history = fit_for_epochs(inputs, labels.y, model_cfg, cfg, labelled,
-                                                  epochs, device)
+                                                  epochs, device, target)
     selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
                                       snapshot, str(device))
     crossfit = _crossfit(inputs, model_cfg, cfg, labels, epochs, selection, selection_logits,
-                         device)
+                         device, target)
     calibrator = quantile_map(refit_logits, selection_logits,
                               selection.calibrator if crossfit is None else crossfit.calibrator)
     through = labels_through(snapshot)  # every label, so the gate needs newer ones
@@ -143,12 +146,14 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
 
 def _crossfit(inputs: GraphInputs, model_cfg: ModelSettings, cfg: TrainSettings,
               labels: AccountLabels, epochs: int, selection: TrainResult,
-              selection_logits: np.ndarray, device: torch.device) -> CrossFit | None:
+              selection_logits: np.ndarray, device: torch.device, target: str
+              ) -> CrossFit | None:
     if cfg.crossfit_folds < 2:
         return None
 
     def fit_fold(train_on: np.ndarray) -> np.ndarray:
-        return fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs, device)[1]
+        return fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs, device,
+                              target)[1]
 
     return crossfit_operating_point(
         labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,

@@ -15,6 +15,7 @@ from sybilgnn.config import Settings
 from sybilgnn.scoring import (
     FleetLinks,
     FleetSplit,
+    SharedNodes,
     build_fleets,
     find_fleet_components,
     fleet_id_for,
@@ -27,6 +28,15 @@ NUM_ACCOUNTS = 62
 BRIDGE_IP = 4
 MAX_SHARED = 100
 DEFAULTS = FleetSplit()
+
+
+def _account_links(ip: np.ndarray, num_ips: int, pay: np.ndarray, num_instruments: int,
+                   similar: np.ndarray) -> FleetLinks:
+    """(account, IP) and (account, card) pairs shared, (account, account) pairs direct."""
+    return FleetLinks(
+        shared=(SharedNodes(ip[:, 0], ip[:, 1], num_ips, "n_shared_ips"),
+                SharedNodes(pay[:, 0], pay[:, 1], num_instruments, "n_shared_instruments")),
+        direct_src=similar[:, 0], direct_dst=similar[:, 1])
 
 
 def _links(*, bridge: str | None, shuffle_seed: int | None = None) -> FleetLinks:
@@ -47,9 +57,7 @@ def _links(*, bridge: str | None, shuffle_seed: int | None = None) -> FleetLinks
         rng = np.random.default_rng(shuffle_seed)
         ip, pay = ip[rng.permutation(len(ip))], pay[rng.permutation(len(pay))]
         similar = similar[rng.permutation(len(similar))][:, ::-1]
-    return FleetLinks(ip_account=ip[:, 0], ip=ip[:, 1], num_ips=6, pay_account=pay[:, 0],
-                      pay=pay[:, 1], num_instruments=2, similar_src=similar[:, 0],
-                      similar_dst=similar[:, 1])
+    return _account_links(ip, 6, pay, 2, similar)
 
 
 def _flagged(rows: list[int], num_accounts: int = NUM_ACCOUNTS) -> np.ndarray:
@@ -65,7 +73,8 @@ def _groups(links: FleetLinks, split: FleetSplit | None, *, flagged: list[int] |
     rows = FLEET_A + FLEET_B if flagged is None else flagged
     comps = find_fleet_components(_flagged(rows, num_accounts), links, min_size=min_size,
                                   max_shared_accounts=MAX_SHARED, split=split)
-    return [(c.rows.tolist(), c.n_shared_ips, c.n_shared_instruments) for c in comps]
+    return [(c.rows.tolist(), c.shared["n_shared_ips"], c.shared["n_shared_instruments"])
+            for c in comps]
 
 
 @pytest.mark.parametrize("bridge", ["ip", "similarity"])
@@ -112,9 +121,7 @@ def _one_fleet() -> FleetLinks:
     ip_pairs = [(a, ip) for a in members for ip in (0, 1)] + [(a, 2 + a // 2) for a in members]
     ip = np.array(ip_pairs, dtype=np.int64)
     pay = np.array([(a, 0) for a in members], dtype=np.int64)
-    empty = np.zeros(0, dtype=np.int64)
-    return FleetLinks(ip_account=ip[:, 0], ip=ip[:, 1], num_ips=32, pay_account=pay[:, 0],
-                      pay=pay[:, 1], num_instruments=1, similar_src=empty, similar_dst=empty)
+    return _account_links(ip, 32, pay, 1, np.zeros((0, 2), dtype=np.int64))
 
 
 def test_one_dense_fleet_is_not_split() -> None:
@@ -144,7 +151,7 @@ def test_split_fleets_keep_ids_and_previous_matches() -> None:
     a, b = by_members[members_a], by_members[members_b]
     assert (b.fleet_id, b.previous_id) == ("fleet-b-old", "fleet-b-old")
     assert (a.fleet_id, a.previous_id) == ("fleet-merged", "fleet-merged")
-    assert (a.n_shared_ips, a.n_shared_instruments) == (2, 1)
+    assert a.shared == {"n_shared_ips": 2, "n_shared_instruments": 1}
     assert a.mean_score == pytest.approx(float(np.mean(scores[FLEET_A])))
     fresh = build_fleets(flagged, scores, account_ids, _links(bridge="ip"), {}, min_size=3,
                          max_shared_accounts=MAX_SHARED, stability_jaccard=0.5, split=DEFAULTS)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sybilgnn.config import Settings
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.scoring import (
     assign_fleet_ids,
     build_fleets,
@@ -21,8 +22,8 @@ from tests.scoring.world import ACCOUNTS, FLAGGED_RUN1, build_snapshot, scores_f
 
 def _members(flagged: set[str], *, max_shared: int = 10, min_size: int = 3) -> list[list[str]]:
     mask = np.array([a in flagged for a in ACCOUNTS])
-    comps = find_fleet_components(mask, fleet_links(build_snapshot()), min_size=min_size,
-                                  max_shared_accounts=max_shared)
+    comps = find_fleet_components(mask, fleet_links(build_snapshot(), GraphSchema.default()),
+                                  min_size=min_size, max_shared_accounts=max_shared)
     return sorted(sorted(ACCOUNTS[r] for r in c.rows) for c in comps)
 
 
@@ -43,13 +44,14 @@ def test_shared_counts_and_mean_score() -> None:
     snapshot = build_snapshot()
     mask = np.array([a in FLAGGED_RUN1 for a in ACCOUNTS])
     scores = scores_for(FLAGGED_RUN1)
-    fleets = build_fleets(mask, scores, snapshot.id_maps["account"], fleet_links(snapshot), {},
+    fleets = build_fleets(mask, scores, snapshot.id_maps["account"],
+                          fleet_links(snapshot, GraphSchema.default()), {},
                           min_size=3, max_shared_accounts=10, stability_jaccard=0.5)
     by_members = {f.members: f for f in fleets}
     a = by_members[("a00", "a01", "a02", "a03")]
     b = by_members[("a10", "a11", "a12")]
-    assert (a.n_shared_ips, a.n_shared_instruments) == (2, 1)  # ip0, ip1; pm0
-    assert (b.n_shared_ips, b.n_shared_instruments) == (0, 0)
+    assert a.shared == {"n_shared_ips": 2, "n_shared_instruments": 1}  # ip0, ip1; pm0
+    assert b.shared == {"n_shared_ips": 0, "n_shared_instruments": 0}
     assert a.mean_score == pytest.approx(np.mean(scores[:4]))
     assert a.fleet_id == fleet_id_for(["a03", "a02", "a01", "a00"])
     assert a.fleet_id.startswith("fleet-") and len(a.fleet_id) == 14
