@@ -25,6 +25,17 @@ def test_a_server_that_is_down_is_one_line_and_exit_2(capsys: pytest.CaptureFixt
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_debug_keeps_the_traceback_of_the_same_failure(tmp_path) -> None:
+    from neo4j.exceptions import ServiceUnavailable
+
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    with pytest.raises(ServiceUnavailable):
+        main(["--debug", f"--set=neo4j.uri=bolt://127.0.0.1:{free_port()}",
+              "--set=neo4j.managed=false", f"--set=neo4j.password_file={password}",
+              "neo4j", "query", "RETURN 1"])
+
+
 def test_mlflow_and_file_failures_name_what_to_do() -> None:
     from mlflow.exceptions import MlflowException
 

@@ -34,11 +34,16 @@ for _module in _COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    # --debug: a failure keeps its traceback (read before parsing, which can fail too)
+    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
     try:
         code = cli.main(args=argv, standalone_mode=False, prog_name="sybilgnn")
         if isinstance(code, int) and code:
             sys.exit(code)
     except SybilgnnError as exc:
+        if debug:
+            raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # third-party failures a user meets: one line, no traceback
         message = _third_party_message(exc)
-        if message is None:
+        if message is None or debug:
             raise
         click.echo(f"error: {message}", err=True)
         sys.exit(2)

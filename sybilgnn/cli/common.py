@@ -14,9 +14,12 @@ __all__ = ["cli", "settings_of", "pass_settings"]
               help="YAML config file (default: ./sybilgnn.yaml when present).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one config value; repeatable.")
+@click.option("--debug", is_flag=True,
+              help="Show the full traceback of a failure instead of its one-line summary.")
 @click.version_option(package_name="sybilgnn")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...],
+        debug: bool) -> None:
     """Find coordinated fleets of fake accounts in a Neo4j account graph."""
     ctx.obj = load_settings(config_file, list(overrides))
 

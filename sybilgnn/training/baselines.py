@@ -96,6 +96,7 @@ def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float |
         chosen = choose_threshold(labels.y[val], probs[val], settings.train.target_precision,
                                   weights)
         results[name] = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
+                                      logits=logits,
                                       n_boot=settings.train.bootstrap, seed=settings.train.seed)
     return results
 

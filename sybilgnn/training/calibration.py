@@ -46,7 +46,11 @@ def fit_calibrator(logits: np.ndarray, y: np.ndarray, method: str = "platt",
     if method == "platt":
         model = LogisticRegression(C=1e6, max_iter=1000).fit(z[:, None], y,
                                                              sample_weight=sample_weight)
-        return {"method": "platt", "a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+        slope = float(model.coef_[0, 0])
+        if slope <= 0:  # a handful of labels can tilt it: never let calibration invert ranks
+            return {"method": "identity", "why": f"platt slope {slope:.3g} <= 0 on "
+                                                 f"{int(y.sum())} fakes"}
+        return {"method": "platt", "a": slope, "b": float(model.intercept_[0])}
     if method == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
             sigmoid(z), y, sample_weight=sample_weight)

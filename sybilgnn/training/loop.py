@@ -226,6 +226,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     chosen.update({"prevalence": prevalence, "prevalence_source": prevalence_source,
                    "val_positives": int(y_val.sum()), "val_negatives": int((y_val == 0).sum())})
     metrics = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
+                            logits=logits_all,
                             n_boot=cfg.bootstrap, seed=cfg.seed)
     # The tuning objective: a proper scoring rule on validation at the population's
     # prevalence, which keeps separating trials after their ranking is perfect.
@@ -283,10 +284,12 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
-                  prevalence: float | None = None, n_boot: int = 0, seed: int = 0
-                  ) -> dict[str, dict[str, float]]:
+                  prevalence: float | None = None, n_boot: int = 0, seed: int = 0,
+                  logits: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """``evaluate`` on val, test and holdout (splits with no labelled account are left out),
-    at ``prevalence`` with ``n_boot`` bootstrap resamples for the intervals."""
+    at ``prevalence`` with ``n_boot`` bootstrap resamples for the intervals. Recall in
+    queue ranks by ``logits`` when given: the model's own order, with no calibration's
+    plateaus or ties in between."""
     out: dict[str, dict[str, float]] = {}
     for split in ("val", "test", "holdout"):
         mask = labels.masks[split]
@@ -298,6 +301,7 @@ def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
         if split != "val" and prevalence is not None:
             # the queue: every account the model did not learn from (train and val excluded)
             unseen = ~(labels.masks["train"] | labels.masks["val"])
-            out[split].update(recall_at_budget(probs, mask & (labels.y == 1), unseen,
-                                               prevalence, n_boot=n_boot, seed=seed))
+            out[split].update(recall_at_budget(probs if logits is None else logits,
+                                               mask & (labels.y == 1), unseen, prevalence,
+                                               n_boot=n_boot, seed=seed))
     return out

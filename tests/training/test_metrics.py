@@ -75,3 +75,15 @@ def test_calibration_maps_into_unit_interval_and_reduces_ece(method: str) -> Non
     if method == "platt":
         assert calibrator["a"] == pytest.approx(1 / 3, abs=0.03)
         assert calibrator["b"] == pytest.approx(-2, abs=0.1)
+
+
+def test_platt_never_inverts_the_ranking() -> None:
+    from sybilgnn.training.calibration import apply_calibrator, fit_calibrator
+
+    # one fake scored below most legitimate accounts: the fitted slope would be negative
+    z = np.array([-1.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+    y = np.array([1, 0, 0, 0, 0, 0])
+    calibrator = fit_calibrator(z, y, "platt")
+    assert calibrator["method"] == "identity" and calibrator["why"].startswith("platt slope -")
+    probs = apply_calibrator(calibrator, z)
+    assert (np.diff(probs) > 0).all()  # the order of the scores survives
