@@ -36,6 +36,7 @@ from sybilgnn.evaluation.population import MIN_POSITIVES
 __all__ = ["LocoResult", "leave_one_campaign_out", "held_out_snapshot"]
 
 FIGURE = "recall_at_budget"
+MIN_SLICE_FAKES = 5  # fewer fakes (or legitimate accounts) in train or validation: re-split
 AS_LABELLED = "recall_at_1pct_fpr"
 FIGURE_TEXT = "mean recall within the expected-fakes queue"
 
@@ -117,22 +118,54 @@ def _cell(metrics: dict[str, float]) -> str:
 def held_out_snapshot(snapshot: Snapshot, settings: Settings, campaign: str) -> Snapshot:
     """The snapshot with its split rebuilt so that ``campaign`` is the held-out group (its
     labels in no training slice) and the holdout scored among the validation and test
-    periods' legitimate accounts; the graph and features are shared, not copied."""
+    periods' legitimate accounts; the graph and features are shared, not copied.
+
+    The time split is kept when, without the campaign, its train and validation slices
+    each hold ``MIN_SLICE_FAKES`` fakes. Campaigns are labelled in turn, so holding out the
+    oldest can leave the train slice with no fake at all (and the newest, validation with
+    one, on which early stopping and calibration mean nothing); then the other labels are
+    split at random within each class (``stratified_slices``), which for a campaign left out
+    whole leaks nothing about it."""
     labelled = snapshot.labelled_type
     store = snapshot.data[labelled]
+    y = store.y.cpu().numpy().astype(np.int64)
+    group = store.group.cpu().numpy().astype(np.int64)
+    names = list(store.group_names)
     split_settings = SplitSettings.model_validate(
         {**settings.split.model_dump(), "holdout_value": campaign})
-    split = make_splits(store.y.cpu().numpy().astype(np.int64),
-                        store.label_time.cpu().numpy().astype(np.float64), split_settings,
-                        store.group.cpu().numpy().astype(np.int64), list(store.group_names))
+    split = make_splits(y, store.label_time.cpu().numpy().astype(np.float64), split_settings,
+                        group, names)
+    in_campaign = (group == names.index(campaign)) & (y >= 0)
+    masks = {name: getattr(split, name) & ~in_campaign
+             for name in ("train_mask", "val_mask", "test_mask")}
+    if any(int((masks[m] & (y == cls)).sum()) < MIN_SLICE_FAKES
+           for m in ("train_mask", "val_mask") for cls in (0, 1)):
+        masks = stratified_slices(y, (y >= 0) & ~in_campaign, settings.train.seed)
     out = copy.copy(snapshot)
     out.data = copy.copy(snapshot.data)
     held = out.data[labelled]
-    for name in ("train_mask", "val_mask", "test_mask"):
-        held[name] = torch.from_numpy(getattr(split, name))
-    legit = store.y.cpu().numpy() == 0
-    held.holdout_mask = torch.from_numpy(split.holdout_mask | (split.val_mask & legit))
+    for name, mask in masks.items():
+        held[name] = torch.from_numpy(mask)
+    legit = y == 0
+    held.holdout_mask = torch.from_numpy((in_campaign & (y == 1))
+                                         | ((masks["val_mask"] | masks["test_mask"]) & legit))
     return out
+
+
+def stratified_slices(y: np.ndarray, eligible: np.ndarray, seed: int,
+                      shares: tuple[float, float] = (0.6, 0.2)) -> dict[str, np.ndarray]:
+    """Train / validation / test masks over ``eligible`` rows, drawn at random within each
+    class (seeded), in ``shares`` (the rest is test)."""
+    rng = np.random.default_rng(seed)
+    masks = {name: np.zeros(len(y), dtype=bool) for name in ("train_mask", "val_mask", "test_mask")}
+    for cls in (0, 1):
+        rows = rng.permutation(np.flatnonzero(eligible & (y == cls)))
+        cut1 = int(round(rows.size * shares[0]))
+        cut2 = cut1 + int(round(rows.size * shares[1]))
+        masks["train_mask"][rows[:cut1]] = True
+        masks["val_mask"][rows[cut1:cut2]] = True
+        masks["test_mask"][rows[cut2:]] = True
+    return masks
 
 
 def leave_one_campaign_out(snapshot: Snapshot, settings: Settings, *,

@@ -79,3 +79,34 @@ def test_campaigns_with_too_few_labelled_fakes_are_not_measurable() -> None:
     alone = leave_one_campaign_out(single, _settings())
     assert alone.skipped["campaign-0"].startswith(
         "could not train without it: snapshot: the train split needs labelled fake")
+
+
+def test_a_campaign_whose_absence_empties_the_train_slice_gets_a_stratified_split() -> None:
+    world = planted_snapshot(accounts=3000, fake_share=0.12, fleet_size=20, seed=5)
+    store = world.data["account"]
+    y, group = store.y.numpy(), store.group.numpy()
+    times = store.label_time.numpy().copy()
+    later = (y == 1) & (group != 0)
+    times[later] = times[y >= 0].max() + 1.0 + np.arange(int(later.sum()))  # labelled last
+    store.label_time = torch.from_numpy(times)
+    held = held_out_snapshot(world, _settings(), "campaign-0")
+    masks = {m: held.data["account"][m].numpy() for m in ("train_mask", "val_mask",
+                                                            "test_mask", "holdout_mask")}
+    in_c0 = (group == 0) & (y >= 0)
+    assert not (in_c0 & (masks["train_mask"] | masks["val_mask"] | masks["test_mask"])).any()
+    others = (y >= 0) & ~in_c0
+    for cls in (0, 1):
+        rows = others & (y == cls)
+        # 60 / 20 / 20 within each class, so both slices train and stop on fakes
+        assert int((masks["train_mask"] & rows).sum()) == round(rows.sum() * 0.6)
+        assert int((masks["val_mask"] & rows).sum()) == round(rows.sum() * 0.2)
+    assert ((masks["holdout_mask"] & (y == 1)) == (in_c0 & (y == 1))).all()
+    # the time split alone trains on no fake: every other fake is labelled after all
+    # legitimate accounts, beyond the validation cutoff
+    from sybilgnn.data.splits import make_splits
+
+    settings = _settings()
+    split_settings = settings.split.model_copy(update={"holdout_value": "campaign-0"})
+    timed = make_splits(y.astype(np.int64), times, split_settings, group.astype(np.int64),
+                        list(store.group_names))
+    assert int((timed.train_mask & (y == 1) & ~in_c0).sum()) == 0
