@@ -264,6 +264,11 @@ class ModelSettings(_Section):
     heads: int = Field(default=2, ge=1, le=16, description="attention heads (gat only)")
     norm: Literal["layer", "batch", "none"] = "layer"
     residual: bool = True
+    relations: list[str] | None = Field(
+        default=None,
+        description="names in export.relationships the model passes messages along (null: "
+                    "all); a relation left out is still exported and used for fleets, but the "
+                    "model reads neither its edges nor its degrees")
 
 
 class TrainSettings(_Section):

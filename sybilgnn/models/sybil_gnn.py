@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 
 from sybilgnn.config import ModelSettings
+from sybilgnn.errors import InputError
 from sybilgnn.graph_schema import DEFAULT_LABELLED_TYPE
 from sybilgnn.models.convs import make_relation_conv
 from sybilgnn.models.graph import EdgeType, PreparedGraph, prepare_graph
@@ -35,6 +36,18 @@ def _norm(kind: str, dim: int) -> nn.Module:
     return nn.Identity()
 
 
+def _read_relations(edge_types: list[tuple[str, ...]], relations: list[str]
+                    ) -> list[tuple[str, ...]]:
+    """The edge types of ``relations`` (a relation's reverse included); an unknown name is
+    an error rather than a model that silently reads less."""
+    names = {et[1].removeprefix("rev_") for et in edge_types}
+    unknown = sorted(set(relations) - names)
+    if unknown:
+        raise InputError(f"model.relations: {unknown} are not relations of the graph "
+                         f"({sorted(names)})")
+    return [et for et in edge_types if et[1].removeprefix("rev_") in relations]
+
+
 class SybilGNN(nn.Module):
     """Logits of the ``target`` nodes (the labelled type) from a heterogeneous graph."""
 
@@ -42,6 +55,8 @@ class SybilGNN(nn.Module):
                  cfg: ModelSettings, *, target: str = TARGET_NODE_TYPE) -> None:
         super().__init__()
         node_types, edge_types = list(metadata[0]), [tuple(et) for et in metadata[1]]
+        if cfg.relations is not None:
+            edge_types = _read_relations(edge_types, cfg.relations)
         if target not in node_types:
             raise ValueError(f"metadata has no {target!r} node type to score: {node_types}")
         self.target = target

@@ -34,6 +34,10 @@ __all__ = ["TuneResult", "TrialScore", "run_study", "trial_settings", "FINISHED_
            "DEFAULT_ATTR"]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# Optuna's per-trial INFO lines ("Trial 4 pruned. ...") repeat what the progress bar and the
+# pruning summary say; its warnings still show.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 DEFAULT_ATTR = "default_config"
 
 

@@ -92,3 +92,29 @@ def test_sampler_backend_matches_pyg_flags() -> None:
 
     expected = "pyg-lib" if t.WITH_PYG_LIB else "torch-sparse" if t.WITH_TORCH_SPARSE else None
     assert sampler_backend() == expected
+
+
+def test_relations_left_out_are_not_read_at_all() -> None:
+    from sybilgnn.errors import InputError
+
+    torch.manual_seed(0)
+    cfg = ModelSettings(hidden=16, dropout=0.0, relations=["prompt_similar"])
+    model = build_model(METADATA, IN_DIMS, cfg).eval()
+    assert model.edge_types == [("account", "prompt_similar", "account")]
+    # the account input: its 5 features, the constant and the two degrees of one relation
+    assert model.input_proj["account"].in_features == 5 + 1 + 2
+    x, ei, ew = tiny_graph()
+    scrambled = dict(ei)
+    for et in EDGE_TYPES[:4]:  # rewire every IP and card edge: the logits cannot move
+        scrambled[et] = torch.flip(ei[et], dims=[1])[:, : ei[et].size(1) // 2]
+    torch.testing.assert_close(model(x, scrambled, ew), model(x, ei, ew))
+    rebuilt = build_model(*_config_parts(model))
+    assert rebuilt.edge_types == model.edge_types
+    with pytest.raises(InputError, match=r"model.relations: \['used_ips'\] are not relations"):
+        build_model(METADATA, IN_DIMS, ModelSettings(relations=["used_ips"]))
+
+
+def _config_parts(model: SybilGNN) -> tuple:
+    config = model.config_dict()
+    metadata = (config["metadata"][0], [tuple(et) for et in config["metadata"][1]])
+    return metadata, config["in_dims"], ModelSettings(**config["model"])
