@@ -25,7 +25,7 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.evaluation.loco import held_out_snapshot
 from sybilgnn.evaluation.population import MIN_POSITIVES, recall_at_budget
 from sybilgnn.training import train
-from sybilgnn.training.baselines import _fit_score, neighbour_features
+from sybilgnn.training.baselines import fit_gradient_boosting, neighbour_features
 from sybilgnn.training.predict import load_model, predict_logits
 
 
@@ -70,7 +70,7 @@ def main() -> None:
         account = held.data["account"]
         y = account.y.numpy()
         train_mask, val_mask = account.train_mask.numpy(), account.val_mask.numpy()
-        hgb = _fit_score(neighbour_features(held)[0], y, train_mask & (y >= 0),
+        hgb = fit_gradient_boosting(neighbour_features(held)[0], y, train_mask & (y >= 0),
                          settings.train.seed)
         blend = (rankdata(gnn) + rankdata(hgb)) / (2.0 * gnn.size)
         candidates = ~(train_mask | val_mask)

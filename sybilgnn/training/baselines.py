@@ -24,7 +24,8 @@ from sybilgnn.training.inputs import account_labels, graph_inputs
 from sybilgnn.training.loop import split_metrics
 from sybilgnn.training.report import report_table
 
-__all__ = ["run_baselines", "neighbour_features", "report_table", "BASELINE_NAMES"]
+__all__ = ["run_baselines", "neighbour_features", "fit_gradient_boosting", "report_table",
+           "BASELINE_NAMES"]
 
 BASELINE_NAMES = ("hgb_features", "hgb_neighbours")
 
@@ -68,7 +69,9 @@ def neighbour_features(snapshot: Snapshot, node_type: str | None = None
     return torch.cat(cols, dim=1).numpy(), names
 
 
-def _fit_score(features: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int) -> np.ndarray:
+def fit_gradient_boosting(features: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int
+                          ) -> np.ndarray:
+    """The baselines' model, fitted on the ``train`` rows: every row's decision value."""
     model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=31,
                                            class_weight="balanced", random_state=seed)
     model.fit(features[train], y[train])
@@ -89,7 +92,7 @@ def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float |
     results: dict[str, dict[str, dict[str, float]]] = {}
     val = labels.masks["val"]
     for name, features in variants.items():
-        logits = _fit_score(features, labels.y, labels.masks["train"], settings.train.seed)
+        logits = fit_gradient_boosting(features, labels.y, labels.masks["train"], settings.train.seed)
         weights = prevalence_weights(labels.y[val], prevalence)
         calibrator = fit_calibrator(logits[val], labels.y[val], settings.train.calibration, weights)
         probs = apply_calibrator(calibrator, logits)

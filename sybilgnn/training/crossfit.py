@@ -111,10 +111,8 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
     if prevalence is None:
         chosen = choose_threshold(y, probs, target_precision, weights)
     else:  # the deployed scores share the selection run's distribution (quantile map)
-        audit = labels.audit_y if labels.audit_y is not None else np.full(len(labels.y), -1)
-        undecided = (labels.y < 0) & (audit < 0)
-        known_fakes = int((labels.y == 1).sum() + (audit == 1).sum())
-        expected = max(prevalence * len(labels.y) - known_fakes, 0.0)
+        undecided = labels.undecided
+        expected = max(prevalence * len(labels.y) - labels.known_fakes, 0.0)
         chosen = population_threshold(probs[y == 1], apply_calibrator(
             calibrator, selection_logits[undecided]), expected, target_precision)
         chosen["queue"] = int(undecided.sum())

@@ -58,6 +58,26 @@ class AccountLabels:
     fleets: np.ndarray | None          # int64, -1 none
     audit_y: np.ndarray | None = None  # int64: a random audit's verdicts, -1 not audited
 
+    def __post_init__(self) -> None:
+        if self.audit_y is None:  # a snapshot without an audit: nobody audited
+            self.audit_y = np.full(len(self.y), -1, dtype=np.int64)
+
+    @property
+    def audit(self) -> np.ndarray:
+        """``audit_y``, never None after construction."""
+        assert self.audit_y is not None
+        return self.audit_y
+
+    @property
+    def undecided(self) -> np.ndarray:
+        """Accounts that neither a label nor the audit has decided: the analysts' queue."""
+        return (self.y < 0) & (self.audit < 0)
+
+    @property
+    def known_fakes(self) -> int:
+        """Fakes a label or the audit already names."""
+        return int((self.y == 1).sum() + (self.audit == 1).sum())
+
 
 def account_labels(snapshot: Snapshot, node_type: str | None = None) -> AccountLabels:
     """Labels, split masks and fleets of the labelled node type (``node_type``, by default

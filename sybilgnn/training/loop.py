@@ -262,8 +262,8 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
 
     val = labels.masks["val"]
     y_val = labels.y[val]
-    audit = labels.audit_y
-    n_audited = 0 if audit is None else int((audit >= 0).sum())
+    audit = labels.audit
+    n_audited = int((audit >= 0).sum())
     if cfg.prevalence_from_audit and n_audited >= MIN_AUDITED and y_val.size:
         base = cfg.prevalence if cfg.prevalence is not None else float(y_val.mean())
         predicted = apply_calibrator(fit_calibrator(
@@ -291,6 +291,8 @@ def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
     queue ranks by ``logits`` when given: the model's own order, with no calibration's
     plateaus or ties in between."""
     out: dict[str, dict[str, float]] = {}
+    # the queue: every account the model did not learn from (train and val excluded)
+    unseen = ~(labels.masks["train"] | labels.masks["val"])
     for split in ("val", "test", "holdout"):
         mask = labels.masks[split]
         if not mask.any():
@@ -299,8 +301,6 @@ def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
         out[split] = evaluate(labels.y[mask], probs[mask], threshold, fleets,
                               prevalence=prevalence, n_boot=n_boot, seed=seed)
         if split != "val" and prevalence is not None:
-            # the queue: every account the model did not learn from (train and val excluded)
-            unseen = ~(labels.masks["train"] | labels.masks["val"])
             out[split].update(recall_at_budget(probs if logits is None else logits,
                                                mask & (labels.y == 1), unseen, prevalence,
                                                n_boot=n_boot, seed=seed))
