@@ -269,6 +269,16 @@ class ModelSettings(_Section):
         description="names in export.relationships the model passes messages along (null: "
                     "all); a relation left out is still exported and used for fleets, but the "
                     "model reads neither its edges nor its degrees")
+    feature_dropout: float = Field(
+        default=0.15, ge=0, lt=1,
+        description="share of the labelled node type's input feature columns zeroed (their "
+                    "mean after scaling) for all nodes at once in each training step: the "
+                    "model cannot lean on one campaign's telltale column")
+    companion: Literal["none", "trees"] = Field(
+        default="trees",
+        description="trees: gradient boosting on the labelled nodes' features and neighbour "
+                    "aggregates, fitted on the same labels and saved with the GNN; an account "
+                    "ranks by the higher of the two scores (training/companion.py)")
 
 
 class TrainSettings(_Section):
@@ -297,6 +307,10 @@ class TrainSettings(_Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     focal_gamma: float = Field(default=2.0, ge=0)
+    balance_fleets: bool = Field(
+        default=False,
+        description="weight each labelled fake by 1 / its labelled fleet's size (times the "
+                    "mean size), so every fleet teaches as much as the largest")
     calibration: Literal["platt", "isotonic"] = "platt"
     refit_on_all_labels: bool = Field(
         default=True,

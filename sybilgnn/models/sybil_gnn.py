@@ -124,6 +124,9 @@ class SybilGNN(nn.Module):
             x = x_dict.get(nt)
             if x is None or x.size(1) == 0:
                 x = structural.new_zeros(structural.size(0), self.in_dims[nt])
+            elif self.training and nt == self.target and self.cfg.feature_dropout > 0:
+                keep = torch.rand(x.size(1), device=x.device) >= self.cfg.feature_dropout
+                x = x * keep.to(x.dtype)
             h[nt] = torch.relu(self.input_norm[nt](self.input_proj[nt](
                 torch.cat([x.to(structural.dtype), structural], dim=1))))
             h[nt] = self.dropout(h[nt])

@@ -3,7 +3,8 @@
 A model folder holds ``weights.pt`` (``torch.save`` of the state dict; loaded with
 ``weights_only=True``) and ``model.json`` (model config, calibrator, threshold, the fitted
 preprocessor with its feature names and statistics, id-map schema; the model config names
-the node type the model scores, so it refuses a graph whose labels live elsewhere). MLflow
+the node type the model scores, so it refuses a graph whose labels live elsewhere); under
+``model.companion: trees`` also ``companion.pt``, the trees as arrays (tensors as well). MLflow
 stores that folder as the artifacts of a small pyfunc model so that
 ``mlflow.pyfunc.load_model`` works for tooling; that path unpickles the ``SybilgnnPyfunc``
 class by reference. Scoring uses ``load_registered_model`` instead, which
@@ -50,6 +51,8 @@ FORMAT_VERSION = 2  # 2: the preprocessor is part of the model
 MODEL_ARTIFACT = "model"
 WEIGHTS_FILE, META_FILE = "weights.pt", "model.json"
 SELECTION_WEIGHTS_FILE = "selection_weights.pt"  # the time-split run of a refitted model
+# model.companion=trees: the trees and their scale map, as tensors (the selection's beside)
+COMPANION_FILE, SELECTION_COMPANION_FILE = "companion.pt", "selection_companion.pt"
 # Node type -> the Neo4j key property whose values the snapshot's id map holds: the
 # default configuration's, for models saved before they carried their own.
 ID_MAP_SCHEMA = GraphSchema.default().id_map_schema
@@ -58,7 +61,8 @@ ID_MAP_SCHEMA = GraphSchema.default().id_map_schema
 # The train.* settings that shape the weights; the rest (prevalence, bootstrap, threshold
 # policy, device) is how a run is measured, and comes from the settings of the day.
 RECIPE_TRAIN_KEYS = ("epochs", "patience", "min_epochs", "lr", "weight_decay", "loss",
-                     "focal_gamma", "seed", "sampler", "batch_size", "num_neighbors")
+                     "focal_gamma", "balance_fleets", "seed", "sampler", "batch_size",
+                     "num_neighbors")
 
 
 class ModelNotFoundError(SybilgnnError):
@@ -87,6 +91,8 @@ class LoadedModel:
     fitted_on: dict[str, str] = field(default_factory=dict)
     train_settings: dict[str, Any] = field(default_factory=dict)  # train.* it was fitted with
     selection_state_dict: dict[str, torch.Tensor] | None = None
+    companion: Any = None            # TreeCompanion fused into the logits, or None
+    selection_companion: Any = None  # the time-split run's
 
     @property
     def target(self) -> str:
@@ -114,7 +120,8 @@ class LoadedModel:
         if calibrator.get("method") == "quantile_map":  # the refit's map onto these logits
             calibrator = calibrator["then"]
         return replace(self, state_dict=self.selection_state_dict, selection_state_dict=None,
-                       calibrator=calibrator)
+                       calibrator=calibrator, companion=self.selection_companion,
+                       selection_companion=None)
 
     def predict(self, snapshot: Snapshot) -> np.ndarray:
         """Calibrated fake probability for every node of the model's target type in
@@ -144,6 +151,12 @@ def save_model_dir(result: Any, directory: str | Path) -> Path:
     if selection_state is not None:
         torch.save({k: v.detach().cpu() for k, v in selection_state.items()},
                    out / SELECTION_WEIGHTS_FILE)
+    selection_companion = (selection.companion if selection is not None
+                           else getattr(result, "selection_companion", None))
+    for companion, name in ((getattr(result, "companion", None), COMPANION_FILE),
+                            (selection_companion, SELECTION_COMPANION_FILE)):
+        if companion is not None:
+            torch.save(companion.tensors(), out / name)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_config": result.model_config,
@@ -189,6 +202,8 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
     if (src / SELECTION_WEIGHTS_FILE).is_file():
         selection = torch.load(src / SELECTION_WEIGHTS_FILE, map_location="cpu",
                                weights_only=True)
+    companions = {name: _load_companion(src / name)
+                  for name in (COMPANION_FILE, SELECTION_COMPANION_FILE)}
     return LoadedModel(
         state_dict=state,
         model_config=meta["model_config"],
@@ -204,7 +219,18 @@ def load_model_dir(directory: str | Path) -> LoadedModel:
         fitted_on=dict(meta.get("fitted_on") or {}),
         train_settings=dict(meta.get("train_settings") or {}),
         selection_state_dict=selection,
+        companion=companions[COMPANION_FILE],
+        selection_companion=companions[SELECTION_COMPANION_FILE],
     )
+
+
+def _load_companion(path: Path) -> Any:
+    """A saved ``TreeCompanion`` (tensors only), or None when the model has none."""
+    if not path.is_file():
+        return None
+    from sybilgnn.training.companion import TreeCompanion
+
+    return TreeCompanion.from_tensors(torch.load(path, map_location="cpu", weights_only=True))
 
 
 class SybilgnnPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]

@@ -378,7 +378,8 @@ def score_graph(
         encoded = loaded.encode(snapshot)  # the model's own preprocessing, never refitted
         drift = loaded.preprocessor.drift(snapshot)
         scores = np.asarray(predict(model, encoded, calibrator=loaded.calibrator,
-                                    device=settings.train.device), dtype=np.float64)
+                                    device=settings.train.device,
+                                    companion=loaded.companion), dtype=np.float64)
         timings["inference_s"] = time.perf_counter() - start
         summary = score_snapshot(
             active, settings, encoded, scores, threshold=float(loaded.threshold),
@@ -386,7 +387,12 @@ def score_graph(
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
             on_batch=on_batch, timings=timings, drift=drift)
         flags, _ = queue_flags(encoded, scores, float(loaded.threshold), schema.labelled)
-        return ScoredGraph(summary, encoded, scores, flags, reach=len(model.convs))
+        reach = len(model.convs)
+        if loaded.companion is not None:  # the trees' neighbour aggregates read 2 hops
+            from sybilgnn.training.companion import COMPANION_REACH
+
+            reach = max(reach, COMPANION_REACH)
+        return ScoredGraph(summary, encoded, scores, flags, reach=reach)
     finally:
         if own_driver:
             active.close()

@@ -29,11 +29,12 @@ from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
                                            prevalence_weights)
+from sybilgnn.training.companion import fit_companion
 from sybilgnn.training.inputs import (account_labels, graph_inputs, labels_through,
                                       resolve_device, resolve_settings)
 from sybilgnn.training.metrics import evaluate
 
-__all__ = ["TrainResult", "train", "make_loss", "seeded"]
+__all__ = ["TrainResult", "train", "make_loss", "fleet_weights", "seeded"]
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -63,6 +64,7 @@ class TrainResult:
     labels_through: float | None = None
     fitted_on: dict[str, str] = field(default_factory=dict)  # what was fitted on which labels
     selection: TrainResult | None = None  # the time-split run a refit took its settings from
+    companion: Any = None  # TreeCompanion under model.companion=trees, fused into the logits
     id_map_schema: dict[str, str] = field(default_factory=dict)  # node type -> key property
 
 
@@ -79,23 +81,46 @@ def seeded(seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
-def make_loss(cfg: TrainSettings, y_train: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-    """Weighted BCE (pos_weight = negatives / positives) or class-balanced focal loss."""
+def make_loss(cfg: TrainSettings, y_train: Tensor) -> Callable[..., Tensor]:
+    """Weighted BCE (pos_weight = negatives / positives) or class-balanced focal loss; the
+    returned loss takes optional per-sample weights (``fleet_weights``)."""
     n_pos = float(y_train.sum())
     n_neg = float(len(y_train)) - n_pos
     if cfg.loss == "weighted_bce":
         pos_weight = torch.tensor(n_neg / max(n_pos, 1.0), device=y_train.device)
-        return lambda z, y: F.binary_cross_entropy_with_logits(z, y, pos_weight=pos_weight)
+        return lambda z, y, weight=None: F.binary_cross_entropy_with_logits(
+            z, y, weight=weight, pos_weight=pos_weight)
     alpha_pos = n_neg / max(n_pos + n_neg, 1.0)
     gamma = cfg.focal_gamma
 
-    def focal(z: Tensor, y: Tensor) -> Tensor:
+    def focal(z: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
         p_true = torch.exp(-bce)
         alpha = y * alpha_pos + (1 - y) * (1 - alpha_pos)
-        return (alpha * (1 - p_true) ** gamma * bce).sum() / max(alpha_pos * n_pos * 2, 1.0)
+        each = alpha * (1 - p_true) ** gamma * bce
+        if weight is not None:
+            each = each * weight
+        return each.sum() / max(alpha_pos * n_pos * 2, 1.0)
 
     return focal
+
+
+def fleet_weights(y: np.ndarray, fleets: np.ndarray | None) -> np.ndarray:
+    """Per-sample loss weights under ``train.balance_fleets``: every labelled fleet's fakes
+    share one fleet's worth of weight, so a campaign of 140 accounts does not teach seven
+    times what one of 20 does; fakes in no fleet and legitimate accounts weigh 1. The fakes'
+    weights average 1, so the class balance is unchanged."""
+    weight = np.ones(len(y), dtype=np.float64)
+    if fleets is None:
+        return weight
+    fleeted = (y == 1) & (fleets >= 0)
+    if not fleeted.any():
+        return weight
+    ids, inverse, sizes = np.unique(fleets[fleeted], return_inverse=True, return_counts=True)
+    weight[fleeted] = (fleeted.sum() / len(ids)) / sizes[inverse]
+    fakes = y == 1
+    weight[fakes] /= weight[fakes].mean()
+    return weight
 
 
 def _auprc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -180,6 +205,10 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
             require_neighbor_sampler()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = make_loss(cfg, y_train)
+        sample_weight = (torch.from_numpy(fleet_weights(
+            labels.y[train_idx.cpu().numpy()], None if labels.fleets is None
+            else labels.fleets[train_idx.cpu().numpy()])).float().to(device)
+            if cfg.balance_fleets else None)
         history: list[dict[str, float]] = []
         best_auprc, best_epoch, best_state = -math.inf, 0, _copy_state(model)
         for epoch in range(1, cfg.epochs + 1):
@@ -191,7 +220,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
             else:
                 opt.zero_grad()
                 logits = model.forward_prepared(inputs.x_dict, graph)
-                loss = loss_fn(logits[train_idx], y_train)
+                loss = loss_fn(logits[train_idx], y_train, sample_weight)
                 loss.backward()
                 opt.step()
                 loss_value = float(loss.detach())
@@ -218,6 +247,11 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         model.eval()
         with torch.no_grad():
             logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
+    # the companion learns from the same slice as the GNN's weights
+    companion = fit_companion(model_cfg.companion, snapshot, logits_all, labels.y,
+                              np.flatnonzero(labels.masks["train"]), cfg.seed)
+    if companion is not None:
+        logits_all = companion.fuse(logits_all, snapshot)
     prevalence, prevalence_source = population_prevalence(cfg, logits_all, labels)
     weights = prevalence_weights(y_val, prevalence)
     calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)
@@ -239,7 +273,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         threshold=float(chosen["threshold"]), history=history, best_epoch=best_epoch,
         epochs_run=len(history), metrics=metrics, feature_names=preprocessor.feature_names,
         feature_stats=preprocessor.feature_stats, snapshot_hash=snapshot.content_hash,
-        preprocessor=preprocessor,
+        preprocessor=preprocessor, companion=companion,
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
         train_seconds=time.perf_counter() - started,
         labels_through=labels_through(snapshot, labels.masks["train"]),
@@ -248,7 +282,10 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
                               "labels)",
                    "epochs": "early stopping on the validation slice",
                    "calibration_and_threshold": "the validation slice, reweighted to "
-                                                "train.prevalence"})
+                                                "train.prevalence",
+                   **({} if companion is None else {
+                       "companion": "trees on the train slice's labels; their scale map onto "
+                                    f"the GNN's logits over all {len(labels.y)} accounts"})})
 
 
 def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any

@@ -35,8 +35,10 @@ def model_target(model_config: dict[str, Any]) -> str:
     return str(model_config.get("target", TARGET_NODE_TYPE))
 
 
-def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto") -> np.ndarray:
-    """Logits of the model's target nodes with one full-graph pass under ``no_grad``.
+def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto", *,
+                   companion: Any = None) -> np.ndarray:
+    """Logits of the model's target nodes with one full-graph pass under ``no_grad``, fused
+    with ``companion``'s (a ``TreeCompanion``) when the model has one.
 
     Without autograd each layer's activations replace the previous ones, so peak memory is
     the graph plus a few ``[nodes, hidden]`` matrices per node type.
@@ -60,17 +62,18 @@ def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto") ->
     model = model.to(dev).eval()
     with torch.no_grad():
         logits = model(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
-    return np.asarray(logits.cpu().numpy(), dtype=np.float64)
+    out = np.asarray(logits.cpu().numpy(), dtype=np.float64)
+    return out if companion is None else companion.fuse(out, snapshot)
 
 
 def predict(model_or_result: Any, snapshot: Snapshot, *, calibrator: dict[str, Any] | None = None,
-            device: str = "auto") -> np.ndarray:
+            device: str = "auto", companion: Any = None) -> np.ndarray:
     """Calibrated fake probabilities for every labelled-type node (row order of the snapshot).
 
     Takes a ``TrainResult`` (or anything with ``model_config``, ``state_dict``, ``calibrator``
     and ``preprocessor``, e.g. the registry's loaded model), which encodes the snapshot with
-    its own preprocessing, or a bare ``SybilGNN`` plus an optional ``calibrator``, which reads
-    the snapshot's matrices as they are.
+    its own preprocessing and carries its own companion, or a bare ``SybilGNN`` plus an
+    optional ``calibrator`` and ``companion``, which reads the snapshot's matrices as they are.
     """
     if isinstance(model_or_result, torch.nn.Module):
         model = model_or_result
@@ -80,5 +83,7 @@ def predict(model_or_result: Any, snapshot: Snapshot, *, calibrator: dict[str, A
             snapshot = preprocessor.transform(snapshot)
         model = load_model(model_or_result.model_config, model_or_result.state_dict)
         calibrator = calibrator if calibrator is not None else model_or_result.calibrator
+        companion = getattr(model_or_result, "companion", None)
     assert isinstance(model, SybilGNN)
-    return apply_calibrator(calibrator, predict_logits(model, snapshot, device))
+    return apply_calibrator(calibrator, predict_logits(model, snapshot, device,
+                                                       companion=companion))

@@ -25,11 +25,12 @@ from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
+from sybilgnn.training.companion import fit_companion
 from sybilgnn.training.crossfit import CrossFit, crossfit_operating_point, quantile_knots
 from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
                                       labels_through,
                                       resolve_device, resolve_settings)
-from sybilgnn.training.loop import TrainResult, _copy_state, make_loss, seeded
+from sybilgnn.training.loop import TrainResult, _copy_state, fleet_weights, make_loss, seeded
 from sybilgnn.training.predict import load_model, model_target, predict_logits
 
 __all__ = ["refit_on_all_labels", "quantile_map"]
@@ -51,11 +52,13 @@ def quantile_map(refit_logits: np.ndarray, selection_logits: np.ndarray,
 
 def fit_for_epochs(inputs: GraphInputs, y_all: np.ndarray, model_cfg: ModelSettings,
                    cfg: TrainSettings, labelled: np.ndarray, epochs: int, device: torch.device,
-                   target: str) -> tuple[torch.nn.Module, np.ndarray, list[dict[str, float]]]:
+                   target: str, fleets: np.ndarray | None = None
+                   ) -> tuple[torch.nn.Module, np.ndarray, list[dict[str, float]]]:
     """Train ``model_cfg`` on the labels ``y_all`` of ``labelled`` (indices of ``target``
     nodes) for exactly ``epochs`` full-graph epochs, seeded; the model, every target node's
     logit, the history. ``inputs`` are built once by the caller and shared by the refit and
-    its folds."""
+    its folds; ``fleets`` (labelled fleet per node) weights the loss under
+    ``train.balance_fleets``."""
     history: list[dict[str, float]] = []
     with seeded(cfg.seed):
         model = build_model(inputs.metadata, inputs.in_dims, model_cfg,
@@ -65,11 +68,14 @@ def fit_for_epochs(inputs: GraphInputs, y_all: np.ndarray, model_cfg: ModelSetti
         y = torch.from_numpy(y_all).to(device)[index].float()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = make_loss(cfg, y)
+        weight = (torch.from_numpy(fleet_weights(
+            y_all[labelled], None if fleets is None else fleets[labelled])).float().to(device)
+            if cfg.balance_fleets else None)
         for epoch in range(1, epochs + 1):
             tick = time.perf_counter()
             model.train()
             opt.zero_grad()
-            loss = loss_fn(model.forward_prepared(inputs.x_dict, graph)[index], y)
+            loss = loss_fn(model.forward_prepared(inputs.x_dict, graph)[index], y, weight)
             loss.backward()
             opt.step()
             history.append({"epoch": epoch, "loss": float(loss.detach()),
@@ -102,11 +108,15 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     started = time.perf_counter()
     inputs = graph_inputs(snapshot, device)
     model, refit_logits, history = fit_for_epochs(inputs, labels.y, model_cfg, cfg, labelled,
-                                                  epochs, device, target)
+                                                  epochs, device, target, labels.fleets)
+    companion = fit_companion(model_cfg.companion, snapshot, refit_logits, labels.y, labelled,
+                              cfg.seed)
+    if companion is not None:
+        refit_logits = companion.fuse(refit_logits, snapshot)
     selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
-                                      snapshot, str(device))
-    crossfit = _crossfit(inputs, model_cfg, cfg, labels, epochs, selection, selection_logits,
-                         device, target)
+                                      snapshot, str(device), companion=selection.companion)
+    crossfit = _crossfit(snapshot, inputs, model_cfg, cfg, labels, epochs, selection,
+                         selection_logits, device, target)
     calibrator = quantile_map(refit_logits, selection_logits,
                               selection.calibrator if crossfit is None else crossfit.calibrator)
     through = labels_through(snapshot)  # every label, so the gate needs newer ones
@@ -128,6 +138,10 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                       "(split crossfit)"),
         "preprocessing": "the training snapshot's raw columns (no labels)",
     }
+    if companion is not None:
+        fitted_on["companion"] = (f"trees on all {labelled.size} labelled accounts; their "
+                                  "scale map onto the refit's GNN logits over all "
+                                  f"{n_accounts} accounts (no labels)")
     if crossfit is None:
         threshold, threshold_info, metrics = (selection.threshold, selection.threshold_info,
                                               selection.metrics)
@@ -139,21 +153,24 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
         metrics = {**selection.metrics, "crossfit": crossfit.metrics}
     return replace(selection, state_dict=_copy_state(model), history=history,
                    calibrator=calibrator, threshold=threshold, threshold_info=threshold_info,
-                   metrics=metrics,
+                   metrics=metrics, companion=companion,
                    epochs_run=epochs, train_seconds=time.perf_counter() - started,
                    selection=selection, fitted_on=fitted_on, labels_through=through)
 
 
-def _crossfit(inputs: GraphInputs, model_cfg: ModelSettings, cfg: TrainSettings,
-              labels: AccountLabels, epochs: int, selection: TrainResult,
+def _crossfit(snapshot: Snapshot, inputs: GraphInputs, model_cfg: ModelSettings,
+              cfg: TrainSettings, labels: AccountLabels, epochs: int, selection: TrainResult,
               selection_logits: np.ndarray, device: torch.device, target: str
               ) -> CrossFit | None:
     if cfg.crossfit_folds < 2:
         return None
 
     def fit_fold(train_on: np.ndarray) -> np.ndarray:
-        return fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs, device,
-                              target)[1]
+        logits = fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs, device,
+                                target, labels.fleets)[1]
+        companion = fit_companion(model_cfg.companion, snapshot, logits, labels.y, train_on,
+                                  cfg.seed)
+        return logits if companion is None else companion.fuse(logits, snapshot)
 
     return crossfit_operating_point(
         labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,

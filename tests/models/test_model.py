@@ -118,3 +118,26 @@ def _config_parts(model: SybilGNN) -> tuple:
     config = model.config_dict()
     metadata = (config["metadata"][0], [tuple(et) for et in config["metadata"][1]])
     return metadata, config["in_dims"], ModelSettings(**config["model"])
+
+
+def test_feature_dropout_zeroes_whole_columns_in_training_only() -> None:
+    torch.manual_seed(0)
+    x, ei, ew = tiny_graph()
+    model = build_model(METADATA, IN_DIMS, ModelSettings(hidden=16, dropout=0.0,
+                                                         feature_dropout=0.5))
+    graph = model.prepare(x, ei, ew)
+    seen: list[torch.Tensor] = []
+    model.input_proj["account"].register_forward_hook(lambda _m, args, _o: seen.append(args[0]))
+    model.eval()
+    eval_logits = model.forward_prepared(x, graph)
+    torch.testing.assert_close(seen[-1][:, :5], x["account"])  # scoring reads every column
+    torch.manual_seed(1)
+    model.train()
+    model.forward_prepared(x, graph)
+    columns = seen[-1][:, :5]
+    zeroed = (columns == 0).all(dim=0)
+    # whole columns are dropped for every account at once, the rest pass unscaled
+    assert 0 < int(zeroed.sum()) < 5
+    torch.testing.assert_close(columns[:, ~zeroed], x["account"][:, ~zeroed])
+    model.eval()
+    torch.testing.assert_close(model.forward_prepared(x, graph), eval_logits)

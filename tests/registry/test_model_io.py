@@ -68,7 +68,9 @@ def test_model_folder_is_json_plus_tensors_only(tmp_path: Path, mlflow_uri: str,
     settings = make_settings(tmp_path, mlflow_uri, ["train.epochs=2"])
     result = train(tiny_snapshot, settings)
     folder = save_model_dir(result, tmp_path / "model")
-    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.pt"]
+    # the tree companion (model.companion: trees, the default) travels as tensors too
+    assert sorted(p.name for p in folder.iterdir()) == ["companion.pt", "model.json",
+                                                        "weights.pt"]
     meta = json.loads((folder / "model.json").read_text())
     assert meta["id_map_schema"] == {"account": "account_id", "ip": "ip_id", "payment": "pm_id"}
     assert meta["feature_names"] == tiny_snapshot.feature_names

@@ -40,8 +40,8 @@ def test_result_is_plain_data_and_reloads(trained: TrainResult, world: Snapshot)
     probs = predict(trained, world, device="cpu")
     assert probs.shape == (world.num_accounts,)
     assert probs.min() >= 0 and probs.max() <= 1
-    np.testing.assert_allclose(predict(model, world, calibrator=trained.calibrator, device="cpu"),
-                               probs, rtol=0, atol=0)
+    np.testing.assert_allclose(predict(model, world, calibrator=trained.calibrator, device="cpu",
+                                       companion=trained.companion), probs, rtol=0, atol=0)
 
 
 def test_prediction_survives_snapshot_save_and_load(trained: TrainResult, world: Snapshot,
@@ -133,3 +133,36 @@ def test_gnn_beats_feature_baseline_in_one_table(trained: TrainResult, world: Sn
     assert [r.split("|")[1:3] for r in rows] == [
         [f" {m} ", f" {s} "] for m in ("gnn", "hgb_features", "hgb_neighbours")
         for s in ("test", "holdout")]
+
+
+def test_fleet_weights_give_every_labelled_fleet_one_share() -> None:
+    import numpy as np
+
+    from sybilgnn.training.loop import fleet_weights
+
+    y = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1])
+    fleets = np.array([0, 0, 0, 0, 1, 1, -1, 3, -1])
+    weight = fleet_weights(y, fleets)
+    # fleet 0 (4 fakes) and fleet 1 (2 fakes) weigh alike in total; the unfleeted fake 1
+    # before the fakes' mean is rescaled to 1; legitimate accounts stay at 1
+    raw = np.array([0.75, 0.75, 0.75, 0.75, 1.5, 1.5, 1.0])
+    np.testing.assert_allclose(weight[y == 1], raw / raw.mean())
+    np.testing.assert_allclose(weight[y == 0], [1.0, 1.0])
+    assert weight[:4].sum() == pytest.approx(weight[4:6].sum())
+    np.testing.assert_allclose(fleet_weights(y, None), np.ones(9))
+
+
+def test_balance_fleets_reweights_fleet_members_only(world: Snapshot, settings: Settings) -> None:
+    import copy
+
+    params = {"epochs": 2, "min_epochs": 2}
+    plain = train(world, settings, params=params)
+    balanced = train(world, settings, params={**params, "balance_fleets": True})
+    # the planted fleets' labelled members differ in number: their weights move the loss
+    assert balanced.history[0]["loss"] != pytest.approx(plain.history[0]["loss"], rel=1e-6)
+    fleetless = copy.copy(world)
+    fleetless.data = copy.copy(world.data)
+    fleetless.data["account"].fleet = torch.full_like(world.data["account"].fleet, -1)
+    # no labelled fleet: every weight is 1 and the run is the plain one, loss for loss
+    unweighted = train(fleetless, settings, params={**params, "balance_fleets": True})
+    assert [h["loss"] for h in unweighted.history] == [h["loss"] for h in plain.history]

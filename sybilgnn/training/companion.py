@@ -1,0 +1,87 @@
+"""The GNN's tree companion: gradient boosting on neighbour aggregates, fused by the higher rank.
+
+Held out campaign by campaign, the GNN and gradient boosting on the labelled nodes'
+features plus neighbour aggregates (``baselines.neighbour_features``) miss *different*
+campaigns: on development worlds each found campaigns the other ranked below legitimate
+accounts (docs/quality.md). A new campaign is what the team must catch, so the champion
+(``model.companion: trees``) flags an account when either model ranks it high: the trees'
+score is mapped by quantile onto the GNN's logit scale over the accounts they were fitted
+with (no labels), and the fused logit is the larger of the two (the smaller breaks ties).
+On the training population this ranks exactly as the higher of the two percentile ranks.
+
+Everything here is fitted at training time and saved with the model (trees as arrays,
+the quantile knots); scoring applies it to the snapshot encoded by the model's own
+preprocessing and refits nothing. Calibration and the threshold then act on the fused
+logit as they do on the GNN's alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.models.trees import TreeEnsemble
+from sybilgnn.training.crossfit import quantile_knots
+
+__all__ = ["TreeCompanion", "fit_companion", "fuse_logits", "COMPANION_REACH"]
+
+TIE_BREAK = 1e-6  # weight of the lower score: orders ties at the top of the scale only
+COMPANION_REACH = 2  # hops the neighbour aggregates read (an account, its IP, the IP's accounts)
+
+
+def fuse_logits(gnn: np.ndarray, trees_on_gnn_scale: np.ndarray) -> np.ndarray:
+    """The higher of the two scores, the lower breaking ties: monotone in both."""
+    high = np.maximum(gnn, trees_on_gnn_scale)
+    low = np.minimum(gnn, trees_on_gnn_scale)
+    return high + TIE_BREAK * low
+
+
+@dataclass(frozen=True)
+class TreeCompanion:
+    trees: TreeEnsemble
+    knots_x: np.ndarray  # trees' decision quantiles ...
+    knots_y: np.ndarray  # ... and the GNN's logit quantiles over the same accounts
+
+    @classmethod
+    def fit(cls, snapshot: Snapshot, gnn_logits: np.ndarray, y: np.ndarray, rows: np.ndarray,
+            seed: int) -> TreeCompanion:
+        """Trees on the labels of ``rows``; the scale map over every labelled-type node of
+        ``snapshot`` (already in the model's columns)."""
+        features = _features(snapshot)
+        trees = TreeEnsemble.fit(features, y, rows, seed)
+        knots_x, knots_y = quantile_knots(trees.decision(features), gnn_logits)
+        return cls(trees, knots_x, knots_y)
+
+    def fuse(self, gnn_logits: np.ndarray, snapshot: Snapshot) -> np.ndarray:
+        """Fused logits of every labelled-type node of ``snapshot`` (model's columns)."""
+        mapped = np.interp(self.trees.decision(_features(snapshot)), self.knots_x, self.knots_y)
+        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), mapped)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Plain tensors for ``torch.save`` (read back with ``weights_only=True``)."""
+        return {**{f"trees.{k}": v for k, v in self.trees.tensors().items()},
+                "knots_x": torch.from_numpy(self.knots_x.astype(np.float64)),
+                "knots_y": torch.from_numpy(self.knots_y.astype(np.float64))}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> TreeCompanion:
+        trees = TreeEnsemble.from_tensors({k.removeprefix("trees."): v
+                                           for k, v in tensors.items() if k.startswith("trees.")})
+        return cls(trees, tensors["knots_x"].numpy(), tensors["knots_y"].numpy())
+
+
+def fit_companion(kind: str, snapshot: Snapshot, gnn_logits: np.ndarray, y: np.ndarray,
+                  rows: np.ndarray, seed: int) -> TreeCompanion | None:
+    """The companion ``model.companion`` names (``kind``), fitted on ``rows``; None for none."""
+    if kind == "none":
+        return None
+    return TreeCompanion.fit(snapshot, gnn_logits, y, rows, seed)
+
+
+def _features(snapshot: Snapshot) -> np.ndarray:
+    from sybilgnn.training.baselines import neighbour_features
+
+    return np.asarray(neighbour_features(snapshot)[0], dtype=np.float64)
