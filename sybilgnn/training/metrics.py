@@ -31,7 +31,6 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 10)
     if len(y) == 0:
         return math.nan
     index = np.minimum((np.clip(probs, 0.0, 1.0) * bins).astype(np.int64), bins - 1)
-    count = np.bincount(index, minlength=bins).astype(np.float64)
     gap = np.abs(np.bincount(index, weights=y.astype(np.float64), minlength=bins)
                  - np.bincount(index, weights=probs.astype(np.float64), minlength=bins))
     return float(gap.sum() / len(y))
