@@ -157,8 +157,12 @@ def _resolve_run(driver: Driver, settings: Settings, snapshot: Snapshot, *, mode
 
 def _evidence_properties(rows: np.ndarray, ids: np.ndarray, scores: np.ndarray,
                          threshold: float, evidence: dict[int, AccountEvidence],
-                         fleets: list[Fleet]) -> dict[str, dict[str, Any]]:
-    """Evidence per flagged account id, its summary naming the account's fleet."""
+                         fleets: list[Fleet], ranked_by_trees: np.ndarray | None = None
+                         ) -> dict[str, dict[str, Any]]:
+    """Evidence per flagged account id, its summary naming the account's fleet and, for a
+    model with a tree companion, which of the two ranked the account (the features and
+    relations explain the GNN; where the trees ranked it, the analyst should read the
+    account's neighbourhood aggregates rather than the GNN's attributions)."""
     fleet_of = {a: f for f in fleets for a in f.members}
     out: dict[str, dict[str, Any]] = {}
     for row in rows.tolist():
@@ -167,6 +171,10 @@ def _evidence_properties(rows: np.ndarray, ids: np.ndarray, scores: np.ndarray,
         props: dict[str, Any] = ev.as_properties() if ev is not None else {
             "features": [], "relations": [], "neighbours": [],
             "summary": f"score {scores[row]:.3f} >= threshold {threshold:.3f}"}
+        if ranked_by_trees is not None:
+            props["summary"] = (f"{props['summary']}; ranked by "
+                                + ("the tree companion (features and neighbour aggregates)"
+                                   if ranked_by_trees[row] else "the GNN"))
         fleet = fleet_of.get(account)
         if fleet is not None:
             props["summary"] = f"{props['summary']}; fleet {fleet.fleet_id} ({fleet.size} accounts)"
@@ -189,6 +197,7 @@ def score_snapshot(
     on_batch: Callable[[int, int], None] | None = None,
     timings: dict[str, float] | None = None,
     drift: dict[str, float] | None = None,
+    ranked_by_trees: np.ndarray | None = None,
 ) -> ScoringSummary:
     """Write ``scores`` (row i = account row i of ``snapshot``) with fleets and evidence.
 
@@ -196,7 +205,8 @@ def score_snapshot(
     evidence names the model's inputs. ``model`` (the scoring model) supplies evidence;
     without it flagged accounts get empty evidence lists. ``drift`` (input -> PSI against
     training) is stored on the ``ScoringRun``. ``stop_after_batches`` is the test hook that
-    simulates a killed write.
+    simulates a killed write. ``ranked_by_trees`` (per account, a model with a tree
+    companion) names in each flag's summary which of the two models ranked it.
     """
     database = settings.neo4j.database
     cfg = settings.scoring
@@ -236,7 +246,8 @@ def score_snapshot(
             id_maps=snapshot.id_maps, scores=scores, threshold=threshold,
             feature_stats=snapshot.feature_stats.get(schema.labelled), top_k=cfg.evidence_top_k,
             schema=schema)
-    evidence_by_id = _evidence_properties(rows, ids, scores, threshold, evidence, fleets)
+    evidence_by_id = _evidence_properties(rows, ids, scores, threshold, evidence, fleets,
+                                          ranked_by_trees)
     timings["evidence_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -356,7 +367,8 @@ def score_graph(
     from sybilgnn.neo4j.connection import open_driver
     from sybilgnn.neo4j.export import export_snapshot
     from sybilgnn.registry import load_registered_model
-    from sybilgnn.training import load_model, predict
+    from sybilgnn.training import apply_calibrator, load_model, predict_logits
+    from sybilgnn.training.companion import COMPANION_REACH, fuse_logits
 
     loaded = load_registered_model(settings, model_version if model_version is not None
                                    else settings.scoring.model_alias)
@@ -377,20 +389,22 @@ def score_graph(
         start = time.perf_counter()
         encoded = loaded.encode(snapshot)  # the model's own preprocessing, never refitted
         drift = loaded.preprocessor.drift(snapshot)
-        scores = np.asarray(predict(model, encoded, calibrator=loaded.calibrator,
-                                    device=settings.train.device,
-                                    companion=loaded.companion), dtype=np.float64)
+        logits = predict_logits(model, encoded, settings.train.device)
+        ranked_by_trees = None
+        if loaded.companion is not None:
+            trees = loaded.companion.on_gnn_scale(encoded)
+            ranked_by_trees = trees > logits
+            logits = fuse_logits(logits, trees)
+        scores = apply_calibrator(loaded.calibrator, logits)
         timings["inference_s"] = time.perf_counter() - start
         summary = score_snapshot(
             active, settings, encoded, scores, threshold=float(loaded.threshold),
             model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
-            on_batch=on_batch, timings=timings, drift=drift)
+            on_batch=on_batch, timings=timings, drift=drift, ranked_by_trees=ranked_by_trees)
         flags, _ = queue_flags(encoded, scores, float(loaded.threshold), schema.labelled)
         reach = len(model.convs)
         if loaded.companion is not None:  # the trees' neighbour aggregates read 2 hops
-            from sybilgnn.training.companion import COMPANION_REACH
-
             reach = max(reach, COMPANION_REACH)
         return ScoredGraph(summary, encoded, scores, flags, reach=reach)
     finally:

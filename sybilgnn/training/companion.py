@@ -57,8 +57,12 @@ class TreeCompanion:
 
     def fuse(self, gnn_logits: np.ndarray, snapshot: Snapshot) -> np.ndarray:
         """Fused logits of every labelled-type node of ``snapshot`` (model's columns)."""
-        mapped = np.interp(self.trees.decision(_features(snapshot)), self.knots_x, self.knots_y)
-        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), mapped)
+        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(snapshot))
+
+    def on_gnn_scale(self, snapshot: Snapshot) -> np.ndarray:
+        """The trees' score of every labelled-type node, mapped onto the GNN's logit scale
+        (where it exceeds the GNN's own logit, the trees ranked the account)."""
+        return np.interp(self.trees.decision(_features(snapshot)), self.knots_x, self.knots_y)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Plain tensors for ``torch.save`` (read back with ``weights_only=True``)."""

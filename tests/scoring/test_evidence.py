@@ -256,3 +256,21 @@ def test_subgraph_of_as_many_hops_as_layers_is_exact_with_whole_graph_degrees() 
         # without the whole graph's degrees the two-hop subgraph is not exact here
         cut = _masked_forward(model, sub, sub.x_dict, masks)
         assert not torch.allclose(cut[local], full[rows], atol=1e-5)
+
+
+@pytest.mark.neo4j
+def test_a_flag_names_which_side_of_the_fused_model_ranked_it(world: Any,
+                                                               scoring_settings: Settings) -> None:
+    snapshot = build_snapshot()
+    by_trees = {"a00", "a05", "a16"}
+    ranked_by_trees = np.array([a in by_trees for a in ACCOUNTS])
+    score_snapshot(world, scoring_settings, snapshot, scores_for(FLAGGED_RUN1), threshold=0.5,
+                   model_version=1, ranked_by_trees=ranked_by_trees)
+    records, _, _ = world.execute_query(
+        "MATCH (a:Account) WHERE a.sybil_flag RETURN a.account_id AS id, "
+        "a.evidence_summary AS summary")
+    sides = {r["id"]: "tree companion" in r["summary"] for r in records}
+    # label conflicts aside, every flag says which model ranked it, and only the marked
+    # accounts name the trees
+    assert sides and {a for a, trees in sides.items() if trees} == by_trees & set(sides)
+    assert all("ranked by the GNN" in r["summary"] for r in records if r["id"] not in by_trees)
