@@ -17,9 +17,15 @@ import numpy as np
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-__all__ = ["TreeEnsemble"]
+__all__ = ["TreeEnsemble", "gradient_boosting"]
 
 _FIELDS = ("feature", "threshold", "left", "right", "missing_left", "is_leaf", "value", "roots")
+
+
+def gradient_boosting(seed: int) -> HistGradientBoostingClassifier:
+    """The one gradient-boosting recipe: the baselines' and the GNN's tree companion's."""
+    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=31,
+                                          class_weight="balanced", random_state=seed)
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,8 @@ class TreeEnsemble:
     @classmethod
     def fit(cls, features: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int
             ) -> TreeEnsemble:
-        """The baselines' recipe (``training.baselines``) fitted on ``rows``."""
-        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05,
-                                               max_leaf_nodes=31, class_weight="balanced",
-                                               random_state=seed)
-        model.fit(features[rows], y[rows])
-        return cls.from_sklearn(model)
+        """``gradient_boosting`` fitted on ``rows``."""
+        return cls.from_sklearn(gradient_boosting(seed).fit(features[rows], y[rows]))
 
     @classmethod
     def from_sklearn(cls, model: HistGradientBoostingClassifier) -> TreeEnsemble:

@@ -368,7 +368,7 @@ def score_graph(
     from sybilgnn.neo4j.export import export_snapshot
     from sybilgnn.registry import load_registered_model
     from sybilgnn.training import apply_calibrator, load_model, predict_logits
-    from sybilgnn.training.companion import COMPANION_REACH, fuse_logits
+    from sybilgnn.training.companion import COMPANION_REACH, companion_features, fuse_logits
 
     loaded = load_registered_model(settings, model_version if model_version is not None
                                    else settings.scoring.model_alias)
@@ -392,7 +392,7 @@ def score_graph(
         logits = predict_logits(model, encoded, settings.train.device)
         ranked_by_trees = None
         if loaded.companion is not None:
-            trees = loaded.companion.on_gnn_scale(encoded)
+            trees = loaded.companion.on_gnn_scale(companion_features(encoded))
             ranked_by_trees = trees > logits
             logits = fuse_logits(logits, trees)
         scores = apply_calibrator(loaded.calibrator, logits)

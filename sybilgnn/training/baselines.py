@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.models.graph import prepare_graph
+from sybilgnn.models.trees import gradient_boosting
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
                                            prevalence_weights)
 from sybilgnn.training.inputs import account_labels, graph_inputs
@@ -72,8 +72,7 @@ def neighbour_features(snapshot: Snapshot, node_type: str | None = None
 def fit_gradient_boosting(features: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int
                           ) -> np.ndarray:
     """The baselines' model, fitted on the ``train`` rows: every row's decision value."""
-    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=31,
-                                           class_weight="balanced", random_state=seed)
+    model = gradient_boosting(seed)
     model.fit(features[train], y[train])
     return np.asarray(model.decision_function(features), dtype=np.float64)
 

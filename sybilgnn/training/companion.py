@@ -26,7 +26,8 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training.crossfit import quantile_knots
 
-__all__ = ["TreeCompanion", "fit_companion", "fuse_logits", "COMPANION_REACH"]
+__all__ = ["TreeCompanion", "companion_features", "fit_companion", "fuse_logits",
+           "COMPANION_REACH"]
 
 TIE_BREAK = 1e-6  # weight of the lower score: orders ties at the top of the scale only
 COMPANION_REACH = 2  # hops the neighbour aggregates read (an account, its IP, the IP's accounts)
@@ -45,24 +46,14 @@ class TreeCompanion:
     knots_x: np.ndarray  # trees' decision quantiles ...
     knots_y: np.ndarray  # ... and the GNN's logit quantiles over the same accounts
 
-    @classmethod
-    def fit(cls, snapshot: Snapshot, gnn_logits: np.ndarray, y: np.ndarray, rows: np.ndarray,
-            seed: int) -> TreeCompanion:
-        """Trees on the labels of ``rows``; the scale map over every labelled-type node of
-        ``snapshot`` (already in the model's columns)."""
-        features = _features(snapshot)
-        trees = TreeEnsemble.fit(features, y, rows, seed)
-        knots_x, knots_y = quantile_knots(trees.decision(features), gnn_logits)
-        return cls(trees, knots_x, knots_y)
+    def fuse(self, gnn_logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Fused logits of every labelled-type node (``companion_features`` rows)."""
+        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(features))
 
-    def fuse(self, gnn_logits: np.ndarray, snapshot: Snapshot) -> np.ndarray:
-        """Fused logits of every labelled-type node of ``snapshot`` (model's columns)."""
-        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(snapshot))
-
-    def on_gnn_scale(self, snapshot: Snapshot) -> np.ndarray:
-        """The trees' score of every labelled-type node, mapped onto the GNN's logit scale
-        (where it exceeds the GNN's own logit, the trees ranked the account)."""
-        return np.interp(self.trees.decision(_features(snapshot)), self.knots_x, self.knots_y)
+    def on_gnn_scale(self, features: np.ndarray) -> np.ndarray:
+        """The trees' score of every row of ``companion_features``, mapped onto the GNN's
+        logit scale (where it exceeds the GNN's own logit, the trees ranked the account)."""
+        return np.interp(self.trees.decision(features), self.knots_x, self.knots_y)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Plain tensors for ``torch.save`` (read back with ``weights_only=True``)."""
@@ -77,15 +68,26 @@ class TreeCompanion:
         return cls(trees, tensors["knots_x"].numpy(), tensors["knots_y"].numpy())
 
 
-def fit_companion(kind: str, snapshot: Snapshot, gnn_logits: np.ndarray, y: np.ndarray,
-                  rows: np.ndarray, seed: int) -> TreeCompanion | None:
-    """The companion ``model.companion`` names (``kind``), fitted on ``rows``; None for none."""
+def fit_companion(features: np.ndarray | None, gnn_logits: np.ndarray, y: np.ndarray,
+                  rows: np.ndarray, seed: int) -> tuple[TreeCompanion | None, np.ndarray]:
+    """Trees on the labels of ``rows``, their scale map over every row, and the fused
+    logits; ``features`` None (``model.companion: none``) gives no companion and the GNN's
+    logits. One decision pass serves the scale map and the fusion."""
+    if features is None:
+        return None, gnn_logits
+    trees = TreeEnsemble.fit(features, y, rows, seed)
+    decision = trees.decision(features)
+    companion = TreeCompanion(trees, *quantile_knots(decision, gnn_logits))
+    mapped = np.interp(decision, companion.knots_x, companion.knots_y)
+    return companion, fuse_logits(np.asarray(gnn_logits, dtype=np.float64), mapped)
+
+
+def companion_features(snapshot: Snapshot, kind: str = "trees") -> np.ndarray | None:
+    """What the trees read for every labelled-type node of ``snapshot`` (in the model's
+    columns): its features plus neighbour aggregates; None under ``model.companion: none``.
+    They depend on the snapshot alone, so a caller computes them once for every fit."""
     if kind == "none":
         return None
-    return TreeCompanion.fit(snapshot, gnn_logits, y, rows, seed)
-
-
-def _features(snapshot: Snapshot) -> np.ndarray:
     from sybilgnn.training.baselines import neighbour_features
 
     return np.asarray(neighbour_features(snapshot)[0], dtype=np.float64)

@@ -29,7 +29,7 @@ from sybilgnn.models import SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
                                            prevalence_weights)
-from sybilgnn.training.companion import fit_companion
+from sybilgnn.training.companion import companion_features, fit_companion
 from sybilgnn.training.inputs import (account_labels, graph_inputs, labels_through,
                                       resolve_device, resolve_settings)
 from sybilgnn.training.metrics import evaluate
@@ -248,10 +248,9 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         with torch.no_grad():
             logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
     # the companion learns from the same slice as the GNN's weights
-    companion = fit_companion(model_cfg.companion, snapshot, logits_all, labels.y,
-                              np.flatnonzero(labels.masks["train"]), cfg.seed)
-    if companion is not None:
-        logits_all = companion.fuse(logits_all, snapshot)
+    companion, logits_all = fit_companion(
+        companion_features(snapshot, model_cfg.companion), logits_all, labels.y,
+        np.flatnonzero(labels.masks["train"]), cfg.seed)
     prevalence, prevalence_source = population_prevalence(cfg, logits_all, labels)
     weights = prevalence_weights(y_val, prevalence)
     calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)

@@ -63,7 +63,11 @@ def predict_logits(model: SybilGNN, snapshot: Snapshot, device: str = "auto", *,
     with torch.no_grad():
         logits = model(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
     out = np.asarray(logits.cpu().numpy(), dtype=np.float64)
-    return out if companion is None else companion.fuse(out, snapshot)
+    if companion is None:
+        return out
+    from sybilgnn.training.companion import companion_features
+
+    return companion.fuse(out, companion_features(snapshot))
 
 
 def predict(model_or_result: Any, snapshot: Snapshot, *, calibrator: dict[str, Any] | None = None,

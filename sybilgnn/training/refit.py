@@ -25,7 +25,7 @@ from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
-from sybilgnn.training.companion import fit_companion
+from sybilgnn.training.companion import companion_features, fit_companion
 from sybilgnn.training.crossfit import CrossFit, crossfit_operating_point, quantile_knots
 from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
                                       labels_through,
@@ -109,13 +109,16 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     inputs = graph_inputs(snapshot, device)
     model, refit_logits, history = fit_for_epochs(inputs, labels.y, model_cfg, cfg, labelled,
                                                   epochs, device, target, labels.fleets)
-    companion = fit_companion(model_cfg.companion, snapshot, refit_logits, labels.y, labelled,
-                              cfg.seed)
-    if companion is not None:
-        refit_logits = companion.fuse(refit_logits, snapshot)
+    # what the trees read depends on the snapshot alone: once for the refit, the selection
+    # run and every fold
+    features = companion_features(snapshot, model_cfg.companion)
+    companion, refit_logits = fit_companion(features, refit_logits, labels.y, labelled, cfg.seed)
     selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
-                                      snapshot, str(device), companion=selection.companion)
-    crossfit = _crossfit(snapshot, inputs, model_cfg, cfg, labels, epochs, selection,
+                                      snapshot, str(device))
+    if selection.companion is not None:
+        selection_logits = selection.companion.fuse(
+            selection_logits, companion_features(snapshot) if features is None else features)
+    crossfit = _crossfit(features, inputs, model_cfg, cfg, labels, epochs, selection,
                          selection_logits, device, target)
     calibrator = quantile_map(refit_logits, selection_logits,
                               selection.calibrator if crossfit is None else crossfit.calibrator)
@@ -158,7 +161,7 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                    selection=selection, fitted_on=fitted_on, labels_through=through)
 
 
-def _crossfit(snapshot: Snapshot, inputs: GraphInputs, model_cfg: ModelSettings,
+def _crossfit(features: np.ndarray | None, inputs: GraphInputs, model_cfg: ModelSettings,
               cfg: TrainSettings, labels: AccountLabels, epochs: int, selection: TrainResult,
               selection_logits: np.ndarray, device: torch.device, target: str
               ) -> CrossFit | None:
@@ -168,9 +171,7 @@ def _crossfit(snapshot: Snapshot, inputs: GraphInputs, model_cfg: ModelSettings,
     def fit_fold(train_on: np.ndarray) -> np.ndarray:
         logits = fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs, device,
                                 target, labels.fleets)[1]
-        companion = fit_companion(model_cfg.companion, snapshot, logits, labels.y, train_on,
-                                  cfg.seed)
-        return logits if companion is None else companion.fuse(logits, snapshot)
+        return fit_companion(features, logits, labels.y, train_on, cfg.seed)[1]
 
     return crossfit_operating_point(
         labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,
