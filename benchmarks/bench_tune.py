@@ -13,16 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from sybilgnn.config import load_settings
-from sybilgnn.registry import configure_tracking
-from sybilgnn.training.synthetic import planted_snapshot
-from sybilgnn.tuning import run_study
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the planted worlds live with the tests (tests/synthetic.py)
+
+from sybilgnn.config import load_settings  # noqa: E402
+from sybilgnn.registry import configure_tracking  # noqa: E402
+from sybilgnn.tuning import run_study  # noqa: E402
+from tests.synthetic import planted_snapshot  # noqa: E402
 
 
 def _cpu() -> float:

@@ -25,8 +25,8 @@ from sybilgnn.errors import InputError
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.models import build_model
 from sybilgnn.training.predict import load_model, predict_logits
-from sybilgnn.training.synthetic import planted_snapshot
 from tests.registry.stores import make_settings, mlflow_uri
+from tests.synthetic import planted_snapshot
 
 __all__ = ["mlflow_uri"]  # the shared MLflow store fixture
 

@@ -19,7 +19,8 @@ from torch_geometric.data import HeteroData
 __all__ = ["Snapshot", "RawFeatures", "ACCOUNT", "IP", "PAYMENT"]
 
 # The default configuration's node types, for worlds built in code on the default platform's
-# schema (``sybilgnn.training.synthetic``); the stages read ``sybilgnn.graph_schema`` instead.
+# schema (the tests' planted worlds, ``tests/synthetic.py``); the stages read
+# ``sybilgnn.graph_schema`` instead.
 ACCOUNT, IP, PAYMENT = "account", "ip", "payment"
 _SEP = "__"
 

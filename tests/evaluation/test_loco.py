@@ -10,7 +10,7 @@ import torch
 
 from sybilgnn.config import load_settings
 from sybilgnn.evaluation.loco import held_out_snapshot, leave_one_campaign_out
-from sybilgnn.training.synthetic import planted_snapshot
+from tests.synthetic import planted_snapshot
 
 
 @pytest.fixture(autouse=True)

@@ -50,7 +50,7 @@ from sybilgnn.training import TrainResult, load_model, predict, predict_logits, 
 from sybilgnn.training import loop
 from sybilgnn.training.inputs import (account_labels, graph_inputs, resolve_device,
                                       resolve_settings)
-from sybilgnn.training.synthetic import planted_snapshot
+from tests.synthetic import planted_snapshot
 
 DEVICE = os.environ.get("SYBILGNN_TEST_GPU_DEVICE", "cuda")
 if DEVICE not in ("cuda", "cpu"):

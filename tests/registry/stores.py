@@ -16,7 +16,7 @@ import torch
 from sybilgnn.config import Settings, load_settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.registry import configure_tracking
-from sybilgnn.training.synthetic import planted_snapshot
+from tests.synthetic import planted_snapshot
 
 _names = itertools.count()
 

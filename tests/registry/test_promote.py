@@ -13,8 +13,8 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.registry import (ModelNotFoundError, evaluate_on_snapshot, load_registered_model,
                                log_and_register, promote)
 from sybilgnn.training import train
-from sybilgnn.training.synthetic import planted_snapshot
 from tests.registry.stores import make_settings
+from tests.synthetic import planted_snapshot
 
 
 @pytest.fixture(scope="module")

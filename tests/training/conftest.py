@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from sybilgnn.config import Settings, load_settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.training import TrainResult, train
-from sybilgnn.training.synthetic import planted_snapshot
+from tests.synthetic import planted_snapshot
 
 WORLD = dict(accounts=1500, fake_share=0.12, fleet_size=20, seed=3)
 

@@ -53,7 +53,7 @@ def test_a_random_audit_sets_the_prevalence_in_place_of_the_configured_guess() -
 
     from sybilgnn.config import load_settings
     from sybilgnn.training import train
-    from sybilgnn.training.synthetic import planted_snapshot
+    from tests.synthetic import planted_snapshot
 
     world = planted_snapshot(accounts=3000, fake_share=0.06, fleet_size=20, seed=4)
     store = world.data["account"]

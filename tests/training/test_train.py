@@ -11,7 +11,7 @@ from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.training import TrainResult, evaluate_all, load_model, predict, train
-from sybilgnn.training.synthetic import append_fleet, planted_snapshot
+from tests.synthetic import append_fleet, planted_snapshot
 from tests.training.conftest import WORLD
 
 

@@ -178,7 +178,7 @@ def test_a_new_study_starts_with_the_configuration_and_reports_the_spread(
 def test_the_loco_objective_scores_trials_on_campaigns_held_out_in_turn(
         tmp_path: Path, mlflow_uri: str) -> None:
     from sybilgnn.evaluation.loco import leave_one_campaign_out
-    from sybilgnn.training.synthetic import planted_snapshot
+    from tests.synthetic import planted_snapshot
 
     tiny_snapshot = planted_snapshot(accounts=2000, fake_share=0.12, fleet_size=20, seed=5)
     settings = make_settings(tmp_path, mlflow_uri, [

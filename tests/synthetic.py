@@ -1,4 +1,4 @@
-"""Small planted-fleet snapshots for tests, benchmarks and smoke runs (no Neo4j needed).
+"""Small planted-fleet snapshots for tests and benchmarks (no Neo4j needed).
 
 Legitimate accounts use one to a few IPs from a pool with popular (NAT-like) addresses,
 mostly their own card, and a few similar prompts to strangers. Each fleet rents a handful
