@@ -6,7 +6,7 @@ import click
 
 from sybilgnn.config import Settings, load_settings
 
-__all__ = ["cli", "settings_of", "pass_settings"]
+__all__ = ["cli", "pass_settings"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,12 +22,6 @@ def cli(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...],
         debug: bool) -> None:
     """Find coordinated fleets of fake accounts in a Neo4j account graph."""
     ctx.obj = load_settings(config_file, list(overrides))
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sybilgnn.models.backends import backend_report, has_neighbor_sampler, sampler_backend
+from sybilgnn.models.backends import has_neighbor_sampler, sampler_backend
 from sybilgnn.models.graph import EdgeType, PreparedGraph, RelationGraph, prepare_graph
 from sybilgnn.models.sybil_gnn import TARGET_NODE_TYPE, SybilGNN, build_model
 
@@ -14,7 +14,6 @@ __all__ = [
     "PreparedGraph",
     "RelationGraph",
     "prepare_graph",
-    "backend_report",
     "has_neighbor_sampler",
     "sampler_backend",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch_geometric.typing as pyg_typing
 
-__all__ = ["sampler_backend", "has_neighbor_sampler", "backend_report", "require_neighbor_sampler"]
+__all__ = ["sampler_backend", "has_neighbor_sampler", "require_neighbor_sampler"]
 
 
 def sampler_backend() -> str | None:
@@ -35,15 +35,3 @@ def require_neighbor_sampler() -> str:
             "use train.sampler=full (the default, fits millions of accounts), or install "
             "torch-sparse with `pip install --no-build-isolation torch-sparse` (~8 min build)")
     return backend
-
-
-def backend_report() -> dict[str, object]:
-    """What the training code can use on this machine, for logs and ``--version`` style output."""
-    import torch
-
-    return {
-        "torch": torch.__version__,
-        "cuda": torch.cuda.is_available(),
-        "neighbor_sampler": sampler_backend() or "none (full-graph training only)",
-        "message_passing": "torch.sparse_csr spmm (sum/mean), scatter_reduce (max), GATConv",
-    }

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from neo4j import Driver, GraphDatabase
 
 from sybilgnn.config import Settings
 
-__all__ = ["bolt_uri", "open_driver", "driver_session"]
+__all__ = ["bolt_uri", "open_driver"]
 
 
 def bolt_uri(settings: Settings) -> str:
@@ -34,12 +32,3 @@ def open_driver(settings: Settings, **kwargs: Any) -> Driver:
         raise
     return driver
 
-
-@contextmanager
-def driver_session(settings: Settings) -> Iterator[Driver]:
-    driver = open_driver(settings)
-    try:
-        driver.verify_connectivity()
-        yield driver
-    finally:
-        driver.close()
