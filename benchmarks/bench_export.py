@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sybilgnn.config import NodeSchema, Settings, load_settings  # noqa: E402
+from sybilgnn.export import DEFAULT_WORKERS, export_snapshot  # noqa: E402
+from sybilgnn.export.schema import default_account_features  # noqa: E402
 from sybilgnn.neo4j.connection import open_driver  # noqa: E402
-from sybilgnn.neo4j.export import DEFAULT_WORKERS, export_snapshot  # noqa: E402
-from sybilgnn.neo4j.export_schema import default_account_features  # noqa: E402
 from sybilgnn.neo4j.server import LocalNeo4j  # noqa: E402
 
 BATCH = 50_000

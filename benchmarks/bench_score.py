@@ -37,10 +37,10 @@ from bench_export import bench_settings, build_graph  # noqa: E402
 
 from sybilgnn.config import ModelSettings  # noqa: E402
 from sybilgnn.data.preprocessing import Preprocessor  # noqa: E402
+from sybilgnn.export import export_snapshot  # noqa: E402
+from sybilgnn.export.schema import default_account_features  # noqa: E402
 from sybilgnn.models import build_model  # noqa: E402
 from sybilgnn.neo4j.connection import open_driver  # noqa: E402
-from sybilgnn.neo4j.export import export_snapshot  # noqa: E402
-from sybilgnn.neo4j.export_schema import default_account_features  # noqa: E402
 from sybilgnn.neo4j.server import LocalNeo4j  # noqa: E402
 from sybilgnn.scoring import score_snapshot  # noqa: E402
 from sybilgnn.training import predict  # noqa: E402

@@ -29,9 +29,10 @@ from sybilgnn.evaluation.population import MIN_POSITIVES, recall_at_budget
 from sybilgnn.models.graph import prepare_graph
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training import train
-from sybilgnn.training.baselines import fit_gradient_boosting, neighbour_features
+from sybilgnn.training.baselines import fit_gradient_boosting
 from sybilgnn.training.crossfit import map_by_quantile
 from sybilgnn.training.inputs import graph_inputs, resolve_settings
+from sybilgnn.training.neighbours import neighbour_features
 from sybilgnn.training.predict import load_model, predict_logits
 from sybilgnn.training.refit import fit_for_epochs
 

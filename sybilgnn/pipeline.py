@@ -34,7 +34,7 @@ def _guard_other_world(settings: Settings, directory: Path, fresh: bool,
     from sybilgnn.errors import InputError
     from sybilgnn.ingest.tables import file_digest
     from sybilgnn.neo4j.connection import open_driver
-    from sybilgnn.neo4j.export_schema import quote
+    from sybilgnn.neo4j.cypher import quote
     from sybilgnn.replay.run import clear_graph
 
     if fresh:
@@ -123,7 +123,7 @@ def active_fleet_members(settings: Settings) -> dict[str, list[str]]:
     """Account ids (keys of the labelled node type) of every active fleet, as the last
     scoring run wrote them."""
     from sybilgnn.neo4j.connection import open_driver
-    from sybilgnn.neo4j.export_schema import quote
+    from sybilgnn.neo4j.cypher import quote
 
     node = GraphSchema.from_settings(settings).labelled_node
     with open_driver(settings) as driver:

@@ -79,7 +79,7 @@ def load_or_export_snapshot(settings: Settings, snapshot_dir: str | Path | None 
             raise SybilgnnError(f"--snapshot {folder}: no snapshot.json there; pass a folder "
                                 "written by Snapshot.save")
         return Snapshot.load(folder)
-    from sybilgnn.neo4j.export import export_snapshot
+    from sybilgnn.export import export_snapshot
 
     return export_snapshot(settings)
 

@@ -199,7 +199,7 @@ def _expected_fleets(ids: np.ndarray, flagged: np.ndarray, edges: list[list[Any]
 @pytest.mark.neo4j
 def test_worker_graph_goes_through_export_retrain_score_and_write_back(
         neo4j_driver: Any, neo4j_settings: Settings, tmp_path: Path, mlflow_uri: str) -> None:
-    from sybilgnn.neo4j.export import export_snapshot
+    from sybilgnn.export import export_snapshot
     from sybilgnn.registry import load_registered_model
     from sybilgnn.reporting.data import fleet_graph
     from sybilgnn.reporting.report import write_report

@@ -16,13 +16,7 @@ from sybilgnn.browser.guide import (
 )
 from sybilgnn.browser.queries import SAVED_QUERIES, VERDICTS, SavedQuery, query_by_name
 from sybilgnn.browser.serve import DEFAULT_GUIDE_PORT, GuideServer
-from sybilgnn.browser.style import (
-    SCORE_BAND_LABELS,
-    ScoreBands,
-    apply_score_bands,
-    load_style,
-    parse_grass,
-)
+from sybilgnn.browser.style import load_style, parse_grass
 from sybilgnn.browser.verdicts import Verdict, record_verdict
 
 __all__ = [
@@ -30,13 +24,10 @@ __all__ = [
     "GUIDE_FILE",
     "STYLE_FILE",
     "SAVED_QUERIES",
-    "SCORE_BAND_LABELS",
     "VERDICTS",
     "GuideServer",
     "SavedQuery",
-    "ScoreBands",
     "Verdict",
-    "apply_score_bands",
     "load_style",
     "parse_grass",
     "query_by_name",

@@ -12,7 +12,7 @@ import html
 from pathlib import Path
 
 from sybilgnn.browser.queries import SAVED_QUERIES, SavedQuery
-from sybilgnn.browser.style import SCORE_BAND_LABELS, load_style
+from sybilgnn.browser.style import load_style
 
 __all__ = [
     "GUIDE_FILE",
@@ -53,7 +53,9 @@ def render_guide_html(base_url: str | None = None) -> str:
     style_line = (_runnable(f":style {base_url.rstrip('/')}/{STYLE_FILE}") if base_url else
                   "<p>Drag <code>sybilgnn/browser/style.grass</code> onto the Browser's "
                   "Favorites drawer, or run <code>sybilgnn guide --serve</code>.</p>")
-    bands = ", ".join(SCORE_BAND_LABELS)
+    from sybilgnn.scoring.bands import BAND_LABELS  # the labels the scoring job writes
+
+    bands = ", ".join(BAND_LABELS)
     intro = f"""<slide class="row-fluid">
   <div class="col-sm-12">
     <h3>sybilgnn: review flagged fleets</h3>

@@ -20,7 +20,7 @@ __all__ = ["export"]
 @pass_settings
 def export(settings: Settings, out_dir: str, no_cache: bool) -> None:
     """Export the graph (schema in the config's export section) as a training snapshot."""
-    from sybilgnn.neo4j.export import export_snapshot
+    from sybilgnn.export import export_snapshot
 
     snapshot = export_snapshot(settings, use_cache=not no_cache, progress=True)
     path = snapshot.save(Path(out_dir))

@@ -1,4 +1,5 @@
-"""Neo4j: the local server's lifecycle, connections, ingest, export and write-back."""
+"""Neo4j, the server side: the local server's lifecycle, the procedures plugin, connections and
+read-only queries. The export of a snapshot is its own stage, ``sybilgnn.export``."""
 
 from sybilgnn.neo4j.connection import bolt_uri, open_driver
 from sybilgnn.neo4j.server import LocalNeo4j, Neo4jServerError, ServerStatus

@@ -95,7 +95,7 @@ def _log_snapshot(snapshot: Snapshot) -> None:
     mlflow.log_param("snapshot_hash", snapshot.content_hash)
     mlflow.log_param("snapshot_accounts", snapshot.num_accounts)
     try:
-        from sybilgnn.neo4j.export import log_snapshot_to_mlflow
+        from sybilgnn.export import log_snapshot_to_mlflow
     except ImportError:
         return
     try:

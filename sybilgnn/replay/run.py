@@ -30,7 +30,7 @@ from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
 from sybilgnn.graph_schema import GraphSchema
-from sybilgnn.neo4j.export_schema import quote
+from sybilgnn.neo4j.cypher import quote
 from sybilgnn.replay.changes import changed_nodes, within_reach
 
 __all__ = ["DayRecord", "FleetDelay", "ReplaySummary", "clear_graph", "delivery_dirs",

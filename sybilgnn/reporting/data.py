@@ -14,7 +14,7 @@ from sybilgnn.browser.queries import CHANGES_QUERY, FLEET_SUBGRAPH_QUERY
 from sybilgnn.config import ScoringSettings
 from sybilgnn.errors import InputError
 from sybilgnn.graph_schema import GraphSchema
-from sybilgnn.neo4j.export_schema import quote
+from sybilgnn.neo4j.cypher import quote
 
 __all__ = ["FleetGraph", "FleetSummary", "RunChanges", "InputDrift", "RecentRun", "ReportData",
            "collect_report_data", "fleet_subgraph_cypher", "input_drift", "recent_runs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sybilgnn.scoring.bands import BAND_LABELS, ScoreBands, apply_score_bands
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
@@ -34,14 +35,17 @@ from sybilgnn.scoring.writeback import (
 )
 
 __all__ = [
+    "BAND_LABELS",
     "EVIDENCE_PROPERTIES",
     "AccountEvidence",
     "Fleet",
     "FleetLinks",
     "FleetSplit",
+    "ScoreBands",
     "ScoringSummary",
     "SharedNodes",
     "WriteInterrupted",
+    "apply_score_bands",
     "assign_fleet_ids",
     "build_fleets",
     "ensure_scoring_schema",

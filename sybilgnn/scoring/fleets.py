@@ -46,7 +46,7 @@ from scipy.sparse import coo_matrix, csr_matrix, diags, triu
 from scipy.sparse.csgraph import connected_components
 
 from sybilgnn.graph_schema import NodeType
-from sybilgnn.neo4j.export_schema import quote
+from sybilgnn.neo4j.cypher import quote
 
 __all__ = [
     "Fleet",

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from neo4j import Driver
 
-from sybilgnn.browser import ScoreBands, apply_score_bands
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.neo4j.plugin import use_procedures
+from sybilgnn.scoring.bands import ScoreBands, apply_score_bands
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
@@ -365,7 +365,7 @@ def score_graph(
 ) -> ScoredGraph:
     """``run_scoring`` that also hands back the snapshot and scores (for the replay)."""
     from sybilgnn.neo4j.connection import open_driver
-    from sybilgnn.neo4j.export import export_snapshot
+    from sybilgnn.export import export_snapshot
     from sybilgnn.registry import load_registered_model
     from sybilgnn.training import apply_calibrator, load_model, predict_logits
     from sybilgnn.training.companion import COMPANION_REACH, companion_features, fuse_logits

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from neo4j import Driver, ManagedTransaction
 
-from sybilgnn.browser.style import BAND_LABELS, ScoreBands, band_index
 from sybilgnn.errors import SybilgnnError
 from sybilgnn.graph_schema import NodeType
-from sybilgnn.neo4j.export_schema import quote
+from sybilgnn.neo4j.cypher import quote
+from sybilgnn.scoring.bands import BAND_LABELS, ScoreBands, band_index
 
 __all__ = [
     "EVIDENCE_PROPERTIES",

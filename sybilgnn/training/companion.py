@@ -1,7 +1,7 @@
 """The GNN's tree companion: gradient boosting on neighbour aggregates, fused by the higher rank.
 
 Held out campaign by campaign, the GNN and gradient boosting on the labelled nodes'
-features plus neighbour aggregates (``baselines.neighbour_features``) miss *different*
+features plus neighbour aggregates (``sybilgnn.training.neighbours``) miss *different*
 campaigns: on development worlds each found campaigns the other ranked below legitimate
 accounts (docs/quality.md). A new campaign is what the team must catch, so the champion
 (``model.companion: trees``) flags an account when either model ranks it high: the trees'
@@ -25,6 +25,7 @@ import torch
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training.crossfit import quantile_knots
+from sybilgnn.training.neighbours import neighbour_features
 
 __all__ = ["TreeCompanion", "companion_features", "fit_companion", "fuse_logits",
            "COMPANION_REACH"]
@@ -88,6 +89,4 @@ def companion_features(snapshot: Snapshot, kind: str = "trees") -> np.ndarray | 
     They depend on the snapshot alone, so a caller computes them once for every fit."""
     if kind == "none":
         return None
-    from sybilgnn.training.baselines import neighbour_features
-
     return np.asarray(neighbour_features(snapshot)[0], dtype=np.float64)

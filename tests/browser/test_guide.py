@@ -12,7 +12,6 @@ import pytest
 
 from sybilgnn.browser import (
     SAVED_QUERIES,
-    SCORE_BAND_LABELS,
     GuideServer,
     load_style,
     parse_grass,
@@ -21,6 +20,7 @@ from sybilgnn.browser import (
     write_guide_files,
 )
 from sybilgnn.browser.queries import param_line
+from sybilgnn.scoring.bands import BAND_LABELS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def test_style_parses_and_colours_every_graph_label() -> None:
     for label in ("Account", "Flagged", "Fleet", "IP", "PaymentInstrument"):
         assert "color" in rules[f"node.{label}"], label
     assert rules["node.Flagged"]["color"] == "#E53935"
-    sizes = [int(rules[f"node.{band}"]["diameter"].rstrip("px")) for band in SCORE_BAND_LABELS]
+    sizes = [int(rules[f"node.{band}"]["diameter"].rstrip("px")) for band in BAND_LABELS]
     assert sizes == sorted(sizes) and len(set(sizes)) == 3
     # Browser applies rules in file order: Flagged must come after Account to win
     order = list(rules)

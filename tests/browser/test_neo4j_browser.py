@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from sybilgnn.browser import GuideServer, apply_score_bands, query_by_name
+from sybilgnn.browser import GuideServer, query_by_name
 from sybilgnn.config import Settings
+from sybilgnn.scoring.bands import apply_score_bands
 
 pytestmark = [pytest.mark.browser, pytest.mark.neo4j]
 

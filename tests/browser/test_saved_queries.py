@@ -8,12 +8,11 @@ import pytest
 
 from sybilgnn.browser import (
     SAVED_QUERIES,
-    ScoreBands,
-    apply_score_bands,
     query_by_name,
     record_verdict,
 )
 from sybilgnn.errors import InputError
+from sybilgnn.scoring.bands import ScoreBands, apply_score_bands
 
 pytestmark = pytest.mark.neo4j
 

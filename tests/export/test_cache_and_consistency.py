@@ -12,7 +12,7 @@ import yaml
 
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
-from sybilgnn.neo4j.export import export_snapshot, log_snapshot_to_mlflow
+from sybilgnn.export import export_snapshot, log_snapshot_to_mlflow
 from tests.export.small_graph import small_settings
 
 pytestmark = pytest.mark.neo4j

@@ -11,8 +11,8 @@ import pytest
 
 from sybilgnn.config import NodeSchema, RelationshipSchema, Settings
 from sybilgnn.data.snapshot import Snapshot
-from sybilgnn.neo4j.export import export_snapshot
-from sybilgnn.neo4j.export_schema import SchemaError
+from sybilgnn.export import export_snapshot
+from sybilgnn.neo4j.cypher import SchemaError
 from tests.export.small_graph import (ACCOUNTS, DAY, PAID_WITH, PROMPT_SIMILAR, T0, USED_IP,
                                       small_settings, write_verdicts)
 

@@ -16,9 +16,9 @@ import pytest
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError, SybilgnnError
-from sybilgnn.neo4j import export_read
-from sybilgnn.neo4j.export import export_snapshot
-from sybilgnn.neo4j.export_fetch import fetch_node_ids
+from sybilgnn.export import export_snapshot
+from sybilgnn.export import read as export_read
+from sybilgnn.export.fetch import fetch_node_ids
 from tests.export.small_graph import ACCOUNTS, USED_IP, small_settings
 
 pytestmark = pytest.mark.neo4j

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sybilgnn.neo4j.export_fetch import IdIndex
+from sybilgnn.export.fetch import IdIndex
 
 
 def _expected(internal_ids: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
 simulate = pytest.importorskip("sybilgnn.simulate")
 ingest = pytest.importorskip("sybilgnn.ingest.pipeline")
-export = pytest.importorskip("sybilgnn.neo4j.export")
+export = pytest.importorskip("sybilgnn.export")
 training = pytest.importorskip("sybilgnn.training")
 registry = pytest.importorskip("sybilgnn.registry")
 

@@ -17,7 +17,7 @@ from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.registry import load_model_dir, save_model_dir
 from sybilgnn.training import predict, train
-from sybilgnn.training.baselines import neighbour_features
+from sybilgnn.training.neighbours import neighbour_features
 from sybilgnn.training.companion import TreeCompanion, fuse_logits
 from sybilgnn.training.predict import load_model, predict_logits
 from sybilgnn.training.refit import refit_on_all_labels

@@ -2,9 +2,10 @@
 
 Nearly all of an export's time is the server's: Cypher's slotted runtime (Community
 Edition) runs a query on one core, while the client only decodes flat lists. The chunk
-queries (``export_fetch``) are therefore spread over ``workers`` read sessions, largest
-first, so the server keeps several cores busy; on the 2-core dev box two sessions read about
-1.5x faster than one when the box has a core to spare (see ``benchmarks/README.md``).
+queries (``sybilgnn.export.fetch``) are therefore spread over ``workers`` read sessions,
+largest first, so the server keeps several cores busy; on the 2-core dev box two sessions
+read about 1.5x faster than one when the box has a core to spare (see
+``benchmarks/README.md``).
 
 Consistency is the same as with a single transaction, because Neo4j reads at read-committed
 level either way: one long transaction sees each write once it commits, just as separate
@@ -29,10 +30,10 @@ import neo4j
 import numpy as np
 
 from sybilgnn.config import Settings
-from sybilgnn.neo4j.export_fetch import (EdgeColumns, EdgeReader, EdgeSpec, IdIndex,
-                                         NodeColumns, NodeReader, chunks, count_ending_at,
-                                         count_graph, fetch_node_ids)
-from sybilgnn.neo4j.export_schema import ResolvedSchema, resolve_schema
+from sybilgnn.export.fetch import (EdgeColumns, EdgeReader, EdgeSpec, IdIndex, NodeColumns,
+                                   NodeReader, chunks, count_ending_at, count_graph,
+                                   fetch_node_ids)
+from sybilgnn.export.schema import ResolvedSchema, resolve_schema
 from sybilgnn.neo4j.plugin import use_procedures
 
 __all__ = ["RawGraph", "read_graph"]

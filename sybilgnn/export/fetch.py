@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from sybilgnn.errors import InputError
-from sybilgnn.neo4j.export_schema import ResolvedNode, quote
+from sybilgnn.export.schema import ResolvedNode
+from sybilgnn.neo4j.cypher import quote
 
 __all__ = ["NodeColumns", "EdgeColumns", "IdIndex", "NodeReader", "EdgeReader", "EdgeSpec",
            "chunks", "fetch_node_ids", "count_graph", "count_ending_at"]

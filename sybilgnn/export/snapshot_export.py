@@ -2,9 +2,9 @@
 
 Training and scoring both start here. The export is schema driven (``export.nodes``,
 ``export.relationships``, ``export.labels`` in the config), reads with columnar chunked
-queries (``export_fetch``) spread over parallel read sessions (``export_read``), and is
-cached by content hash, with a cheap fingerprint deciding hit or miss before any data is
-read.
+queries (``sybilgnn.export.fetch``) spread over parallel read sessions
+(``sybilgnn.export.read``), and is cached by content hash (``sybilgnn.export.cache``), with
+a cheap fingerprint deciding hit or miss before any data is read.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import RawFeatures, Snapshot
 from sybilgnn.data.splits import apply_verdicts, encode_codes, make_splits
 from sybilgnn.errors import InputError
+from sybilgnn.export.cache import SnapshotCache, content_hash, fingerprint
+from sybilgnn.export.fetch import NodeColumns
+from sybilgnn.export.read import RawGraph, read_graph
+from sybilgnn.export.schema import ResolvedSchema
+from sybilgnn.export.weights import edge_weights
 from sybilgnn.neo4j.connection import open_driver
-from sybilgnn.neo4j.export_cache import SnapshotCache, content_hash, fingerprint
-from sybilgnn.neo4j.export_features import edge_weights
-from sybilgnn.neo4j.export_fetch import NodeColumns
-from sybilgnn.neo4j.export_read import RawGraph, read_graph
-from sybilgnn.neo4j.export_schema import ResolvedSchema
 
 __all__ = ["export_snapshot", "log_snapshot_to_mlflow", "read_graph", "RawGraph",
            "DEFAULT_WORKERS"]
@@ -205,7 +205,7 @@ def _joined(values: Iterable[str]) -> str | None:
 
 
 def _fingerprint_schema(settings: Settings) -> dict[str, Any]:
-    from sybilgnn.neo4j.export_schema import default_account_features
+    from sybilgnn.export.schema import default_account_features
     # what the snapshot is made of (a fleet_count or fleet_relations change is not)
     export = settings.export.model_dump(mode="json", include={
         "nodes": {"__all__": {"label", "key", "features", "categorical"}},
@@ -220,8 +220,8 @@ def export_snapshot(settings: Settings, *, driver: neo4j.Driver | None = None,
                     workers: int = DEFAULT_WORKERS) -> Snapshot:
     """Export (or load from the cache) the snapshot of the graph as it is now.
 
-    ``workers`` read sessions run the chunk queries in parallel (``export_read``); 1 reads
-    everything in sequence. ``meta`` records ``cache_hit``, ``point_in_time`` (no
+    ``workers`` read sessions run the chunk queries in parallel (``sybilgnn.export.read``);
+    1 reads everything in sequence. ``meta`` records ``cache_hit``, ``point_in_time`` (no
     transaction committed while the export read; otherwise nodes are as of the start and
     edges to later nodes are dropped), the counts, the label and split statistics and the
     timings.

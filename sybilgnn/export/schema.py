@@ -8,30 +8,17 @@ groupings) may be absent: a young graph has no labels yet.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from sybilgnn.config import ExportSettings, LabelSchema, NodeSchema, RelationshipSchema
-from sybilgnn.errors import InputError
+from sybilgnn.neo4j.cypher import SchemaError, quote
 
-__all__ = ["ResolvedNode", "ResolvedSchema", "SchemaError", "quote", "resolve_schema",
+__all__ = ["ResolvedNode", "ResolvedSchema", "resolve_schema",
            "default_account_features", "computed_features"]
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FEATURE_PREFIX = "f_"
 _DISCOVERY_SAMPLE = 10_000
-
-
-class SchemaError(InputError):
-    """The export schema names a label, relationship type or property the graph lacks."""
-
-
-def quote(name: str) -> str:
-    """Backquote a checked identifier for a Cypher string (never raw user text)."""
-    if not _IDENTIFIER.match(name):
-        raise SchemaError(f"{name!r} is not a plain identifier (letters, digits, underscore)")
-    return f"`{name}`"
 
 
 @dataclass(frozen=True)
