@@ -17,7 +17,7 @@ scoring) share.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sybilgnn.config import ConfigError, ExportSettings, LabelSchema, Settings, \
@@ -93,12 +93,15 @@ class FleetHub:
 
 @dataclass(frozen=True)
 class GraphSchema:
-    """Node types, relationship types, the labelled node type and the fleet relations."""
+    """Node types, relationship types, the labelled node type (with the properties its labels
+    and verdicts live in) and the fleet relations."""
 
     nodes: Mapping[str, NodeType]
     relations: Mapping[str, Relation]
     labelled: str
     fleet_relations: tuple[str, ...]
+    #: Where labels, their source and analyst verdicts live on the labelled nodes.
+    labels: LabelSchema = field(default_factory=LabelSchema)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphSchema:
@@ -118,7 +121,7 @@ class GraphSchema:
         labelled = export.labels.node_type
         fleet = (tuple(export.fleet_relations) if export.fleet_relations is not None else
                  tuple(n for n, r in relations.items() if labelled in (r.source, r.target)))
-        return cls(nodes, relations, labelled, fleet)
+        return cls(nodes, relations, labelled, fleet, export.labels)
 
     @classmethod
     def default(cls) -> GraphSchema:

@@ -281,8 +281,96 @@ def test_worker_graph_goes_through_export_retrain_score_and_write_back(
     assert {rel for _, _, rel in drawing.edges} <= {"MEMBER_OF", "COWORKED"}
     assert {kind for _, kind in drawing.nodes} <= {"flagged", "worker", "fleet"}
 
+    # The analysts' saved queries and verdicts, built for this schema, find the same workers.
+    _analysts_see_the_worker_graph(neo4j_driver, settings, summary.run_id, by_id, edges,
+                                   {f["id"]: set(f["members"]) for f in fleets},
+                                   set(ids[above & (labels == 0)].astype(str)))
+
     # A model of this schema refuses a graph configured the default way, and says why.
     default_way = settings.model_copy(update={"export": Settings().export})
     with pytest.raises(InputError, match="scores 'worker' nodes, but export.labels.node_type "
                                          "is 'account'"):
         run_scoring(default_way, driver=neo4j_driver)
+
+
+def _analysts_see_the_worker_graph(driver: Any, settings: Settings, run_id: str,
+                                   by_id: dict[str, Any], edges: list[list[Any]],
+                                   fleets: dict[str, set[str]], conflicts: set[str]) -> None:
+    """Saved queries, ``record_verdict`` and ``sybilgnn verdict`` on the scored worker graph."""
+    from click.testing import CliRunner
+
+    from sybilgnn.browser import query_by_name, record_verdict
+    from sybilgnn.cli import cli
+
+    schema = GraphSchema.from_settings(settings)
+
+    def rows(name: str, **params: Any) -> list[Any]:
+        query = query_by_name(name, schema)
+        with driver.session() as session:
+            return list(session.run(query.cypher, {**query.params, **params}))
+
+    listed = rows("fleets", min_size=0, limit=1000)
+    assert {r["fleet_id"]: r["size"] for r in listed} == {f: len(m) for f, m in fleets.items()}
+    assert all(r.keys() == ["fleet_id", "size", "mean_score", "first_seen", "last_seen"]
+               for r in listed)  # no shared-node counts: COWORKED links workers directly
+
+    fleet_id, members = max(fleets.items(), key=lambda item: (len(item[1]), item[0]))
+    paths = [r["p"] for r in rows("fleet_subgraph", fleet_id=fleet_id)]
+    drawn = {n.get("worker_id") or n.get("fleet_id") for p in paths for n in p.nodes}
+    assert drawn == members | {fleet_id}
+    links = {(r.start_node["worker_id"], r.end_node["worker_id"]) for p in paths
+             for r in p.relationships if r.type == "COWORKED"}
+    assert links == {(a, b) for a, b, _ in edges if a in members and b in members}
+    assert sum(r.type == "MEMBER_OF" for p in paths for r in p.relationships) == len(members)
+
+    (changes,) = rows("changes")
+    assert changes.data() == {
+        "run_id": run_id, "previous_run_id": None, "new_fleets": changes["new_fleets"],
+        "gone_fleets": [], "newly_flagged": sum(bool(r["flagged"]) for r in by_id.values()),
+        "unflagged": 0, "with_previous_flag": len(by_id)}
+    assert sorted(changes["new_fleets"]) == sorted(fleets)
+    assert {r["worker_id"] for r in rows("label_conflicts", limit=1000)} == conflicts
+
+    worker = min(members)
+    verdict = record_verdict(driver, worker, "confirmed", "ana", note="ring", schema=schema)
+    assert (verdict.node_id, verdict.review, verdict.reviewed_by, verdict.note) == (
+        worker, "confirmed", "ana", "ring")
+    with pytest.raises(InputError, match="worker 'w999' is not in the graph"):
+        record_verdict(driver, "w999", "confirmed", schema=schema)
+    (evidence,) = rows("account_evidence", worker_id=worker)
+    (node,), _, _ = driver.execute_query(
+        "MATCH (w:Worker {worker_id: $id}) RETURN w.evidence_summary AS summary, "
+        "w.evidence_top_features AS top, w.model_version AS version, w.reviewed_at AS at",
+        id=worker)
+    assert node["summary"] and node["top"] and node["at"] is not None
+    assert evidence.data() == {
+        "worker_id": worker, "score": round(by_id[worker]["score"], 4), "flagged": True,
+        "fleet_id": fleet_id, "summary": node["summary"], "top_features": node["top"],
+        "relations": by_id[worker]["relations"], "neighbours": by_id[worker]["neighbours"],
+        "model_version": node["version"], "run_id": run_id, "review": "confirmed",
+        "reviewed_by": "ana", "reviewed_at": node["at"]}
+
+    other = sorted(members)[1]
+    n = settings.neo4j
+    result = CliRunner().invoke(cli, [
+        "--config", str(_worker_config(settings)), "--set", f"neo4j.bolt_port={n.bolt_port}",
+        "--set", f"neo4j.http_port={n.http_port}", "--set", f"neo4j.password_file={n.password_file}",
+        "verdict", other, "false_positive", "--analyst", "bo"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{other}: false_positive by bo at ")
+    stored, _, _ = driver.execute_query(
+        "MATCH (w:Worker) WHERE w.review IS NOT NULL RETURN w.worker_id AS id, "
+        "w.review AS review, w.reviewed_by AS by, w.review_note AS note, "
+        "w.reviewed_at IS NOT NULL AS stamped ORDER BY id")
+    assert [r.data() for r in stored] == [
+        {"id": worker, "review": "confirmed", "by": "ana", "note": "ring", "stamped": True},
+        {"id": other, "review": "false_positive", "by": "bo", "note": None, "stamped": True}]
+
+
+def _worker_config(settings: Settings) -> Path:
+    """A config file with the worker schema, beside the run's snapshot cache."""
+    import yaml
+
+    path = Path(str(settings.export.cache_dir)).parent / "worker.yaml"
+    path.write_text(yaml.safe_dump({"export": WORKER_SCHEMA}))
+    return path

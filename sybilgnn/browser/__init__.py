@@ -3,6 +3,7 @@
 Route chosen for Browser 5.24: the guide is an HTML page of ``<slide>`` elements served by a
 tiny local web server (``sybilgnn guide --serve``) and opened with ``:guide <url>``; the
 server allowlists 127.0.0.1/localhost in ``browser.remote_content_hostname_allowlist``.
+Queries, guide, style and verdicts follow the graph schema (``GraphSchema``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from sybilgnn.browser.guide import (
     render_guide_markdown,
     write_guide_files,
 )
-from sybilgnn.browser.queries import SAVED_QUERIES, VERDICTS, SavedQuery, query_by_name
+from sybilgnn.browser.queries import VERDICTS, SavedQuery, query_by_name, saved_queries
 from sybilgnn.browser.serve import DEFAULT_GUIDE_PORT, GuideServer
-from sybilgnn.browser.style import load_style, parse_grass
+from sybilgnn.browser.style import load_style, parse_grass, style_for
 from sybilgnn.browser.verdicts import Verdict, record_verdict
 
 __all__ = [
     "DEFAULT_GUIDE_PORT",
     "GUIDE_FILE",
     "STYLE_FILE",
-    "SAVED_QUERIES",
     "VERDICTS",
     "GuideServer",
     "SavedQuery",
@@ -34,5 +34,7 @@ __all__ = [
     "record_verdict",
     "render_guide_html",
     "render_guide_markdown",
+    "saved_queries",
+    "style_for",
     "write_guide_files",
 ]

@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from sybilgnn.browser.guide import GUIDE_FILE, STYLE_FILE, render_guide_html
-from sybilgnn.browser.style import load_style
+from sybilgnn.browser.style import style_for
 from sybilgnn.errors import SybilgnnError
+from sybilgnn.graph_schema import GraphSchema
 
 __all__ = ["GuideServer", "DEFAULT_GUIDE_PORT"]
 
@@ -66,12 +67,14 @@ class _GuideHTTPServer(ThreadingHTTPServer):
 
 
 class GuideServer:
-    """Serve ``/sybilgnn.html`` and ``/style.grass`` on 127.0.0.1; use as a context manager.
+    """Serve ``/sybilgnn.html`` and ``/style.grass`` of ``schema``'s graph on 127.0.0.1; use
+    as a context manager.
 
     ``port=0`` picks a free port (tests); the CLI default is 7480.
     """
 
-    def __init__(self, port: int = DEFAULT_GUIDE_PORT, *, host: str = "127.0.0.1",
+    def __init__(self, port: int = DEFAULT_GUIDE_PORT, *, schema: GraphSchema,
+                 host: str = "127.0.0.1",
                  url_host: str = "localhost", verbose: bool = False) -> None:
         try:
             self._httpd = _GuideHTTPServer((host, port), _Handler)
@@ -86,8 +89,8 @@ class GuideServer:
         self.port = int(self._httpd.server_address[1])
         self._httpd.documents = {
             GUIDE_FILE: ("text/html; charset=utf-8",
-                         render_guide_html(self.base_url).encode("utf-8")),
-            STYLE_FILE: ("text/plain; charset=utf-8", load_style().encode("utf-8")),
+                         render_guide_html(self.base_url, schema=schema).encode("utf-8")),
+            STYLE_FILE: ("text/plain; charset=utf-8", style_for(schema).encode("utf-8")),
         }
         self._thread: threading.Thread | None = None
 

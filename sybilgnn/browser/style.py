@@ -3,15 +3,24 @@
 GraSS styles by label only: it cannot size a node by a property value. The scoring job
 therefore gives each scored account one band label (``sybilgnn.scoring.bands``), and the
 style gives each band a diameter.
+
+The shipped file styles the default graph. ``style_for(schema)`` gives the labelled node type
+of another schema the accounts' rule (colour, size, its key as caption) in the same place,
+so ``:Flagged`` and the score bands still override it.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
+from sybilgnn.graph_schema import GraphSchema
+from sybilgnn.neo4j.cypher import quote
+
 __all__ = [
+    "format_grass",
     "load_style",
     "parse_grass",
+    "style_for",
 ]
 
 STYLE_RESOURCE = "style.grass"
@@ -20,6 +29,33 @@ STYLE_RESOURCE = "style.grass"
 def load_style() -> str:
     """The GraSS text shipped with the package (``sybilgnn/browser/style.grass``)."""
     return resources.files("sybilgnn.browser").joinpath(STYLE_RESOURCE).read_text("utf-8")
+
+
+def style_for(schema: GraphSchema) -> str:
+    """The style for ``schema``: the shipped one, with the default labelled node's rule
+    moved to ``schema``'s labelled label and captioned with its key."""
+    text = load_style()
+    default, node = GraphSchema.default().labelled_node, schema.labelled_node
+    if (node.label, node.key) == (default.label, default.key):
+        return text
+    for name in (node.label, node.key):
+        quote(name)  # raises unless a plain identifier: safe in a selector and a caption
+    rules: dict[str, dict[str, str]] = {}
+    for selector, props in parse_grass(text).items():
+        if selector == f"node.{default.label}":
+            selector, props = f"node.{node.label}", {**props, "caption": f"{{{node.key}}}"}
+        rules[selector] = props
+    return format_grass(rules)
+
+
+def format_grass(rules: dict[str, dict[str, str]]) -> str:
+    """GraSS text of ``parse_grass``'s rules (captions quoted again)."""
+    blocks = []
+    for selector, props in rules.items():
+        lines = [f"  {key}: '{value}';" if key == "caption" else f"  {key}: {value};"
+                 for key, value in props.items()]
+        blocks.append(f"{selector} {{\n" + "\n".join(lines) + "\n}\n")
+    return "\n".join(blocks)
 
 
 def parse_grass(text: str) -> dict[str, dict[str, str]]:

@@ -11,6 +11,7 @@ from sybilgnn.browser.queries import VERDICTS
 from sybilgnn.browser.serve import DEFAULT_GUIDE_PORT, GuideServer
 from sybilgnn.cli.common import cli, pass_settings
 from sybilgnn.config import Settings
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.neo4j.connection import open_driver
 
 
@@ -33,8 +34,9 @@ def _browser_url(settings: Settings) -> str:
 def guide(settings: Settings, serve: bool, port: int, write_dir: str | None,
           base_url: str | None) -> None:
     """Print the Browser URL and how to open the analysts' guide in it."""
+    schema = GraphSchema.from_settings(settings)
     if write_dir:
-        for path in write_guide_files(write_dir, base_url):
+        for path in write_guide_files(write_dir, base_url, schema=schema):
             click.echo(f"wrote {path}")
         if not serve:
             return
@@ -47,7 +49,7 @@ def guide(settings: Settings, serve: bool, port: int, write_dir: str | None,
     if not serve:
         click.echo("Start the guide server first: sybilgnn guide --serve")
         return
-    server = GuideServer(port)
+    server = GuideServer(port, schema=schema)
     click.echo(f"serving the guide on {server.base_url} (Ctrl-C to stop)", err=True)
     try:
         server.serve_forever()
@@ -63,13 +65,18 @@ def guide(settings: Settings, serve: bool, port: int, write_dir: str | None,
 @pass_settings
 def verdict(settings: Settings, account_id: str, verdict: str, note: str | None,
             analyst: str | None) -> None:
-    """Record an analyst VERDICT (confirmed | false_positive) on ACCOUNT_ID."""
+    """Record an analyst VERDICT (confirmed | false_positive) on ACCOUNT_ID.
+
+    ACCOUNT_ID is the key of the labelled node type (export.labels.node_type; account_id
+    on the default graph).
+    """
     from sybilgnn.browser.verdicts import record_verdict
 
     with open_driver(settings) as driver:
         result = record_verdict(driver, account_id, verdict, analyst, note=note,
+                                schema=GraphSchema.from_settings(settings),
                                 database=settings.neo4j.database)
-    click.echo(f"{result.account_id}: {result.review} by {result.reviewed_by} "
+    click.echo(f"{result.node_id}: {result.review} by {result.reviewed_by} "
                f"at {result.reviewed_at}")
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
-from sybilgnn.browser.queries import CHANGES_QUERY, FLEET_SUBGRAPH_QUERY
+from sybilgnn.browser.queries import MAX_MEMBERS, changes_query, fleet_subgraph_query
 from sybilgnn.config import ScoringSettings
 from sybilgnn.errors import InputError
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.neo4j.cypher import quote
 
 __all__ = ["FleetGraph", "FleetSummary", "RunChanges", "InputDrift", "RecentRun", "ReportData",
-           "collect_report_data", "fleet_subgraph_cypher", "input_drift", "recent_runs",
+           "collect_report_data", "input_drift", "recent_runs",
            "SCORE_BANDS"]
 
 #: The recent runs' score distributions are shown as shares of this many equal bands.
@@ -177,34 +177,10 @@ ORDER BY f.size DESC, f.mean_score DESC, f.fleet_id
 """
 
 
-def fleet_subgraph_cypher(schema: GraphSchema) -> str:
-    """The report's fleet drawing: the highest-scoring members, the nodes two or more of
-    them share along the fleet relations and the direct links between them. On the default
-    schema it draws what the Browser guide's fleet query (``FLEET_SUBGRAPH_QUERY``) does."""
-    member = quote(schema.labelled_node.label)
-    parts = ["  UNWIND members AS a\n  MATCH p = (a)-[:MEMBER_OF]->(f)\n  RETURN p"]
-    for hub in schema.fleet_hubs():
-        rel, label = quote(hub.relation.type), quote(hub.hub.label)
-        out = (f"-[:{rel}]->", f"<-[:{rel}]-") if hub.labelled_end == 0 else \
-            (f"<-[:{rel}]-", f"-[:{rel}]->")
-        parts.append(f"  UNWIND members AS a\n  MATCH p = (a){out[0]}(shared:{label})\n"
-                     f"  WHERE COUNT {{ (shared){out[1]}(other) WHERE other IN members }} >= 2\n"
-                     "  RETURN p")
-    for _, name, _ in schema.fleet_links():
-        rel = quote(schema.relations[name].type)
-        parts.append(f"  UNWIND members AS a\n  MATCH p = (a)-[:{rel}]->(b)\n"
-                     "  WHERE b IN members\n  RETURN p")
-    union = "\n  UNION\n".join(parts)
-    return (f"MATCH (f:Fleet {{fleet_id: $fleet_id}})<-[:MEMBER_OF]-(member:{member})\n"
-            "WITH f, member ORDER BY member.sybil_score DESC LIMIT $max_members\n"
-            "WITH f, collect(member) AS members\n"
-            f"CALL (f, members) {{\n{union}\n}}\nRETURN p")
-
-
-def _verdicts_query(label: str) -> str:
+def _verdicts_query(label: str, review: str) -> str:
     return f"""
-MATCH (a:{label}) WHERE a.review IS NOT NULL
-RETURN a.review AS review, count(*) AS n ORDER BY review
+MATCH (a:{label}) WHERE a.{review} IS NOT NULL
+RETURN a.{review} AS review, count(*) AS n ORDER BY review
 """
 
 # The finished runs up to the reported one (instants compared as epoch millis, see above).
@@ -254,13 +230,14 @@ def _node_key(node: Any, schema: GraphSchema) -> tuple[str, str]:
 
 
 def fleet_graph(session: Any, fleet_id: str, schema: GraphSchema | None = None) -> FleetGraph:
-    """The fleet's subgraph (``fleet_subgraph_cypher``; default: the default schema)."""
+    """The fleet's subgraph as the Browser guide draws it (``fleet_subgraph_query``;
+    default: the default schema)."""
     schema = GraphSchema.default() if schema is None else schema
     graph = FleetGraph()
     seen_nodes: dict[str, str] = {}
     seen_edges: set[str] = set()
-    for record in session.run(fleet_subgraph_cypher(schema), fleet_id=fleet_id,
-                              max_members=FLEET_SUBGRAPH_QUERY.params["max_members"]):
+    for record in session.run(fleet_subgraph_query(schema).cypher, fleet_id=fleet_id,
+                              max_members=MAX_MEMBERS):
         path = record["p"]
         for node in path.nodes:
             key, kind = _node_key(node, schema)
@@ -307,7 +284,7 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
     for fleet in fleets[:fleet_pictures]:
         fleet.graph = fleet_graph(session, fleet.fleet_id, schema)
 
-    change_row = session.run(CHANGES_QUERY.cypher, run_id=run["run_id"]).single()
+    change_row = session.run(changes_query(schema).cypher, run_id=run["run_id"]).single()
     assert change_row is not None
     previous = change_row["previous_run_id"]
     flags_known = is_latest and (previous is None or change_row["with_previous_flag"] > 0)
@@ -318,7 +295,8 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
         newly_flagged=change_row["newly_flagged"] if flags_known else None,
         unflagged=change_row["unflagged"] if flags_known else None,
     )
-    verdicts = {r["review"]: r["n"] for r in session.run(_verdicts_query(label))}
+    verdicts = {r["review"]: r["n"] for r in session.run(
+        _verdicts_query(label, quote(schema.labels.review)))}
 
     def stored_or(name: str, fallback: int) -> int:
         value = run.get(name)

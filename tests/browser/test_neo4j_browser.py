@@ -16,6 +16,7 @@ import pytest
 
 from sybilgnn.browser import GuideServer, query_by_name
 from sybilgnn.config import Settings
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.scoring.bands import apply_score_bands
 
 pytestmark = [pytest.mark.browser, pytest.mark.neo4j]
@@ -64,7 +65,7 @@ def test_browser_draws_a_styled_fleet_from_the_guide(page: Any, neo4j_settings: 
     apply_score_bands(neo4j_driver)
     http_port, bolt_port = neo4j_settings.neo4j.http_port, neo4j_settings.neo4j.bolt_port
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with GuideServer(port=0) as guide:
+    with GuideServer(port=0, schema=GraphSchema.default()) as guide:
         page.goto(f"http://127.0.0.1:{http_port}/browser/?dbms=bolt://127.0.0.1:{bolt_port}")
         page.fill('[data-testid="username"]', neo4j_settings.neo4j.user)
         page.fill('[data-testid="password"]', neo4j_settings.resolved_password())
@@ -86,7 +87,7 @@ def test_browser_draws_a_styled_fleet_from_the_guide(page: Any, neo4j_settings: 
         page.wait_for_selector("text=F-0001")
         _run_in_editor(page, ":param max_members => 200")
         page.wait_for_selector("text=max_members")
-        _run_in_editor(page, query_by_name("fleet_subgraph").cypher)
+        _run_in_editor(page, query_by_name("fleet_subgraph", GraphSchema.default()).cypher)
         page.wait_for_selector("text=Displaying 12 nodes, 35 relationships")
         # the force layout animates: wait until the nodes are painted inside the window
         page.wait_for_function(

@@ -7,29 +7,49 @@ from typing import Any
 import pytest
 
 from sybilgnn.browser import (
-    SAVED_QUERIES,
     query_by_name,
     record_verdict,
+    saved_queries,
 )
 from sybilgnn.errors import InputError
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.scoring.bands import ScoreBands, apply_score_bands
 
 pytestmark = pytest.mark.neo4j
 
+SCHEMA = GraphSchema.default()
+
 
 def _rows(driver: Any, name: str, **params: Any) -> list[dict[str, Any]]:
-    query = query_by_name(name)
+    query = query_by_name(name, SCHEMA)
     with driver.session() as session:
         return [r.data() for r in session.run(query.cypher, {**query.params, **params})]
 
 
-def test_every_saved_query_runs_with_its_example_parameters(neo4j_driver: Any,
-                                                            scored_graph: Any) -> None:
-    for query in SAVED_QUERIES:
-        if query.writes:
-            continue
-        with neo4j_driver.session() as session:
-            session.run(query.cypher, query.params).consume()
+def test_every_saved_query_answers_its_example_parameters(neo4j_driver: Any,
+                                                          scored_graph: Any) -> None:
+    neo4j_driver.execute_query(
+        "MATCH (a:Account {account_id: 'acct-20'}) "
+        "SET a.label_conflict = true, a.label = 0, a.label_source = 'support'")
+    answers: dict[str, list[Any]] = {}
+    with neo4j_driver.session() as session:
+        for query in saved_queries(SCHEMA):
+            answers[query.name] = list(session.run(query.cypher, query.params))
+    assert {name: len(rows) for name, rows in answers.items()} == {
+        "fleets": 2, "fleet_subgraph": 8 + 12 + 8 + 7, "account_evidence": 0,
+        "record_verdict": 1, "changes": 1, "label_conflicts": 1}
+    assert [(r["fleet_id"], r["size"], r["shared_ips"], r["shared_instruments"])
+            for r in answers["fleets"]] == [("F-0002", 5, 1, 2), ("F-0001", 8, 2, 1)]
+    # the example account is not in this graph: the verdict query says so and writes nothing
+    assert answers["record_verdict"][0].data() == {
+        "account_id": "acct-0001", "outcome": "unknown Account", "review": None,
+        "reviewed_by": None, "reviewed_at": None}
+    assert answers["changes"][0]["run_id"] == "run-2"
+    assert [r.data() for r in answers["label_conflicts"]] == [{
+        "account_id": "acct-20", "score": 0.12, "label": 0, "label_source": "support",
+        "review": None, "reviewed_at": None, "model_version": "3"}]
+    assert neo4j_driver.execute_query("MATCH (a:Account) WHERE a.review IS NOT NULL "
+                                      "RETURN count(a) AS n").records[0]["n"] == 0
 
 
 def test_fleets_lists_active_fleets_newest_first(neo4j_driver: Any, scored_graph: Any) -> None:
@@ -43,7 +63,7 @@ def test_fleets_lists_active_fleets_newest_first(neo4j_driver: Any, scored_graph
 def test_fleet_subgraph_holds_members_shared_nodes_and_prompt_links(
         neo4j_driver: Any, scored_graph: Any) -> None:
     with neo4j_driver.session() as session:
-        paths = [r["p"] for r in session.run(query_by_name("fleet_subgraph").cypher,
+        paths = [r["p"] for r in session.run(query_by_name("fleet_subgraph", SCHEMA).cypher,
                                              fleet_id="F-0001", max_members=200)]
     nodes = {n.element_id: n for p in paths for n in p.nodes}
     rels = {r.element_id: r for p in paths for r in p.relationships}
@@ -60,7 +80,7 @@ def test_fleet_subgraph_holds_members_shared_nodes_and_prompt_links(
 def test_fleet_subgraph_draws_only_the_top_scored_members(
         neo4j_driver: Any, scored_graph: Any) -> None:
     with neo4j_driver.session() as session:
-        paths = [r["p"] for r in session.run(query_by_name("fleet_subgraph").cypher,
+        paths = [r["p"] for r in session.run(query_by_name("fleet_subgraph", SCHEMA).cypher,
                                              fleet_id="F-0001", max_members=3)]
         top, _, _ = neo4j_driver.execute_query(
             "MATCH (:Fleet {fleet_id: 'F-0001'})<-[:MEMBER_OF]-(a) "
@@ -91,9 +111,10 @@ def test_changes_since_previous_run(neo4j_driver: Any, scored_graph: Any) -> Non
 
 
 def test_record_verdict_writes_review_fields(neo4j_driver: Any, scored_graph: Any) -> None:
-    verdict = record_verdict(neo4j_driver, "acct-03", "confirmed", analyst="ana", note="same card")
+    verdict = record_verdict(neo4j_driver, "acct-03", "confirmed", analyst="ana",
+                             note="same card", schema=SCHEMA)
     assert (verdict.review, verdict.reviewed_by, verdict.note) == ("confirmed", "ana", "same card")
-    record_verdict(neo4j_driver, "acct-15", "FALSE_POSITIVE", analyst="bo")
+    record_verdict(neo4j_driver, "acct-15", "FALSE_POSITIVE", analyst="bo", schema=SCHEMA)
     with neo4j_driver.session() as session:
         rows = session.run(
             "MATCH (a:Account) WHERE a.review IS NOT NULL RETURN a.account_id AS id, "
@@ -108,9 +129,9 @@ def test_record_verdict_writes_review_fields(neo4j_driver: Any, scored_graph: An
 def test_record_verdict_refuses_bad_input_and_writes_nothing(neo4j_driver: Any,
                                                              scored_graph: Any) -> None:
     with pytest.raises(InputError, match="expected one of confirmed, false_positive"):
-        record_verdict(neo4j_driver, "acct-03", "maybe")
-    with pytest.raises(InputError, match="'acct-99' is not in the graph"):
-        record_verdict(neo4j_driver, "acct-99", "confirmed")
+        record_verdict(neo4j_driver, "acct-03", "maybe", schema=SCHEMA)
+    with pytest.raises(InputError, match="account 'acct-99' is not in the graph"):
+        record_verdict(neo4j_driver, "acct-99", "confirmed", schema=SCHEMA)
     # the Browser path (same Cypher) refuses an invalid verdict with a readable outcome
     (row,) = _rows(neo4j_driver, "record_verdict", account_id="acct-03", verdict="yes")
     assert row["outcome"] == "refused: verdict must be confirmed or false_positive"

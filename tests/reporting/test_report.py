@@ -12,6 +12,7 @@ import pytest
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
+from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.reporting import log_report_to_mlflow, write_report
 from tests.reporting.run_history import STATISTICS
 
@@ -89,9 +90,9 @@ def test_report_counts_verdicts(neo4j_settings: Settings, neo4j_driver: Any,
                                 scored_graph: Any, tmp_path: Path) -> None:
     from sybilgnn.browser import record_verdict
 
-    record_verdict(neo4j_driver, "acct-01", "confirmed", "ana")
-    record_verdict(neo4j_driver, "acct-02", "confirmed", "ana")
-    record_verdict(neo4j_driver, "acct-14", "false_positive", "ana")
+    for account_id, verdict in [("acct-01", "confirmed"), ("acct-02", "confirmed"),
+                                ("acct-14", "false_positive")]:
+        record_verdict(neo4j_driver, account_id, verdict, "ana", schema=GraphSchema.default())
     html = write_report(neo4j_settings, out=tmp_path / "v.html", driver=neo4j_driver).read_text()
     assert _text_of(html, "verdicts") == "confirmed: 2, false_positive: 1"
 
