@@ -290,8 +290,15 @@ class TrainSettings(_Section):
     target_precision: float = Field(
         default=0.95, gt=0, le=1,
         description="estimated precision of the new flags (the accounts no label or audit "
-                    "has decided) that the threshold must reach: every flag is defended to "
-                    "an appeals process")
+                    "has decided) that the threshold must reach under operating_rule: "
+                    "precision, and on the validation slice when there is no cross-fitting")
+    operating_rule: Literal["expected_f1", "precision"] = Field(
+        default="expected_f1",
+        description="how the cross-fitted threshold is chosen from the queue's expected "
+                    "fakes: expected_f1, the best F1 averaged over the prevalence's interval "
+                    "(robust to the audit's uncertainty); precision, the lowest threshold "
+                    "whose estimated precision reaches target_precision at the point "
+                    "estimate")
     prevalence: float | None = Field(
         default=0.02, gt=0, lt=1,
         description="expected share of fakes among scored accounts; calibration, the "

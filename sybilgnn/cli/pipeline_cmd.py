@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,11 +62,12 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
     if "expected_flags" in point:
         queue = f" among {point['queue']:,} undecided accounts" if "queue" in point else ""
         click.echo(f"\nOperating point: threshold {point['threshold']:.4f}, estimated precision "
-                   f"of the new flags {point['precision']:.3f}, held-out recall of labelled "
-                   f"fakes {point['recall']:.3f}, {point['expected_flags']:,} new flags "
-                   f"expected{queue} ({point['positives']} labelled fakes, cross-fitted); "
-                   f"prevalence {point['prevalence']:.4f} from "
-                   f"{point.get('prevalence_source', '?')}.")
+                   f"of the new flags {point['precision']:.3f}{_precision_range(point)}, "
+                   f"held-out recall of labelled fakes {point['recall']:.3f}, "
+                   f"{point['expected_flags']:,} new flags expected{queue} "
+                   f"({point['positives']} labelled fakes, cross-fitted); prevalence "
+                   f"{point['prevalence']:.4f} from {point.get('prevalence_source', '?')}; "
+                   f"rule: {point.get('rule', '?')}.")
     if summary.retrain.trained.loco is not None:
         click.echo("\nLeave-one-campaign-out (every labelled campaign held out in turn):")
         click.echo(summary.retrain.trained.loco.table())
@@ -83,3 +85,11 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
                "analysts' guide.")
     timings = ", ".join(f"{k} {v:.0f}s" for k, v in summary.stage_seconds.items())
     click.echo(f"Stage times: {timings}")
+
+
+def _precision_range(point: dict[str, Any]) -> str:
+    """The estimated precision at the prevalence interval's ends, where it has one."""
+    low, high = point.get("precision_lo"), point.get("precision_hi")
+    if low is None or high is None or low == high:
+        return ""
+    return f" ({low:.3f}-{high:.3f} over the prevalence interval)"

@@ -23,11 +23,13 @@ import numpy as np
 import torch
 
 from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import InputError
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training.crossfit import quantile_knots
 from sybilgnn.training.neighbours import neighbour_features
 
-__all__ = ["TreeCompanion", "companion_features", "fit_companion", "fuse_logits",
+__all__ = ["CompanionFeatures", "TreeCompanion", "companion_features", "fit_companion",
+           "fuse_logits",
            "COMPANION_REACH"]
 
 TIE_BREAK = 1e-6  # weight of the lower score: orders ties at the top of the scale only
@@ -42,51 +44,92 @@ def fuse_logits(gnn: np.ndarray, trees_on_gnn_scale: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class CompanionFeatures:
+    """What the trees read for every labelled-type node, with each column's name (the
+    relation it aggregates is in the name, so a model finds its own columns in a snapshot
+    whose schema has grown since it was trained)."""
+
+    matrix: np.ndarray  # float64 [nodes, columns]
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TreeCompanion:
     trees: TreeEnsemble
     knots_x: np.ndarray  # trees' decision quantiles ...
     knots_y: np.ndarray  # ... and the GNN's logit quantiles over the same accounts
+    columns: tuple[str, ...] | None = None  # names of the columns fitted on (None: older model)
 
-    def fuse(self, gnn_logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+    def fuse(self, gnn_logits: np.ndarray, features: CompanionFeatures) -> np.ndarray:
         """Fused logits of every labelled-type node (``companion_features`` rows)."""
         return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(features))
 
-    def on_gnn_scale(self, features: np.ndarray) -> np.ndarray:
+    def on_gnn_scale(self, features: CompanionFeatures) -> np.ndarray:
         """The trees' score of every row of ``companion_features``, mapped onto the GNN's
         logit scale (where it exceeds the GNN's own logit, the trees ranked the account)."""
-        return np.interp(self.trees.decision(features), self.knots_x, self.knots_y)
+        return np.interp(self.trees.decision(self.select(features)), self.knots_x, self.knots_y)
+
+    def select(self, features: CompanionFeatures) -> np.ndarray:
+        """The columns the trees were fitted on, in their order; columns of relations added
+        to the schema since are left out, as the GNN leaves such relations out."""
+        if self.columns is None:  # saved before columns were named: the count must match
+            if features.matrix.shape[1] != self.trees.n_features:
+                raise InputError(
+                    f"the model's tree companion reads {self.trees.n_features} columns, this "
+                    f"snapshot gives {features.matrix.shape[1]}: export.relationships differs "
+                    "from the model's training run; restore it or retrain (`sybilgnn retrain`)")
+            return features.matrix
+        where = {name: i for i, name in enumerate(features.names)}
+        missing = [name for name in self.columns if name not in where]
+        if missing:
+            relations = sorted({name.split(":")[0] for name in missing})
+            raise InputError(
+                f"the model's tree companion reads {len(missing)} neighbour columns this "
+                f"snapshot lacks (relations {relations}, e.g. {missing[0]!r}): add those "
+                "relations back to export.relationships, or retrain on the current schema "
+                "(`sybilgnn retrain`)")
+        return features.matrix[:, [where[name] for name in self.columns]]
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Plain tensors for ``torch.save`` (read back with ``weights_only=True``)."""
-        return {**{f"trees.{k}": v for k, v in self.trees.tensors().items()},
-                "knots_x": torch.from_numpy(self.knots_x.astype(np.float64)),
-                "knots_y": torch.from_numpy(self.knots_y.astype(np.float64))}
+        """Plain tensors for ``torch.save`` (read back with ``weights_only=True``); the
+        column names travel as UTF-8 bytes."""
+        out = {**{f"trees.{k}": v for k, v in self.trees.tensors().items()},
+               "knots_x": torch.from_numpy(self.knots_x.astype(np.float64)),
+               "knots_y": torch.from_numpy(self.knots_y.astype(np.float64))}
+        if self.columns is not None:
+            encoded = "\n".join(self.columns).encode("utf-8")
+            out["columns"] = torch.frombuffer(bytearray(encoded), dtype=torch.uint8).clone()
+        return out
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> TreeCompanion:
         trees = TreeEnsemble.from_tensors({k.removeprefix("trees."): v
                                            for k, v in tensors.items() if k.startswith("trees.")})
-        return cls(trees, tensors["knots_x"].numpy(), tensors["knots_y"].numpy())
+        columns = None
+        if "columns" in tensors:
+            columns = tuple(bytes(tensors["columns"].numpy()).decode("utf-8").split("\n"))
+        return cls(trees, tensors["knots_x"].numpy(), tensors["knots_y"].numpy(), columns)
 
 
-def fit_companion(features: np.ndarray | None, gnn_logits: np.ndarray, y: np.ndarray,
+def fit_companion(features: CompanionFeatures | None, gnn_logits: np.ndarray, y: np.ndarray,
                   rows: np.ndarray, seed: int) -> tuple[TreeCompanion | None, np.ndarray]:
     """Trees on the labels of ``rows``, their scale map over every row, and the fused
     logits; ``features`` None (``model.companion: none``) gives no companion and the GNN's
     logits. One decision pass serves the scale map and the fusion."""
     if features is None:
         return None, gnn_logits
-    trees = TreeEnsemble.fit(features, y, rows, seed)
-    decision = trees.decision(features)
-    companion = TreeCompanion(trees, *quantile_knots(decision, gnn_logits))
+    trees = TreeEnsemble.fit(features.matrix, y, rows, seed)
+    decision = trees.decision(features.matrix)
+    companion = TreeCompanion(trees, *quantile_knots(decision, gnn_logits), features.names)
     mapped = np.interp(decision, companion.knots_x, companion.knots_y)
     return companion, fuse_logits(np.asarray(gnn_logits, dtype=np.float64), mapped)
 
 
-def companion_features(snapshot: Snapshot, kind: str = "trees") -> np.ndarray | None:
+def companion_features(snapshot: Snapshot, kind: str = "trees") -> CompanionFeatures | None:
     """What the trees read for every labelled-type node of ``snapshot`` (in the model's
     columns): its features plus neighbour aggregates; None under ``model.companion: none``.
     They depend on the snapshot alone, so a caller computes them once for every fit."""
     if kind == "none":
         return None
-    return np.asarray(neighbour_features(snapshot)[0], dtype=np.float64)
+    matrix, names = neighbour_features(snapshot)
+    return CompanionFeatures(np.asarray(matrix, dtype=np.float64), tuple(names))

@@ -10,9 +10,9 @@ conservative choice where new fleets dominate), one model per fold
 is trained on the others with the refit's settings and epochs, and its logits are mapped by
 quantile onto the selection run's scale. Calibration is then fitted on those out-of-fold
 logits of all labelled accounts, reweighted to the population's prevalence, and the
-threshold is the lowest whose precision in the population, estimated from the prevalence,
-the held-out recall of the labelled fakes and how many accounts it flags
-(``calibration.population_threshold``), reaches ``train.target_precision``.
+threshold comes from the queue's expected fakes (the prevalence and its interval), the
+held-out recall of the labelled fakes and how many accounts it flags
+(``calibration.population_threshold``, ``train.operating_rule``).
 """
 
 from __future__ import annotations
@@ -91,8 +91,9 @@ def crossfit_folds(labels: AccountLabels, folds: int, seed: int,
 def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
                              selection_logits: np.ndarray, *, folds: int, method: str,
                              target_precision: float, prevalence: float | None,
-                             n_boot: int, seed: int, group_fleets: bool = False
-                             ) -> CrossFit | None:
+                             n_boot: int, seed: int, group_fleets: bool = False,
+                             prevalence_interval: tuple[float, float] | None = None,
+                             rule: str = "precision") -> CrossFit | None:
     """Out-of-fold logits of every labelled account, then calibration and threshold on
     them; None when the labels are too few for two folds."""
     held_out = crossfit_folds(labels, folds, seed, group_fleets)
@@ -112,9 +113,14 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
         chosen = choose_threshold(y, probs, target_precision, weights)
     else:  # the deployed scores share the selection run's distribution (quantile map)
         undecided = labels.undecided
-        expected = max(prevalence * len(labels.y) - labels.known_fakes, 0.0)
-        chosen = population_threshold(probs[y == 1], apply_calibrator(
-            calibrator, selection_logits[undecided]), expected, target_precision)
+        def expected(share: float) -> float:
+            return max(share * len(labels.y) - labels.known_fakes, 0.0)
+
+        low, high = prevalence_interval or (prevalence, prevalence)
+        chosen = population_threshold(
+            probs[y == 1], apply_calibrator(calibrator, selection_logits[undecided]),
+            expected(prevalence), target_precision,
+            expected_interval=(expected(low), expected(high)), rule=rule)
         chosen["queue"] = int(undecided.sum())
     n_pos, n_neg = int(y.sum()), int((y == 0).sum())
     chosen.update({"prevalence": prevalence, "source": f"cross-fitted, {len(held_out)} folds",

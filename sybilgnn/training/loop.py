@@ -251,12 +251,15 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     companion, logits_all = fit_companion(
         companion_features(snapshot, model_cfg.companion), logits_all, labels.y,
         np.flatnonzero(labels.masks["train"]), cfg.seed)
-    prevalence, prevalence_source = population_prevalence(cfg, logits_all, labels)
+    prevalence, prevalence_interval, prevalence_source = population_prevalence(
+        cfg, logits_all, labels)
     weights = prevalence_weights(y_val, prevalence)
     calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)
     probs = apply_calibrator(calibrator, logits_all)
     chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision, weights)
     chosen.update({"prevalence": prevalence, "prevalence_source": prevalence_source,
+                   "prevalence_lo": prevalence_interval[0],
+                   "prevalence_hi": prevalence_interval[1],
                    "val_positives": int(y_val.sum()), "val_negatives": int((y_val == 0).sum())})
     metrics = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
                             logits=logits_all,
@@ -288,11 +291,12 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
 
 
 def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
-                          ) -> tuple[float, str]:
-    """The share of fakes the operating point and the metrics assume, and where it came
-    from: a random audit in the labels (``train.prevalence_from_audit``, at least
-    ``MIN_AUDITED`` audited accounts) estimated with this model's predictions; else
-    ``train.prevalence``; else an EM estimate from the unlabelled accounts' probabilities."""
+                          ) -> tuple[float, tuple[float, float], str]:
+    """The share of fakes the operating point and the metrics assume, its 95 % interval
+    (the point twice where nothing measured it), and where it came from: a random audit in
+    the labels (``train.prevalence_from_audit``, at least ``MIN_AUDITED`` audited
+    accounts) estimated with this model's predictions; else ``train.prevalence``; else an
+    EM estimate from the unlabelled accounts' probabilities."""
     from sybilgnn.evaluation.population import (MIN_AUDITED, audit_prevalence,
                                                 estimate_prevalence)
 
@@ -305,10 +309,11 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
         predicted = apply_calibrator(fit_calibrator(
             logits[val], y_val, cfg.calibration, prevalence_weights(y_val, base)), logits)
         estimate, lo, hi = audit_prevalence(predicted, labels.y, audit)
-        return estimate, (f"audit of {n_audited} accounts ({int((audit == 1).sum())} fake), "
-                          f"model-assisted: {estimate:.4f} [{lo:.4f}, {hi:.4f}]")
+        return estimate, (lo, hi), (f"audit of {n_audited} accounts "
+                                    f"({int((audit == 1).sum())} fake), model-assisted: "
+                                    f"{estimate:.4f} [{lo:.4f}, {hi:.4f}]")
     if cfg.prevalence is not None:
-        return float(cfg.prevalence), "train.prevalence"
+        return float(cfg.prevalence), (float(cfg.prevalence),) * 2, "train.prevalence"
     unlabelled = labels.y < 0
     if not unlabelled.any() or y_val.size == 0:
         raise InputError("train.prevalence is null and there are no unlabelled accounts to "
@@ -316,7 +321,8 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
     plain = apply_calibrator(fit_calibrator(logits[val], y_val, cfg.calibration),
                              logits[unlabelled])
     estimate = estimate_prevalence(plain, float(y_val.mean()))
-    return estimate, f"estimated from {int(unlabelled.sum())} unlabelled accounts"
+    return (estimate, (estimate, estimate),
+            f"estimated from {int(unlabelled.sum())} unlabelled accounts")
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,

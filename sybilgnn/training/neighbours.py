@@ -39,11 +39,11 @@ def neighbour_features(snapshot: Snapshot, node_type: str | None = None
         if et[2] != target:
             continue
         src, name = et[0], et[1]
-        add(rel.degree_features(), f"{name}_deg")
-        add(rel.aggregate(torch.ones(num_nodes[src], 1), "max"), f"{name}_maxw")
+        add(rel.degree_features(), f"{name}:deg")
+        add(rel.aggregate(torch.ones(num_nodes[src], 1), "max"), f"{name}:maxw")
         if x[src].size(1):
-            add(rel.aggregate(x[src], "weighted_mean"), f"{name}_mean")
-            add(rel.aggregate(x[src], "max"), f"{name}_max")
+            add(rel.aggregate(x[src], "weighted_mean"), f"{name}:mean")
+            add(rel.aggregate(x[src], "max"), f"{name}:max")
         if src == target:
             continue
         forward = next((r for e, r in graph.relations.items() if e[0] == target and e[2] == src),
@@ -53,6 +53,6 @@ def neighbour_features(snapshot: Snapshot, node_type: str | None = None
         # per shared node (IP / card): its accounts' mean features and its size, then back
         group = torch.cat([forward.aggregate(x[target], "weighted_mean"),
                            forward.degree_features()], dim=1)
-        add(rel.aggregate(group, "weighted_mean"), f"{name}_2hop_mean")
-        add(rel.aggregate(group, "max"), f"{name}_2hop_max")
+        add(rel.aggregate(group, "weighted_mean"), f"{name}:2hop_mean")
+        add(rel.aggregate(group, "max"), f"{name}:2hop_max")
     return torch.cat(cols, dim=1).numpy(), names

@@ -25,7 +25,7 @@ from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.models import build_model
-from sybilgnn.training.companion import companion_features, fit_companion
+from sybilgnn.training.companion import CompanionFeatures, companion_features, fit_companion
 from sybilgnn.training.crossfit import CrossFit, crossfit_operating_point, quantile_knots
 from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
                                       labels_through,
@@ -151,7 +151,8 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     else:
         threshold = float(crossfit.threshold_info["threshold"])
         threshold_info = {**crossfit.threshold_info,
-                          "prevalence_source": selection.threshold_info.get("prevalence_source"),
+                          **{key: selection.threshold_info.get(key) for key in (
+                              "prevalence_source", "prevalence_lo", "prevalence_hi")},
                           "validation_threshold": selection.threshold}
         metrics = {**selection.metrics, "crossfit": crossfit.metrics}
     return replace(selection, state_dict=_copy_state(model), history=history,
@@ -161,7 +162,7 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                    selection=selection, fitted_on=fitted_on, labels_through=through)
 
 
-def _crossfit(features: np.ndarray | None, inputs: GraphInputs, model_cfg: ModelSettings,
+def _crossfit(features: CompanionFeatures | None, inputs: GraphInputs, model_cfg: ModelSettings,
               cfg: TrainSettings, labels: AccountLabels, epochs: int, selection: TrainResult,
               selection_logits: np.ndarray, device: torch.device, target: str
               ) -> CrossFit | None:
@@ -177,4 +178,12 @@ def _crossfit(features: np.ndarray | None, inputs: GraphInputs, model_cfg: Model
         labels, fit_fold, selection_logits, folds=cfg.crossfit_folds, method=cfg.calibration,
         target_precision=cfg.target_precision,
         prevalence=selection.threshold_info.get("prevalence"), n_boot=cfg.bootstrap,
-        seed=cfg.seed, group_fleets=cfg.crossfit_group_fleets)
+        seed=cfg.seed, group_fleets=cfg.crossfit_group_fleets,
+        prevalence_interval=_interval(selection.threshold_info), rule=cfg.operating_rule)
+
+
+def _interval(info: dict[str, Any]) -> tuple[float, float] | None:
+    """The selection run's prevalence interval (None for a run saved without one)."""
+    if info.get("prevalence_lo") is None or info.get("prevalence_hi") is None:
+        return None
+    return float(info["prevalence_lo"]), float(info["prevalence_hi"])

@@ -14,11 +14,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.errors import InputError
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.registry import load_model_dir, save_model_dir
 from sybilgnn.training import predict, train
+from sybilgnn.training.companion import (CompanionFeatures, TreeCompanion, companion_features,
+                                         fit_companion, fuse_logits)
 from sybilgnn.training.neighbours import neighbour_features
-from sybilgnn.training.companion import TreeCompanion, fuse_logits
 from sybilgnn.training.predict import load_model, predict_logits
 from sybilgnn.training.refit import refit_on_all_labels
 
@@ -96,3 +98,33 @@ def test_refitted_companion_model_reloads_to_identical_scores(
     # cross-fitted calibration, which is on that run's logit scale)
     np.testing.assert_array_equal(loaded.selection_model().predict(world), predict(
         selection, world, device="cpu", calibrator=refit.calibrator["then"]))
+
+
+def test_companion_reads_its_own_columns_by_name_when_the_schema_grows_or_shrinks() -> None:
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(600, 3))
+    y = (matrix[:, 0] + matrix[:, 2] > 0.5).astype(np.int64)
+    features = CompanionFeatures(matrix, ("x0", "used_ip:deg_0", "paid_with:max_0"))
+    companion, fused = fit_companion(features, rng.normal(size=600), y, np.arange(400), 0)
+    assert companion is not None
+    again = TreeCompanion.from_tensors(companion.tensors())
+    assert again.columns == ("x0", "used_ip:deg_0", "paid_with:max_0")
+    # a relation added to the schema since training, columns in another order: same scores
+    grown = CompanionFeatures(np.column_stack([matrix[:, 2], rng.normal(size=600), matrix[:, :2]]),
+                              ("paid_with:max_0", "coworked:deg_0", "x0", "used_ip:deg_0"))
+    np.testing.assert_array_equal(again.on_gnn_scale(grown), companion.on_gnn_scale(features))
+    shrunk = CompanionFeatures(matrix[:, :2], ("x0", "used_ip:deg_0"))
+    with pytest.raises(InputError, match=r"relations \['paid_with'\].*export.relationships"):
+        again.on_gnn_scale(shrunk)
+    # a model saved before the columns were named needs the same count, and says why
+    unnamed = replace(companion, columns=None)
+    with pytest.raises(InputError, match="reads 3 columns, this snapshot gives 4"):
+        unnamed.on_gnn_scale(grown)
+
+
+def test_companion_feature_names_name_the_snapshot_relations(world: Snapshot) -> None:
+    features = companion_features(world)
+    assert features is not None
+    assert features.matrix.shape[1] == len(features.names)
+    relations = {name.split(":")[0] for name in features.names if ":" in name}
+    assert relations == {et[1] for et in world.data.edge_types if et[2] == "account"}

@@ -114,6 +114,30 @@ def test_the_population_threshold_ignores_mislabelled_legit_accounts() -> None:
     assert chosen["recall"] == 1.0
 
 
+def test_expected_f1_holds_the_gap_where_the_precision_rule_follows_a_high_estimate() -> None:
+    from sybilgnn.training.calibration import population_threshold
+
+    # 1,000 accounts, 50 fakes ranked above every legitimate account; the audit's estimate
+    # says 60 fakes, anywhere from 40 to 80
+    population = np.r_[np.linspace(0.60, 0.99, 50), np.linspace(0.01, 0.30, 950)]
+    labelled_fakes = population[:50:2]
+    by_precision = population_threshold(labelled_fakes, population, 60, 0.9,
+                                        expected_interval=(40, 80), rule="precision")
+    # 60 x recall 1 / flagged >= 0.9 down to 66 flags: 16 legitimate accounts flagged
+    assert by_precision["expected_flags"] == 66
+    chosen = population_threshold(labelled_fakes, population, 60, 0.9,
+                                  expected_interval=(40, 80), rule="expected_f1")
+    # below the lowest fake every flag only lowers precision, above it only recall, at any
+    # count in the interval: the rule stops at the gap
+    assert chosen["expected_flags"] == 50
+    assert chosen["threshold"] == pytest.approx(0.60)
+    assert (chosen["recall"], chosen["precision"]) == (1.0, 1.0)
+    assert (chosen["precision_lo"], chosen["precision_hi"]) == (pytest.approx(40 / 50), 1.0)
+    assert chosen["rule"].startswith("best expected F1 over 40-80 expected fakes")
+    with pytest.raises(ValueError, match="unknown operating rule"):
+        population_threshold(labelled_fakes, population, 60, 0.9, rule="recall")
+
+
 def prevalence_weights_for(y: np.ndarray, prevalence: float) -> np.ndarray:
     from sybilgnn.training.calibration import prevalence_weights
 
@@ -134,7 +158,10 @@ def test_the_registered_refit_takes_its_operating_point_from_every_label(
     assert info["positives"] == int((labels.y == 1).sum())
     assert info["negatives"] == int((labels.y == 0).sum())
     assert info["validation_threshold"] == trained.threshold
-    assert info["rule"].startswith("lowest with estimated queue precision >= 0.95")
+    # train.prevalence, no audit: the expected fakes are a point
+    assert info["rule"].startswith("best expected F1 at the expected fakes (estimated "
+                                   "precision: ")
+    assert info["precision_lo"] == info["precision"] == info["precision_hi"]
     assert refit.threshold == info["threshold"]
     assert "out-of-fold logits of all" in refit.fitted_on["calibration_and_threshold"]
     assert set(refit.metrics) == set(trained.metrics) | {"crossfit"}

@@ -74,8 +74,13 @@ def test_a_random_audit_sets_the_prevalence_in_place_of_the_configured_guess() -
         f"audit of 400 accounts ({int(fake[audited].sum())} fake), model-assisted: ")
     # the guess was 0.02; the world holds 6 % fakes, and the audit finds them
     assert abs(info["prevalence"] - fake.mean()) < 0.01
+    # the interval the operating rule carries is the one the source names
+    assert info["prevalence_lo"] < info["prevalence"] < info["prevalence_hi"]
+    assert info["prevalence_source"].endswith(
+        f"[{info['prevalence_lo']:.4f}, {info['prevalence_hi']:.4f}]")
     # without the audit (or with the option off) the configured share stands
     plain = train(world, load_settings(None, [*overrides, "train.prevalence_from_audit=false"],
                                        environ={}))
     assert plain.threshold_info["prevalence"] == 0.02
     assert plain.threshold_info["prevalence_source"] == "train.prevalence"
+    assert plain.threshold_info["prevalence_lo"] == plain.threshold_info["prevalence_hi"] == 0.02
