@@ -33,6 +33,9 @@ class ConfigError(SybilgnnError, ValueError):
     """A configuration value is missing or invalid; the message names key and value."""
 
 
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -57,6 +60,17 @@ class Neo4jSettings(_Section):
         default="auto", description="sybilgnn's server-side procedures for export and "
         "write-back: auto = use them when the server has them, off = plain Cypher, "
         "required = fail without them")
+
+    @field_validator("uri")
+    @classmethod
+    def _bolt_uri(cls, value: str) -> str:
+        # the driver's HTTP preview and unknown schemes fail deep inside it, with a
+        # KeyError or after retries; name the schemes the package speaks instead
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in BOLT_SCHEMES:
+            raise ValueError(f"expected a Bolt URI such as bolt://host:7687 (schemes: "
+                             f"{', '.join(BOLT_SCHEMES)})")
+        return value
 
     @field_validator("heap", "pagecache")
     @classmethod
