@@ -104,13 +104,21 @@ def test_a_tracking_store_locked_by_another_process(tmp_path: Path) -> None:
 def test_ctrl_c_stops_with_exit_130_and_says_how_to_resume(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sybilgnn", "simulate", "--accounts", "3000000", "--out",
-         str(tmp_path / "world")], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+         str(tmp_path / "world")], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(8)  # past start-up, into the simulation
-        assert proc.poll() is None, "the simulation ended before it could be interrupted"
+        assert proc.stderr is not None
+        seen, deadline = "", time.monotonic() + 180
+        while "simulating" not in seen and time.monotonic() < deadline:  # past start-up
+            char = proc.stderr.read(1)
+            if not char:
+                break
+            seen += char
+        assert "simulating" in seen, f"the simulation never started: {seen}"
+        time.sleep(1)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        err = seen + proc.stderr.read()
+        proc.wait(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130
@@ -146,8 +154,7 @@ def test_a_server_that_dies_mid_run(doomed_server: Settings, tmp_path: Path) -> 
          "neo4j", "query", long_query], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(10)  # started, connected, the query running
-        assert proc.poll() is None, proc.communicate()[1]
+        _wait_until_running(doomed_server, "4000000000", proc)
         os.killpg(pid, signal.SIGKILL)
         killed = time.monotonic()
         _, err = proc.communicate(timeout=120)
@@ -157,9 +164,28 @@ def test_a_server_that_dies_mid_run(doomed_server: Settings, tmp_path: Path) -> 
     assert proc.returncode == 2
     lines = error_lines(subprocess.CompletedProcess(proc.args, proc.returncode, "", err))
     assert len(lines) == 1
-    assert lines[0].startswith("error: the connection to Neo4j broke mid-run (") or \
-        lines[0].startswith("error: Neo4j is not reachable ("), lines[0]
+    # the driver retries the read until its retry time runs out: the last attempt finds
+    # the server gone ("not reachable"); a failure outside the retries says "broke mid-run"
+    assert lines[0].startswith(("error: the connection to Neo4j broke mid-run (",
+                                "error: Neo4j is not reachable (")), lines[0]
     assert waited < 60  # the driver's retries end within its retry budget, not minutes
+
+
+def _wait_until_running(settings: Settings, marker: str, proc: subprocess.Popen[str]) -> None:
+    """Until the server lists a transaction whose query contains ``marker``."""
+    from sybilgnn.neo4j.connection import open_driver
+
+    deadline = time.monotonic() + 120
+    with open_driver(settings) as driver:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            records, _, _ = driver.execute_query(
+                "SHOW TRANSACTIONS YIELD currentQuery WHERE currentQuery CONTAINS $marker "
+                "RETURN count(*) AS running", marker=marker)
+            if records[0]["running"]:
+                return
+            time.sleep(0.5)
+    raise AssertionError("the query never started on the server")
 
 
 def test_verbose_shows_what_the_quiet_defaults_hide(tmp_path: Path) -> None:
