@@ -30,7 +30,7 @@ from sybilgnn.training.inputs import AccountLabels
 from sybilgnn.training.metrics import evaluate
 
 __all__ = ["CrossFit", "crossfit_folds", "crossfit_operating_point", "map_by_quantile",
-           "quantile_knots"]
+           "operating_point", "out_of_fold_logits", "quantile_knots"]
 
 QUANTILES = 2001
 
@@ -88,14 +88,12 @@ def crossfit_folds(labels: AccountLabels, folds: int, seed: int,
         return [labelled[held] for _, held in splitter.split(labelled, y, groups)]
 
 
-def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
-                             selection_logits: np.ndarray, *, folds: int, method: str,
-                             target_precision: float, prevalence: float | None,
-                             n_boot: int, seed: int, group_fleets: bool = False,
-                             prevalence_interval: tuple[float, float] | None = None,
-                             rule: str = "precision") -> CrossFit | None:
-    """Out-of-fold logits of every labelled account, then calibration and threshold on
-    them; None when the labels are too few for two folds."""
+def out_of_fold_logits(labels: AccountLabels, fit_fold: FitFold,
+                       selection_logits: np.ndarray, *, folds: int, seed: int,
+                       group_fleets: bool = False) -> tuple[np.ndarray, int] | None:
+    """Every labelled account's logit from a fold model that did not see its label, on the
+    selection run's scale (NaN for the other accounts), and the number of folds; None when
+    the labels are too few for two folds."""
     held_out = crossfit_folds(labels, folds, seed, group_fleets)
     if held_out is None:
         return None
@@ -104,6 +102,17 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
     for held in held_out:
         train_on = np.setdiff1d(labelled, held, assume_unique=True)
         out_of_fold[held] = map_by_quantile(fit_fold(train_on), selection_logits)[held]
+    return out_of_fold, len(held_out)
+
+
+def operating_point(labels: AccountLabels, out_of_fold: np.ndarray, folds: int,
+                    selection_logits: np.ndarray, *, method: str, target_precision: float,
+                    prevalence: float | None, n_boot: int, seed: int,
+                    prevalence_interval: tuple[float, float] | None = None,
+                    rule: str = "precision") -> CrossFit:
+    """Calibration and threshold on the out-of-fold logits, at ``prevalence``; cheap, so
+    a caller can choose again once the prevalence is better known."""
+    labelled = np.flatnonzero(labels.y >= 0)
     y = labels.y[labelled]
     z = out_of_fold[labelled]
     weights = prevalence_weights(y, prevalence)
@@ -113,6 +122,7 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
         chosen = choose_threshold(y, probs, target_precision, weights)
     else:  # the deployed scores share the selection run's distribution (quantile map)
         undecided = labels.undecided
+
         def expected(share: float) -> float:
             return max(share * len(labels.y) - labels.known_fakes, 0.0)
 
@@ -123,9 +133,27 @@ def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
             expected_interval=(expected(low), expected(high)), rule=rule)
         chosen["queue"] = int(undecided.sum())
     n_pos, n_neg = int(y.sum()), int((y == 0).sum())
-    chosen.update({"prevalence": prevalence, "source": f"cross-fitted, {len(held_out)} folds",
+    chosen.update({"prevalence": prevalence, "source": f"cross-fitted, {folds} folds",
                    "positives": n_pos, "negatives": n_neg})
     fleets = None if labels.fleets is None else labels.fleets[labelled]
     metrics = evaluate(y, probs, chosen["threshold"], fleets, prevalence=prevalence,
                        n_boot=n_boot, seed=seed)
-    return CrossFit(calibrator, chosen, metrics, len(held_out), n_pos, n_neg)
+    return CrossFit(calibrator, chosen, metrics, folds, n_pos, n_neg)
+
+
+def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
+                             selection_logits: np.ndarray, *, folds: int, method: str,
+                             target_precision: float, prevalence: float | None,
+                             n_boot: int, seed: int, group_fleets: bool = False,
+                             prevalence_interval: tuple[float, float] | None = None,
+                             rule: str = "precision") -> CrossFit | None:
+    """Out-of-fold logits of every labelled account, then calibration and threshold on
+    them; None when the labels are too few for two folds."""
+    fitted = out_of_fold_logits(labels, fit_fold, selection_logits, folds=folds, seed=seed,
+                                group_fleets=group_fleets)
+    if fitted is None:
+        return None
+    return operating_point(labels, *fitted, selection_logits, method=method,
+                           target_precision=target_precision, prevalence=prevalence,
+                           n_boot=n_boot, seed=seed, prevalence_interval=prevalence_interval,
+                           rule=rule)

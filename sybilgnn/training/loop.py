@@ -297,21 +297,17 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
     the labels (``train.prevalence_from_audit``, at least ``MIN_AUDITED`` audited
     accounts) estimated with this model's predictions; else ``train.prevalence``; else an
     EM estimate from the unlabelled accounts' probabilities."""
-    from sybilgnn.evaluation.population import (MIN_AUDITED, audit_prevalence,
-                                                estimate_prevalence)
+    from sybilgnn.evaluation.population import MIN_AUDITED, estimate_prevalence
 
     val = labels.masks["val"]
     y_val = labels.y[val]
-    audit = labels.audit
-    n_audited = int((audit >= 0).sum())
-    if cfg.prevalence_from_audit and n_audited >= MIN_AUDITED and y_val.size:
+    if cfg.prevalence_from_audit and int((labels.audit >= 0).sum()) >= MIN_AUDITED and y_val.size:
         base = cfg.prevalence if cfg.prevalence is not None else float(y_val.mean())
         predicted = apply_calibrator(fit_calibrator(
             logits[val], y_val, cfg.calibration, prevalence_weights(y_val, base)), logits)
-        estimate, lo, hi = audit_prevalence(predicted, labels.y, audit)
-        return estimate, (lo, hi), (f"audit of {n_audited} accounts "
-                                    f"({int((audit == 1).sum())} fake), model-assisted: "
-                                    f"{estimate:.4f} [{lo:.4f}, {hi:.4f}]")
+        estimated = audit_estimate(cfg, predicted, labels)
+        assert estimated is not None
+        return estimated
     if cfg.prevalence is not None:
         return float(cfg.prevalence), (float(cfg.prevalence),) * 2, "train.prevalence"
     unlabelled = labels.y < 0
@@ -323,6 +319,24 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
     estimate = estimate_prevalence(plain, float(y_val.mean()))
     return (estimate, (estimate, estimate),
             f"estimated from {int(unlabelled.sum())} unlabelled accounts")
+
+
+def audit_estimate(cfg: TrainSettings, probs: np.ndarray, labels: Any, *, by: str = ""
+                   ) -> tuple[float, tuple[float, float], str] | None:
+    """The random audit's model-assisted prevalence with ``probs`` (every account's
+    calibrated probability), its 95 % interval and a description (``by`` names the model);
+    None without ``train.prevalence_from_audit`` or ``MIN_AUDITED`` audited accounts. The
+    sharper the probabilities on the audited accounts, the narrower the interval."""
+    from sybilgnn.evaluation.population import MIN_AUDITED, audit_prevalence
+
+    audit = labels.audit
+    n_audited = int((audit >= 0).sum())
+    if not cfg.prevalence_from_audit or n_audited < MIN_AUDITED:
+        return None
+    estimate, lo, hi = audit_prevalence(probs, labels.y, audit)
+    return estimate, (lo, hi), (f"audit of {n_audited} accounts ({int((audit == 1).sum())} "
+                                f"fake), model-assisted{by}: {estimate:.4f} "
+                                f"[{lo:.4f}, {hi:.4f}]")
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,

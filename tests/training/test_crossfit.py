@@ -127,15 +127,42 @@ def test_expected_f1_holds_the_gap_where_the_precision_rule_follows_a_high_estim
     assert by_precision["expected_flags"] == 66
     chosen = population_threshold(labelled_fakes, population, 60, 0.9,
                                   expected_interval=(40, 80), rule="expected_f1")
-    # below the lowest fake every flag only lowers precision, above it only recall, at any
-    # count in the interval: the rule stops at the gap
-    assert chosen["expected_flags"] == 50
-    assert chosen["threshold"] == pytest.approx(0.60)
-    assert (chosen["recall"], chosen["precision"]) == (1.0, 1.0)
-    assert (chosen["precision_lo"], chosen["precision_hi"]) == (pytest.approx(40 / 50), 1.0)
-    assert chosen["rule"].startswith("best expected F1 over 40-80 expected fakes")
+    # centred on the queue's own count, not the point 60: flagged / held-out recall at its
+    # largest, 17 flags holding 8 of the 25 labelled fakes (53); three legitimate accounts
+    # come in, against sixteen for the precision rule
+    assert chosen["expected_fakes"] == pytest.approx(17 / (8 / 25))
+    assert chosen["expected_flags"] == 53
+    assert chosen["threshold"] == pytest.approx(np.sort(population[50:])[-3])
+    assert (chosen["recall"], chosen["precision"]) == (1.0, 1.0)  # estimated at the centre
+    assert (chosen["precision_lo"], chosen["precision_hi"]) == (pytest.approx(40 / 53), 1.0)
+    assert chosen["rule"].startswith("best expected F1 over 40-80 expected fakes among 1000 "
+                                     "undecided accounts, centred on 53 (the queue's own "
+                                     "count 53, the prevalence's 60)")
     with pytest.raises(ValueError, match="unknown operating rule"):
         population_threshold(labelled_fakes, population, 60, 0.9, rule="recall")
+
+
+def test_expected_f1_still_flags_new_campaigns_that_score_below_the_labelled_ones() -> None:
+    from sybilgnn.training.calibration import population_threshold, queue_fake_count
+
+    # the labelled fakes (held out) score 0.60-0.99; the queue's 50 fakes, of a campaign
+    # nobody labelled, only 0.20-0.50, still above its 950 legitimate accounts
+    labelled_fakes = np.linspace(0.60, 0.99, 25)
+    queue = np.r_[np.linspace(0.20, 0.50, 50), np.linspace(0.01, 0.15, 950)]
+    chosen = population_threshold(labelled_fakes, queue, 50, 0.95, expected_interval=(40, 60),
+                                  rule="expected_f1")
+    # the labelled fakes' recall is 1 at every queue score; flags bound the true flags, so
+    # flagging only 40 cannot mean recall 1: the rule goes down to the gap
+    assert chosen["expected_flags"] == 50
+    assert chosen["threshold"] == pytest.approx(0.20)
+    assert "the queue's own count n/a" in chosen["rule"]  # no threshold in the 0.3-0.95 band
+    by_precision = population_threshold(labelled_fakes, queue, 50, 0.95, rule="precision")
+    assert by_precision["expected_flags"] == 52  # 50 / 52 >= 0.95: two legitimate flags
+    # the count: flagged / recall where recall is 0.3-0.95
+    recall = np.array([1.0, 0.9, 0.5, 0.2])
+    flagged = np.array([400, 330, 160, 60])
+    assert queue_fake_count(recall, flagged) == pytest.approx(max(330 / 0.9, 160 / 0.5))
+    assert queue_fake_count(np.array([1.0, 0.1]), np.array([5, 1])) is None
 
 
 def prevalence_weights_for(y: np.ndarray, prevalence: float) -> np.ndarray:
@@ -159,8 +186,10 @@ def test_the_registered_refit_takes_its_operating_point_from_every_label(
     assert info["negatives"] == int((labels.y == 0).sum())
     assert info["validation_threshold"] == trained.threshold
     # train.prevalence, no audit: the expected fakes are a point
-    assert info["rule"].startswith("best expected F1 at the expected fakes (estimated "
-                                   "precision: ")
+    expected = info["expected_fakes"]
+    assert info["rule"].startswith(f"best expected F1 over {expected:.0f} expected fakes "
+                                   f"among {info['queue']} undecided accounts, centred on "
+                                   f"{expected:.0f} (the queue's own count ")
     assert info["precision_lo"] == info["precision"] == info["precision_hi"]
     assert refit.threshold == info["threshold"]
     assert "out-of-fold logits of all" in refit.fitted_on["calibration_and_threshold"]

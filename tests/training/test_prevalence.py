@@ -78,6 +78,16 @@ def test_a_random_audit_sets_the_prevalence_in_place_of_the_configured_guess() -
     assert info["prevalence_lo"] < info["prevalence"] < info["prevalence_hi"]
     assert info["prevalence_source"].endswith(
         f"[{info['prevalence_lo']:.4f}, {info['prevalence_hi']:.4f}]")
+    # the registered refit estimates it again with its own cross-fitted probabilities
+    from sybilgnn.training.refit import refit_on_all_labels
+
+    refit = refit_on_all_labels(world, settings, result).threshold_info
+    assert refit["prevalence_source"].startswith(
+        f"audit of 400 accounts ({int(fake[audited].sum())} fake), model-assisted with the "
+        "registered model's cross-fitted probabilities: ")
+    assert abs(refit["prevalence"] - fake.mean()) < 0.01
+    assert refit["prevalence_lo"] <= refit["prevalence"] <= refit["prevalence_hi"]
+    assert refit["rule"].startswith("best expected F1 over ")
     # without the audit (or with the option off) the configured share stands
     plain = train(world, load_settings(None, [*overrides, "train.prevalence_from_audit=false"],
                                        environ={}))
