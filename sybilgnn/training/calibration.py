@@ -155,7 +155,7 @@ def population_threshold(positive_probs: np.ndarray, queue_probs: np.ndarray,
     def precision_at(fakes: float) -> np.ndarray:
         return np.minimum(1.0, max(fakes, 0.0) * recall / flagged)
 
-    def f1(precision: np.ndarray, recall: np.ndarray = recall) -> np.ndarray:
+    def f1(precision: np.ndarray) -> np.ndarray:
         return 2 * precision * recall / np.maximum(precision + recall, 1e-12)
 
     low, high = expected_interval if expected_interval is not None else (expected_fakes,) * 2
@@ -165,14 +165,7 @@ def population_threshold(positive_probs: np.ndarray, queue_probs: np.ndarray,
         if counted is not None:
             centre = min(max(counted, low), high)
         spread = max(high - low, 0.0) / 3.92
-        offsets = np.linspace(-2.0, 2.0, 9) if spread > 0 else np.zeros(1)
-        weights = np.exp(-0.5 * offsets ** 2)
-        score = np.zeros(len(candidates))
-        for offset, weight in zip(offsets, weights):
-            fakes = max(centre + offset * spread, 1e-9)
-            bounded = np.minimum(recall, flagged / fakes)
-            score += weight * f1(precision_at(fakes), bounded)
-        i = int(np.argmax(score))
+        i = int(np.argmax(_expected_f1(recall, flagged, centre, spread)))
         span = f"{low:.0f}-{high:.0f}" if spread > 0 else f"{centre:.0f}"
         text = (f"best expected F1 over {span} expected fakes among {pop.size} undecided "
                 f"accounts, centred on {centre:.0f} (the queue's own count "
@@ -196,6 +189,21 @@ def population_threshold(positive_probs: np.ndarray, queue_probs: np.ndarray,
             "precision_hi": float(precision_at(high)[i]),
             "recall": float(recall[i]), "expected_flags": int(flagged[i]),
             "expected_fakes": float(centre)}
+
+
+def _expected_f1(recall: np.ndarray, flagged: np.ndarray, centre: float, spread: float
+                 ) -> np.ndarray:
+    """Each threshold's F1 averaged over the queue's fakes ~ normal(centre, spread), nine
+    points over +-2 standard deviations; recall is at most flagged / fakes."""
+    offsets = np.linspace(-2.0, 2.0, 9) if spread > 0 else np.zeros(1)
+    weights = np.exp(-0.5 * offsets ** 2)
+    score = np.zeros(len(recall))
+    for offset, weight in zip(offsets, weights):
+        fakes = max(centre + offset * spread, 1e-9)
+        precision = np.minimum(1.0, fakes * recall / flagged)
+        bounded = np.minimum(recall, flagged / fakes)
+        score += weight * 2 * precision * bounded / np.maximum(precision + bounded, 1e-12)
+    return score / weights.sum()
 
 
 def queue_fake_count(recall: np.ndarray, flagged: np.ndarray) -> float | None:
