@@ -101,11 +101,17 @@ def test_a_tracking_store_locked_by_another_process(tmp_path: Path) -> None:
         "locked (a retrain or tune still running)"]
 
 
+def _default_sigint() -> None:
+    """A terminal's Ctrl-C: a test runner started in the background (``cmd &`` in a
+    script) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_with_exit_130_and_says_how_to_resume(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sybilgnn", "simulate", "--accounts", "3000000", "--out",
          str(tmp_path / "world")], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     try:
         assert proc.stderr is not None
         seen, deadline = "", time.monotonic() + 180
