@@ -51,10 +51,11 @@ def main() -> None:
     captured: dict[str, Any] = {}
     original = crossfit.population_threshold
 
-    def spy(pos: np.ndarray, queue: np.ndarray, expected: float, target: float) -> dict:
+    def spy(pos: np.ndarray, queue: np.ndarray, expected: float, target: float,
+            **options: Any) -> dict:
         captured.update(pos=np.asarray(pos), queue=np.asarray(queue), expected=expected,
                         target=target)
-        return original(pos, queue, expected, target)
+        return original(pos, queue, expected, target, **options)
 
     crossfit.population_threshold = spy
     tick = time.perf_counter()
