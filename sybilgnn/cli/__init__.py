@@ -79,6 +79,7 @@ def _third_party_message(exc: Exception) -> str | None:
     from mlflow.exceptions import MlflowException
     from neo4j.exceptions import (AuthError, DriverError, Neo4jError, ServiceUnavailable,
                                   SessionExpired, TransientError)
+    from sqlalchemy.exc import SQLAlchemyError
 
     rerun = ("re-run when it is back: ingest resumes from its ledger, scoring writes are "
              "idempotent")
@@ -105,7 +106,7 @@ def _third_party_message(exc: Exception) -> str | None:
     if isinstance(exc, MlflowException):
         return (f"MLflow: {exc.message}; check registry.tracking_uri and that the store is "
                 "reachable and not locked by another process")
-    if _is_store_error(exc):
+    if isinstance(exc, SQLAlchemyError):  # MLflow's or Optuna's SQL store
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
         return (f"the tracking store failed ({reason}); check registry.tracking_uri and "
                 "tune.storage, and that no other process holds the store locked (a "
@@ -116,11 +117,3 @@ def _third_party_message(exc: Exception) -> str | None:
         return f"no such file: {exc.filename}"
     return None
 
-
-def _is_store_error(exc: Exception) -> bool:
-    """A database error from MLflow's or Optuna's SQL store (SQLAlchemy)."""
-    try:
-        from sqlalchemy.exc import SQLAlchemyError
-    except ImportError:  # pragma: no cover - MLflow and Optuna both require it
-        return False
-    return isinstance(exc, SQLAlchemyError)
