@@ -56,6 +56,11 @@ class Neo4jSettings(_Section):
     heap: str = "1g"
     pagecache: str = "512m"
     start_timeout_s: float = Field(default=120.0, gt=0)
+    retry_s: float = Field(default=30.0, ge=0, description="how long the driver retries a "
+                           "transaction that failed transiently (a server restarting, a "
+                           "leader switch) before the command fails")
+    connect_timeout_s: float = Field(default=15.0, gt=0, description="how long one attempt "
+                                     "to open a connection may take")
     procedures: Literal["auto", "off", "required"] = Field(
         default="auto", description="sybilgnn's server-side procedures for export and "
         "write-back: auto = use them when the server has them, off = plain Cypher, "

@@ -21,9 +21,13 @@ def bolt_uri(settings: Settings) -> str:
 def open_driver(settings: Settings, **kwargs: Any) -> Driver:
     """A driver with the configured credentials, already connected once; callers close it
     (use it as a context). The connection check makes a server that is down or a wrong
-    password fail here, at once, instead of after the driver's transaction retries."""
+    password fail here, at once, instead of after the driver's transaction retries.
+    ``neo4j.retry_s`` bounds those retries, so a server that dies mid-run ends the command
+    within that budget instead of after the driver's own default."""
+    options: dict[str, Any] = {"max_transaction_retry_time": settings.neo4j.retry_s,
+                               "connection_timeout": settings.neo4j.connect_timeout_s, **kwargs}
     driver = GraphDatabase.driver(
-        bolt_uri(settings), auth=(settings.neo4j.user, settings.resolved_password()), **kwargs
+        bolt_uri(settings), auth=(settings.neo4j.user, settings.resolved_password()), **options
     )
     try:
         driver.verify_connectivity()
