@@ -30,6 +30,7 @@ from sybilgnn.models.graph import prepare_graph
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training import train
 from sybilgnn.training.baselines import fit_gradient_boosting
+from sybilgnn.training.companion import fuse_logits
 from sybilgnn.training.crossfit import map_by_quantile
 from sybilgnn.training.inputs import graph_inputs, resolve_settings
 from sybilgnn.training.neighbours import neighbour_features
@@ -77,12 +78,16 @@ def main() -> None:
     parser.add_argument("snapshot")
     parser.add_argument("--no-stack", action="store_true", help="fusions only (fast)")
     parser.add_argument("--set", action="append", default=[], help="a config override")
+    parser.add_argument("--caps", default="", help="comma-separated lift caps (logits) for "
+                        "the capped fusion, e.g. 2,3,4")
     args = parser.parse_args()
     settings = load_settings(config_file=None, overrides=["train.bootstrap=0", *args.set], environ={})
     snapshot = Snapshot.load(args.snapshot)
     store = snapshot.data["account"]
     y_all, group = store.y.numpy(), store.group.numpy()
-    rows = {"gnn": [], "hgb_features": [], "hgb_neighbours": [], "rank_mean": [], "rank_max": []}
+    caps = [float(c) for c in args.caps.split(",") if c]
+    rows = {"gnn": [], "hgb_features": [], "hgb_neighbours": [], "rank_mean": [], "rank_max": [],
+            **{f"capped_{c:g}": [] for c in caps}}
     if not args.no_stack:
         rows.update({"stack": [], "stack_noagg": []})
     print("| campaign | fakes | " + " | ".join(rows) + " |")
@@ -125,6 +130,9 @@ def main() -> None:
         r_gnn, r_hgb = rankdata(z) / z.size, rankdata(scores["hgb_neighbours"]) / z.size
         scores["rank_mean"] = (r_gnn + r_hgb) / 2
         scores["rank_max"] = np.maximum(r_gnn, r_hgb) + 1e-6 * (r_gnn + r_hgb)
+        mapped = map_by_quantile(scores["hgb_neighbours"], z)
+        for c in caps:
+            scores[f"capped_{c:g}"] = fuse_logits(z, mapped, max_lift=c)
         positives = account.holdout_mask.numpy() & (y == 1)
         prevalence = float(result.threshold_info["prevalence"])
         cells = []

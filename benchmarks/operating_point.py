@@ -62,9 +62,14 @@ def main() -> None:
     selection = train(snapshot, settings)
     final = refit_on_all_labels(snapshot, settings, selection)
     encoded = selection.preprocessor.transform(snapshot)
-    logits = predict_logits(load_model(final.model_config, final.state_dict), encoded, "cpu")
+    gnn = predict_logits(load_model(final.model_config, final.state_dict), encoded, "cpu")
+    logits, trees = gnn, None
     if final.companion is not None:
-        logits = final.companion.fuse(logits, companion_features(encoded))
+        features = companion_features(encoded)
+        logits = final.companion.fuse(gnn, features)
+        trees = final.companion.on_gnn_scale(features)
+        if final.companion.max_lift is not None:  # what the trees may lift, within the cap
+            trees = np.minimum(trees, gnn + final.companion.max_lift)
     probs = apply_calibrator(final.calibrator, logits)
     labels = account_labels(encoded, "account")
     truth = read_truth(args.world).set_index("account_id")
@@ -84,7 +89,9 @@ def main() -> None:
         np.savez(args.dump, pos=captured["pos"], queue=captured["queue"], probs=probs,
                  fake=fake, unlabelled=unlabelled, undecided=undecided, known=known,
                  lo=lo, hi=hi, used=info["prevalence"], target=captured["target"],
-                 threshold=final.threshold, y=labels.y, audit=labels.audit)
+                 threshold=final.threshold, y=labels.y, audit=labels.audit, gnn=gnn,
+                 trees=trees if trees is not None else np.full_like(gnn, np.nan),
+                 logit_threshold=float(np.min(logits[probs >= final.threshold], initial=np.inf)))
     rules = {"chosen": final.threshold}
     if captured:
         for name, prev in (("prev_lo", lo), ("prev_true", float(fake.mean())), ("prev_hi", hi)):
@@ -100,6 +107,25 @@ def main() -> None:
         u = _pr((probs >= t) & unlabelled, fake & unlabelled)
         print(f"{name:>22}: t={t:.4f}  all: {a[0]} flags P {a[1]:.3f} R {a[2]:.3f}   "
               f"unlabelled: {u[0]} flags P {u[1]:.3f} R {u[2]:.3f}")
+    _lookalikes(truth.loc[encoded.id_maps["account"]], probs >= final.threshold, labels.y,
+                {"gnn": apply_calibrator(final.calibrator, gnn) >= final.threshold,
+                 **({"trees": apply_calibrator(final.calibrator, trees) >= final.threshold}
+                    if trees is not None else {})})
+
+
+def _lookalikes(truth: Any, flags: np.ndarray, y: np.ndarray,
+                by_component: dict[str, np.ndarray]) -> None:
+    """Benign look-alikes flagged at the chosen threshold, labelled or not, and which of
+    the fused model's components ranked them above it."""
+    if "lookalike" not in truth.columns:
+        return
+    kind = truth["lookalike"].to_numpy().astype(str)
+    for name in sorted(set(kind) - {""}):
+        member = kind == name
+        parts = ", ".join(f"{c} {int((member & hit).sum())}" for c, hit in by_component.items())
+        print(f"look-alike {name}: {int(member.sum())} accounts ({int((member & (y == 0)).sum())}"
+              f" labelled legit); flagged {int((flags & member).sum())} (of them labelled "
+              f"{int((flags & member & (y == 0)).sum())}); above the threshold by: {parts}")
 
 
 if __name__ == "__main__":

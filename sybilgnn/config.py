@@ -298,6 +298,12 @@ class ModelSettings(_Section):
         description="trees: gradient boosting on the labelled nodes' features and neighbour "
                     "aggregates, fitted on the same labels and saved with the GNN; an account "
                     "ranks by the higher of the two scores (training/companion.py)")
+    companion_max_lift: float | None = Field(
+        default=6.0, ge=0,
+        description="logits by which the trees may raise an account above the GNN's own "
+                    "score (6: odds at most e^6, about 400 times, the GNN's); null: no cap. "
+                    "Where the GNN is sure an account is legitimate (a reviewed kind of "
+                    "company team) the trees alone cannot flag it")
 
 
 class TrainSettings(_Section):

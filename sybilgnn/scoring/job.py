@@ -368,7 +368,7 @@ def score_graph(
     from sybilgnn.export import export_snapshot
     from sybilgnn.registry import load_registered_model
     from sybilgnn.training import apply_calibrator, load_model, predict_logits
-    from sybilgnn.training.companion import COMPANION_REACH, companion_features, fuse_logits
+    from sybilgnn.training.companion import COMPANION_REACH, companion_features
 
     loaded = load_registered_model(settings, model_version if model_version is not None
                                    else settings.scoring.model_alias)
@@ -392,9 +392,9 @@ def score_graph(
         logits = predict_logits(model, encoded, settings.train.device)
         ranked_by_trees = None
         if loaded.companion is not None:
-            trees = loaded.companion.on_gnn_scale(companion_features(encoded))
-            ranked_by_trees = trees > logits
-            logits = fuse_logits(logits, trees)
+            features = companion_features(encoded)
+            ranked_by_trees = loaded.companion.lifting(logits, features)
+            logits = loaded.companion.fuse(logits, features)
         scores = apply_calibrator(loaded.calibrator, logits)
         timings["inference_s"] = time.perf_counter() - start
         summary = score_snapshot(

@@ -36,8 +36,12 @@ TIE_BREAK = 1e-6  # weight of the lower score: orders ties at the top of the sca
 COMPANION_REACH = 2  # hops the neighbour aggregates read (an account, its IP, the IP's accounts)
 
 
-def fuse_logits(gnn: np.ndarray, trees_on_gnn_scale: np.ndarray) -> np.ndarray:
-    """The higher of the two scores, the lower breaking ties: monotone in both."""
+def fuse_logits(gnn: np.ndarray, trees_on_gnn_scale: np.ndarray,
+                max_lift: float | None = None) -> np.ndarray:
+    """The higher of the two scores, the lower breaking ties: monotone in both. With
+    ``max_lift`` the trees raise an account at most that many logits above the GNN's own."""
+    if max_lift is not None:
+        trees_on_gnn_scale = np.minimum(trees_on_gnn_scale, gnn + max_lift)
     high = np.maximum(gnn, trees_on_gnn_scale)
     low = np.minimum(gnn, trees_on_gnn_scale)
     return high + TIE_BREAK * low
@@ -59,10 +63,20 @@ class TreeCompanion:
     knots_x: np.ndarray  # trees' decision quantiles ...
     knots_y: np.ndarray  # ... and the GNN's logit quantiles over the same accounts
     columns: tuple[str, ...] | None = None  # names of the columns fitted on (None: older model)
+    max_lift: float | None = None  # ``model.companion_max_lift`` (None: no cap, older model)
 
     def fuse(self, gnn_logits: np.ndarray, features: CompanionFeatures) -> np.ndarray:
         """Fused logits of every labelled-type node (``companion_features`` rows)."""
-        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(features))
+        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(features),
+                           self.max_lift)
+
+    def lifting(self, gnn_logits: np.ndarray, features: CompanionFeatures) -> np.ndarray:
+        """Where the trees, within the cap, rank an account above the GNN (the evidence
+        names them as the reason for the score)."""
+        trees = self.on_gnn_scale(features)
+        if self.max_lift is not None:
+            trees = np.minimum(trees, gnn_logits + self.max_lift)
+        return trees > gnn_logits
 
     def on_gnn_scale(self, features: CompanionFeatures) -> np.ndarray:
         """The trees' score of every row of ``companion_features``, mapped onto the GNN's
@@ -99,6 +113,8 @@ class TreeCompanion:
         if self.columns is not None:
             encoded = "\n".join(self.columns).encode("utf-8")
             out["columns"] = torch.frombuffer(bytearray(encoded), dtype=torch.uint8).clone()
+        if self.max_lift is not None:
+            out["max_lift"] = torch.tensor(float(self.max_lift), dtype=torch.float64)
         return out
 
     @classmethod
@@ -108,11 +124,14 @@ class TreeCompanion:
         columns = None
         if "columns" in tensors:
             columns = tuple(bytes(tensors["columns"].numpy()).decode("utf-8").split("\n"))
-        return cls(trees, tensors["knots_x"].numpy(), tensors["knots_y"].numpy(), columns)
+        max_lift = float(tensors["max_lift"]) if "max_lift" in tensors else None
+        return cls(trees, tensors["knots_x"].numpy(), tensors["knots_y"].numpy(), columns,
+                   max_lift)
 
 
 def fit_companion(features: CompanionFeatures | None, gnn_logits: np.ndarray, y: np.ndarray,
-                  rows: np.ndarray, seed: int) -> tuple[TreeCompanion | None, np.ndarray]:
+                  rows: np.ndarray, seed: int, max_lift: float | None = None
+                  ) -> tuple[TreeCompanion | None, np.ndarray]:
     """Trees on the labels of ``rows``, their scale map over every row, and the fused
     logits; ``features`` None (``model.companion: none``) gives no companion and the GNN's
     logits. One decision pass serves the scale map and the fusion."""
@@ -120,9 +139,10 @@ def fit_companion(features: CompanionFeatures | None, gnn_logits: np.ndarray, y:
         return None, gnn_logits
     trees = TreeEnsemble.fit(features.matrix, y, rows, seed)
     decision = trees.decision(features.matrix)
-    companion = TreeCompanion(trees, *quantile_knots(decision, gnn_logits), features.names)
+    companion = TreeCompanion(trees, *quantile_knots(decision, gnn_logits), features.names,
+                              max_lift)
     mapped = np.interp(decision, companion.knots_x, companion.knots_y)
-    return companion, fuse_logits(np.asarray(gnn_logits, dtype=np.float64), mapped)
+    return companion, fuse_logits(np.asarray(gnn_logits, dtype=np.float64), mapped, max_lift)
 
 
 def companion_features(snapshot: Snapshot, kind: str = "trees") -> CompanionFeatures | None:

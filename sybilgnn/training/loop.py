@@ -250,7 +250,7 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     # the companion learns from the same slice as the GNN's weights
     companion, logits_all = fit_companion(
         companion_features(snapshot, model_cfg.companion), logits_all, labels.y,
-        np.flatnonzero(labels.masks["train"]), cfg.seed)
+        np.flatnonzero(labels.masks["train"]), cfg.seed, model_cfg.companion_max_lift)
     prevalence, prevalence_interval, prevalence_source = population_prevalence(
         cfg, logits_all, labels)
     weights = prevalence_weights(y_val, prevalence)

@@ -115,7 +115,8 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     # what the trees read depends on the snapshot alone: once for the refit, the selection
     # run and every fold
     features = companion_features(snapshot, model_cfg.companion)
-    companion, refit_logits = fit_companion(features, refit_logits, labels.y, labelled, cfg.seed)
+    companion, refit_logits = fit_companion(features, refit_logits, labels.y, labelled,
+                                            cfg.seed, model_cfg.companion_max_lift)
     selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
                                       snapshot, str(device))
     if selection.companion is not None:
@@ -180,7 +181,8 @@ def _crossfit(features: CompanionFeatures | None, inputs: GraphInputs, model_cfg
         def fit_fold(train_on: np.ndarray) -> np.ndarray:
             logits = fit_for_epochs(inputs, labels.y, model_cfg, cfg, train_on, epochs,
                                     device, target, labels.fleets)[1]
-            return fit_companion(features, logits, labels.y, train_on, cfg.seed)[1]
+            return fit_companion(features, logits, labels.y, train_on, cfg.seed,
+                                 model_cfg.companion_max_lift)[1]
 
         fitted = out_of_fold_logits(labels, fit_fold, selection_logits,
                                     folds=cfg.crossfit_folds, seed=cfg.seed,

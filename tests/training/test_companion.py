@@ -55,6 +55,33 @@ def test_fused_logit_is_the_higher_score_and_ranks_by_the_higher_percentile() ->
     assert (np.diff(top[np.argsort(np.maximum(gnn, mapped), kind="stable")]) >= 0).all()
 
 
+def test_the_trees_lift_an_account_at_most_max_lift_logits_above_the_gnn() -> None:
+    gnn = np.array([-6.0, 1.0, 2.0, 0.0])
+    trees = np.array([4.0, 2.5, 1.0, 9.0])
+    # uncapped: the higher score; capped at 3: the trees raise -6 to -3 and 0 to 3 only
+    np.testing.assert_allclose(fuse_logits(gnn, trees), [4.0 - 6e-6, 2.5 + 1e-6, 2.0 + 1e-6,
+                                                         9.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fuse_logits(gnn, trees, 3.0),
+                               [-3.0 - 6e-6, 2.5 + 1e-6, 2.0 + 1e-6, 3.0], rtol=0, atol=1e-12)
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(400, 2))
+    y = (matrix[:, 0] > 0.8).astype(np.int64)
+    features = CompanionFeatures(matrix, ("x0", "x1"))
+    gnn_disagrees = -3.0 * matrix[:, 0]  # the GNN ranks lowest what the trees rank highest
+    companion, fused = fit_companion(features, gnn_disagrees, y, np.arange(400), 0, 3.0)
+    assert companion is not None and companion.max_lift == 3.0
+    mapped = companion.on_gnn_scale(features)
+    assert (mapped > gnn_disagrees + 3.0).sum() > 50  # the cap binds on many accounts
+    assert (fused <= np.maximum(gnn_disagrees, np.minimum(mapped, gnn_disagrees + 3.0))
+            + 1e-5).all()
+    np.testing.assert_array_equal(companion.lifting(gnn_disagrees, features),
+                                  mapped > gnn_disagrees)
+    # the cap travels with the model; a model saved without one fuses uncapped
+    assert TreeCompanion.from_tensors(companion.tensors()).max_lift == 3.0
+    older = {k: v for k, v in companion.tensors().items() if k != "max_lift"}
+    assert TreeCompanion.from_tensors(older).max_lift is None
+
+
 def test_companion_is_fitted_on_the_train_slice_and_fused_into_the_logits(
         world: Snapshot, settings: Settings) -> None:
     params = {"epochs": 6, "min_epochs": 6, "companion": "trees"}
@@ -74,7 +101,8 @@ def test_companion_is_fitted_on_the_train_slice_and_fused_into_the_logits(
                                expected_trees)
     mapped = np.interp(result.companion.trees.decision(neighbour_features(encoded)[0]),
                        result.companion.knots_x, result.companion.knots_y)
-    np.testing.assert_allclose(fused, fuse_logits(gnn, mapped))
+    assert result.companion.max_lift == settings.model.companion_max_lift == 6.0
+    np.testing.assert_allclose(fused, fuse_logits(gnn, mapped, 6.0))
     assert (mapped > gnn).any() and (mapped < gnn).any()
     without = replace(result, companion=None)
     assert not np.allclose(predict(without, world, device="cpu"), predict(result, world,
