@@ -14,13 +14,12 @@ Two ways in, chosen by ``ingest.mode``:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
@@ -30,6 +29,7 @@ from sybilgnn.ingest import bulk, loaders
 from sybilgnn.ingest.derived import prune_similarity, update_features, write_similarity
 from sybilgnn.ingest.quarantine import quarantine_path, write_quarantine
 from sybilgnn.ingest.schema import ensure_schema
+from sybilgnn.ingest.summary import IngestSummary, PhaseClock, TableSummary
 from sybilgnn.ingest.tables import (
     ValidatedTable,
     file_digest,
@@ -42,58 +42,6 @@ from sybilgnn.ingest.writer import quiet_session
 from sybilgnn.neo4j.connection import open_driver
 
 __all__ = ["IngestSummary", "TableSummary", "ingest_directory"]
-
-
-@dataclass
-class TableSummary:
-    table: str
-    file: str
-    status: str  # 'loaded' or 'skipped' (same content ingested before)
-    rows_read: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
-
-
-@dataclass
-class IngestSummary:
-    """What one ingest did; ``relationships`` counts relationship rows written per type."""
-
-    directory: Path
-    tables: dict[str, TableSummary] = field(default_factory=dict)
-    nodes: dict[str, int] = field(default_factory=dict)
-    relationships: dict[str, int] = field(default_factory=dict)
-    features_updated: int = 0
-    mode: str = "transactional"  # or "bulk"
-    quarantine_file: Path | None = None
-    seconds: float = 0.0
-    similarity: dict[str, int] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    import_stages: dict[str, float] = field(default_factory=dict)  # admin tool's own (bulk)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(t.rows_quarantined for t in self.tables.values())
-
-    def lines(self) -> list[str]:
-        """Human-readable report, one line per table plus totals."""
-        out = []
-        for t in self.tables.values():
-            if t.status == "skipped":
-                out.append(f"{t.table:<10} {t.file}: skipped (already ingested)")
-            else:
-                out.append(f"{t.table:<10} {t.file}: {t.rows_read} rows, {t.rows_loaded} loaded, "
-                           f"{t.rows_quarantined} quarantined")
-        out.append("nodes: " + ", ".join(f"{k} {v}" for k, v in self.nodes.items()))
-        out.append("relationships: " + ", ".join(f"{k} {v}" for k, v in
-                                                 self.relationships.items()))
-        out.append(f"features updated for {self.features_updated} accounts in {self.seconds:.1f}s "
-                   f"({self.mode} load)")
-        if self.import_stages:
-            out.append("neo4j-admin import: " + ", ".join(
-                f"{stage} {seconds:.1f}s" for stage, seconds in self.import_stages.items()))
-        if self.quarantine_file is not None:
-            out.append(f"quarantined rows written to {self.quarantine_file}")
-        return out
 
 
 def _already_ingested(driver: Any, database: str, keys: list[str]) -> set[str]:
@@ -129,28 +77,6 @@ def _finish_files(driver: Any, database: str, done: list[ValidatedTable]) -> Non
 
     with quiet_session(driver, database) as session:
         session.execute_write(work)
-
-
-class _Clock:
-    """Per-phase seconds into ``summary.timings`` plus an optional progress bar."""
-
-    def __init__(self, summary: IngestSummary, steps: int, progress: bool) -> None:
-        self.summary = summary
-        self.last = time.perf_counter()
-        self.bar = tqdm(total=steps, desc="ingest", unit="step", disable=not progress,
-                        leave=False)
-
-    def expect(self, steps: int) -> None:
-        """Set the bar's length once the delivery's tables (and so its phases) are known."""
-        self.bar.total = steps
-        self.bar.refresh()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.summary.timings[name] = self.summary.timings.get(name, 0.0) + now - self.last
-        self.last = now
-        self.bar.set_postfix_str(f"{name} done")
-        self.bar.update(1)
 
 
 def _read_new_tables(files: list[Any], digests: dict[str, str], seen: set[str],
@@ -256,7 +182,7 @@ def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
     summary = IngestSummary(directory=directory, mode="bulk")
     by_table = {v.table: v for v in validated}
     # read_validate, aggregate, features, csv, import, restart, schema, ledger (+ 2 for prompts)
-    clock = _Clock(summary, 8 + 2 * ("prompts" in by_table), progress)
+    clock = PhaseClock(summary, 8 + 2 * ("prompts" in by_table), progress)
     clock.last = started
     run_accounts = _dedupe_accounts(by_table)
     _reject_unknown_accounts(validated, run_accounts, lambda ids: set())
@@ -329,25 +255,70 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     db, size = settings.neo4j.database, settings.ingest.batch_size
     files = find_tables(directory)
     summary = IngestSummary(directory=directory)
-    clock = _Clock(summary, 13, progress)
-    lap = clock.lap
-    if prevalidated is not None:
-        clock.last = started
-        validated = prevalidated[0]
-        lap("read_validate")
-    ensure_schema(driver, db)
-    lap("schema")
-    num_perm = settings.similarity.num_perm
-    if prevalidated is None:
-        digests = {f.table: file_digest(f.path) for f in files}
-        seen = _already_ingested(driver, db, [f"{t}:{d}" for t, d in digests.items()])
-        validated = _read_new_tables(files, digests, seen, num_perm, summary)
-        lap("read_validate")
+    clock = PhaseClock(summary, 13, progress)
+    validated = _schema_and_new_tables(settings, driver, files, summary, clock, prevalidated)
     secret = load_secret(settings.hashing)
     by_table = {v.table: v for v in validated}
     # read_validate twice, schema, accounts, features, ledger; one per event table; prompts 5
     clock.expect(6 + sum(t in by_table for t in ("labels", "ip_events", "payments"))
                  + 5 * ("prompts" in by_table))
+    touched = _load_accounts(driver, db, size, validated, summary, clock.lap)
+    marker_of = {v.table: f"{v.table}:{v.digest}" for v in validated}
+    if "labels" in by_table:
+        loaders.load_labels(driver, db, by_table["labels"].clean, size)
+        clock.lap("labels")
+    if "ip_events" in by_table:
+        v = by_table["ip_events"]
+        summary.nodes["IP"], summary.relationships["USED_IP"] = loaders.load_ip_events(
+            driver, db, v.clean, secret, size, marker_of["ip_events"])
+        touched |= set(v.clean["account_id"])
+        clock.lap("ip_events")
+    if "payments" in by_table:
+        v = by_table["payments"]
+        summary.nodes["PaymentInstrument"], summary.relationships["PAID_WITH"] = \
+            loaders.load_payments(driver, db, v.clean, secret, size, marker_of["payments"])
+        touched |= set(v.clean["account_id"])
+        clock.lap("payments")
+    if "prompts" in by_table:
+        touched |= _load_prompts(settings, driver, by_table["prompts"], marker_of["prompts"],
+                                 summary, clock.lap)
+
+    summary.features_updated = update_features(driver, db, sorted(touched), size)
+    clock.lap("features")
+
+    _finish_summary(summary, settings, directory, files, validated)
+    _finish_files(driver, db, validated)
+    clock.lap("ledger")
+    clock.bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _schema_and_new_tables(settings: Settings, driver: Any, files: list[Any],
+                           summary: IngestSummary, clock: PhaseClock,
+                           prevalidated: Prevalidated | None) -> list[ValidatedTable]:
+    """Schema first, then the delivery's tables: those read already (``prevalidated``), or
+    the files whose content the ledger has not seen (the rest are marked skipped)."""
+    db = settings.neo4j.database
+    if prevalidated is not None:
+        clock.last = prevalidated[1]
+        clock.lap("read_validate")
+    ensure_schema(driver, db)
+    clock.lap("schema")
+    if prevalidated is not None:
+        return prevalidated[0]
+    digests = {f.table: file_digest(f.path) for f in files}
+    seen = _already_ingested(driver, db, [f"{t}:{d}" for t, d in digests.items()])
+    validated = _read_new_tables(files, digests, seen, settings.similarity.num_perm, summary)
+    clock.lap("read_validate")
+    return validated
+
+
+def _load_accounts(driver: Any, db: str, size: int, validated: list[ValidatedTable],
+                   summary: IngestSummary, lap: Callable[[str], None]) -> set[str]:
+    """Load the delivery's accounts, then quarantine event rows of accounts neither in it
+    nor in the graph; returns the accounts loaded (their features need updating)."""
+    by_table = {v.table: v for v in validated}
     touched: set[str] = set()
     run_accounts = _dedupe_accounts(by_table)
     if "accounts" in by_table:
@@ -358,55 +329,34 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     _reject_unknown_accounts(validated, run_accounts,
                              lambda ids: _existing_accounts(driver, db, ids))
     lap("read_validate")
-    marker_of = {v.table: f"{v.table}:{v.digest}" for v in validated}
-    if "labels" in by_table:
-        loaders.load_labels(driver, db, by_table["labels"].clean, size)
-        lap("labels")
-    if "ip_events" in by_table:
-        v = by_table["ip_events"]
-        summary.nodes["IP"], summary.relationships["USED_IP"] = loaders.load_ip_events(
-            driver, db, v.clean, secret, size, marker_of["ip_events"])
-        touched |= set(v.clean["account_id"])
-        lap("ip_events")
-    if "payments" in by_table:
-        v = by_table["payments"]
-        summary.nodes["PaymentInstrument"], summary.relationships["PAID_WITH"] = \
-            loaders.load_payments(driver, db, v.clean, secret, size, marker_of["payments"])
-        touched |= set(v.clean["account_id"])
-        lap("payments")
-    if "prompts" in by_table:
-        v = by_table["prompts"]
-        text_len, text_hash, signatures, index = loaders.prompt_signatures(
-            v.clean, num_perm, settings.similarity.shingle_size)
-        lap("minhash")
-        loaders.load_prompt_state(driver, db, v.clean, text_len, text_hash, size,
-                                  marker_of["prompts"])
-        lap("prompt_state")
-        touched |= set(v.clean["account_id"])
-        entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
-        entries = entries[entries["sig"] >= 0].drop_duplicates()
-        result = similar_account_pairs(entries["acct"].to_numpy(),
-                                       signatures[entries["sig"].to_numpy()],
-                                       settings.similarity)
-        lap("similarity")
-        summary.relationships["PROMPT_SIMILAR"] = write_similarity(
-            driver, db, result, size, marker_of["prompts"])
-        lap("similarity_write")
-        summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
-                              "skipped_buckets": result.skipped_buckets,
-                              "bands": result.bands, "rows_per_band": result.rows}
-        endpoints = set(result.pairs["account_a"]) | set(result.pairs["account_b"])
-        touched |= endpoints
-        touched |= prune_similarity(driver, db, sorted(endpoints),
-                                    settings.similarity.max_edges_per_account, size)
-        lap("similarity_prune")
+    return touched
 
-    summary.features_updated = update_features(driver, db, sorted(touched), size)
-    lap("features")
 
-    _finish_summary(summary, settings, directory, files, validated)
-    _finish_files(driver, db, validated)
-    lap("ledger")
-    clock.bar.close()
-    summary.seconds = time.perf_counter() - started
-    return summary
+def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: str,
+                  summary: IngestSummary, lap: Callable[[str], None]) -> set[str]:
+    """Prompt state, then similarity edges, pruned to the per-account cap; returns the
+    accounts whose features need updating (senders, pair ends, pruned accounts)."""
+    db, size = settings.neo4j.database, settings.ingest.batch_size
+    similarity = settings.similarity
+    text_len, text_hash, signatures, index = loaders.prompt_signatures(
+        v.clean, similarity.num_perm, similarity.shingle_size)
+    lap("minhash")
+    loaders.load_prompt_state(driver, db, v.clean, text_len, text_hash, size, marker)
+    lap("prompt_state")
+    touched = set(v.clean["account_id"])
+    entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
+    entries = entries[entries["sig"] >= 0].drop_duplicates()
+    result = similar_account_pairs(entries["acct"].to_numpy(),
+                                   signatures[entries["sig"].to_numpy()], similarity)
+    lap("similarity")
+    summary.relationships["PROMPT_SIMILAR"] = write_similarity(driver, db, result, size, marker)
+    lap("similarity_write")
+    summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
+                          "skipped_buckets": result.skipped_buckets,
+                          "bands": result.bands, "rows_per_band": result.rows}
+    endpoints = set(result.pairs["account_a"]) | set(result.pairs["account_b"])
+    touched |= endpoints
+    touched |= prune_similarity(driver, db, sorted(endpoints),
+                                similarity.max_edges_per_account, size)
+    lap("similarity_prune")
+    return touched

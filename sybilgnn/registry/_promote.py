@@ -236,6 +236,15 @@ def set_champion(settings: Settings, version: str | int, *, reason: str) -> Prom
                              settings.registry.promote_metric, settings.registry.promote_split)
 
 
+@dataclass(frozen=True)
+class _Contest:
+    """The two versions the gate compares, and when (ISO time, for the tags)."""
+
+    challenger: str
+    champion: str
+    now: str
+
+
 def promote(settings: Settings, snapshot: Snapshot | None = None, *,
             version: str | int | None = None, loco: Any = None) -> PromotionDecision:
     """Run the gate for the current challenger, or move champion to ``version`` explicitly.
@@ -261,31 +270,90 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
     if snapshot is None:
         raise InputError("the promotion gate needs an evaluation snapshot; pass one or run "
                          "`sybilgnn promote` with a reachable Neo4j")
-    challenger_model = load_registered_model(settings, challenger)
-    try:
-        champ_model = load_registered_model(settings, champion)
-        champ_model.encode(snapshot)  # fails here, clearly, if it cannot read the graph
-    except SybilgnnError as exc:
-        _champion_failed(settings, snapshot, champion, challenger, now, exc)
+    return _gate(settings, snapshot, _Contest(challenger, champion, now), loco)
+
+
+def _gate(settings: Settings, snapshot: Snapshot, contest: _Contest, loco: Any
+          ) -> PromotionDecision:
+    """Both models on the same fresh rows of ``snapshot``; the intervals (and ``loco``)
+    decide, and the decision is tagged on the versions."""
+    reg = settings.registry
+    challenger_model = load_registered_model(settings, contest.challenger)
+    champ_model = _loaded_champion(settings, snapshot, contest)
     # Only labels neither model was fitted on: the champion's weights saw every label up
     # to its training, and a refitted challenger is judged by its time-split run.
     rows = gate_rows(snapshot, reg.promote_split, champ_model.labels_through)
-    y = snapshot.data[snapshot.labelled_type].y.cpu().numpy()[rows]
-    if rows.sum() == 0 or len(np.unique(y)) < 2:
-        since = ("" if champ_model.labels_through is None else " labelled after champion "
-                 f"v{champion}'s training ({_when(champ_model.labels_through)})")
-        reason = (f"not measurable: the {reg.promote_split} split has {int(rows.sum())} labels "
-                  f"({int(y.sum())} fake){since}; the champion stays until newer labels of "
-                  "both classes arrive")
-        _tag_versions(settings, {challenger: {"promotion.decision": "rejected",
-                                              "promotion.reason": reason, "promotion.at": now,
-                                              "promotion.compared_with": champion,
-                                              "promotion.rows": int(rows.sum())}})
-        return PromotionDecision(False, reason, champion, challenger, champion,
-                                 reg.promote_metric, reg.promote_split)
+    too_few = _too_few_rows(settings, snapshot, rows, champ_model, contest)
+    if too_few is not None:
+        return too_few
     prevalence = settings.train.prevalence
     if prevalence is None:
         prevalence = challenger_model.prevalence or champ_model.prevalence
+    chal, champ = _intervals(settings, snapshot, rows, challenger_model, champ_model, contest,
+                             prevalence)
+    behind_days = _days_behind(snapshot, champ_model.labels_through)
+    promoted, rule, reason = _decide(chal, champ, reg.promote_margin, reg.refresh_after_days,
+                                     behind_days, contest.champion)
+    loco_tags: dict[str, Any] = {}
+    if promoted and loco is not None and reg.loco_tolerance is not None:
+        promoted, rule, reason, loco_tags = _loco_check(settings, snapshot, loco, champ_model,
+                                                        contest.champion, rule, reason)
+    record = {"promotion.decision": "promoted" if promoted else "rejected",
+              "promotion.reason": reason, "promotion.rule": rule, "promotion.at": contest.now,
+              "promotion.metric": f"{reg.promote_split}_{reg.promote_metric}",
+              "promotion.prevalence": "" if prevalence is None else f"{prevalence:.6g}",
+              "promotion.snapshot_hash": snapshot.content_hash,
+              "promotion.challenger_score": f"{chal.value:.6g}",
+              "promotion.challenger_interval": chal.text(),
+              "promotion.champion_score": f"{champ.value:.6g}",
+              "promotion.champion_interval": champ.text(),
+              "promotion.compared_with": contest.champion,
+              "promotion.rows": int(rows.sum()), **loco_tags}
+    _record_decision(settings, contest, promoted, record)
+    return PromotionDecision(promoted, reason,
+                             contest.challenger if promoted else contest.champion,
+                             contest.challenger, contest.champion, reg.promote_metric,
+                             reg.promote_split, chal.value, champ.value)
+
+
+def _loaded_champion(settings: Settings, snapshot: Snapshot, contest: _Contest) -> LoadedModel:
+    """The champion, shown able to read ``snapshot``; else the gate stops (``GateError``)."""
+    try:
+        champ_model = load_registered_model(settings, contest.champion)
+        champ_model.encode(snapshot)  # fails here, clearly, if it cannot read the graph
+    except SybilgnnError as exc:
+        _champion_failed(settings, snapshot, contest.champion, contest.challenger, contest.now,
+                         exc)
+    return champ_model
+
+
+def _too_few_rows(settings: Settings, snapshot: Snapshot, rows: np.ndarray,
+                  champ_model: LoadedModel, contest: _Contest) -> PromotionDecision | None:
+    """The rejection (tagged on the challenger) when the gate's rows lack a class; None
+    when both classes are there to compare on."""
+    reg = settings.registry
+    y = snapshot.data[snapshot.labelled_type].y.cpu().numpy()[rows]
+    if rows.sum() > 0 and len(np.unique(y)) >= 2:
+        return None
+    since = ("" if champ_model.labels_through is None else " labelled after champion "
+             f"v{contest.champion}'s training ({_when(champ_model.labels_through)})")
+    reason = (f"not measurable: the {reg.promote_split} split has {int(rows.sum())} labels "
+              f"({int(y.sum())} fake){since}; the champion stays until newer labels of "
+              "both classes arrive")
+    _tag_versions(settings, {contest.challenger: {
+        "promotion.decision": "rejected", "promotion.reason": reason,
+        "promotion.at": contest.now, "promotion.compared_with": contest.champion,
+        "promotion.rows": int(rows.sum())}})
+    return PromotionDecision(False, reason, contest.champion, contest.challenger,
+                             contest.champion, reg.promote_metric, reg.promote_split)
+
+
+def _intervals(settings: Settings, snapshot: Snapshot, rows: np.ndarray,
+               challenger_model: LoadedModel, champ_model: LoadedModel, contest: _Contest,
+               prevalence: float | None) -> tuple[_Interval, _Interval]:
+    """(challenger, champion) intervals of ``registry.promote_metric`` on the same rows and
+    bootstrap resamples; a champion that fails here stops the gate (``GateError``)."""
+    reg = settings.registry
     n_boot = max(settings.train.bootstrap, 50)
     challenger_metrics = evaluate_on_snapshot(challenger_model.selection_model(), snapshot,
                                               reg.promote_split, rows, prevalence=prevalence,
@@ -298,34 +366,20 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
         champ_metrics = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split, rows,
                                              prevalence=prevalence, n_boot=n_boot)
     except SybilgnnError as exc:
-        _champion_failed(settings, snapshot, champion, challenger, now, exc)
-    chal = _Interval.of(challenger_metrics, metric)
-    champ = _Interval.of(champ_metrics, metric)
-    behind_days = _days_behind(snapshot, champ_model.labels_through)
-    promoted, rule, reason = _decide(chal, champ, reg.promote_margin, reg.refresh_after_days,
-                                     behind_days, champion)
-    chal_score, champ_score = chal.value, champ.value
-    loco_tags: dict[str, Any] = {}
-    if promoted and loco is not None and reg.loco_tolerance is not None:
-        promoted, rule, reason, loco_tags = _loco_check(settings, snapshot, loco, champ_model,
-                                                        champion, rule, reason)
-    record = {"promotion.decision": "promoted" if promoted else "rejected",
-              "promotion.reason": reason, "promotion.rule": rule, "promotion.at": now,
-              "promotion.metric": f"{reg.promote_split}_{metric}",
-              "promotion.prevalence": "" if prevalence is None else f"{prevalence:.6g}",
-              "promotion.snapshot_hash": snapshot.content_hash,
-              "promotion.challenger_score": f"{chal.value:.6g}",
-              "promotion.challenger_interval": chal.text(),
-              "promotion.champion_score": f"{champ.value:.6g}",
-              "promotion.champion_interval": champ.text(),
-              "promotion.compared_with": champion,
-              "promotion.rows": int(rows.sum()), **loco_tags}
-    tags: dict[str, dict[str, Any]] = {challenger: record}
+        _champion_failed(settings, snapshot, contest.champion, contest.challenger, contest.now,
+                         exc)
+    return _Interval.of(challenger_metrics, metric), _Interval.of(champ_metrics, metric)
+
+
+def _record_decision(settings: Settings, contest: _Contest, promoted: bool,
+                     record: dict[str, Any]) -> None:
+    """Tag the decision on the challenger; a promotion also moves the alias and tags the
+    replaced champion."""
+    tags: dict[str, dict[str, Any]] = {contest.challenger: record}
     if promoted:
         client, _ = client_for(settings)
-        client.set_registered_model_alias(reg.model_name, CHAMPION, challenger)
-        tags[champion] = {"promotion.replaced_by": challenger, "promotion.replaced_at": now}
+        client.set_registered_model_alias(settings.registry.model_name, CHAMPION,
+                                          contest.challenger)
+        tags[contest.champion] = {"promotion.replaced_by": contest.challenger,
+                                  "promotion.replaced_at": contest.now}
     _tag_versions(settings, tags)
-    return PromotionDecision(promoted, reason, challenger if promoted else champion, challenger,
-                             champion, reg.promote_metric, reg.promote_split, chal_score,
-                             champ_score)

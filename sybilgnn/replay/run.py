@@ -202,12 +202,45 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
     The graph must start empty (``fresh=True`` clears it); the registry is
     ``registry.model_name``, so give a replay a model name of its own.
     """
-    from sybilgnn.ingest.pipeline import ingest_directory
-    from sybilgnn.scoring.job import score_graph
-
     if retrain_every < 1:
         raise InputError(f"--retrain-every must be at least 1 day, got {retrain_every}")
     root = Path(deliveries)
+    series = _read_series(root)
+    out = Path(out_dir) if out_dir is not None else root / "replay"
+    out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        cleared = clear_graph(settings)
+        say(f"cleared {cleared:,} nodes from database {settings.neo4j.database!r}")
+    _require_empty_graph(settings)
+
+    progress = _Progress()
+    began = time.perf_counter()
+    records = [_replay_day(settings, folder, series, progress, retrain_every=retrain_every,
+                           trials=trials, say=say) for folder in series.days]
+    last_day = int(series.days[-1].name.split("-")[1])
+    truth = series.truth
+    fleets = _fleet_delays(truth[truth["first_event_day"] <= last_day], progress.first_flag)
+    summary = ReplaySummary(records, fleets, out,
+                            (time.perf_counter() - began) / 60 / len(series.days),
+                            _campaign_delays(fleets), progress.failures)
+    _save(summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class _Series:
+    """A simulated delivery series and its ground truth (read to evaluate, never as labels)."""
+
+    days: list[Path]        # the day-NNN folders in day order
+    day_1: datetime         # when day 1 starts
+    truth: pd.DataFrame     # per account, with first_event_day
+    fake_of: pd.Series      # account id -> is fake
+    fleet_of: pd.Series     # account id -> simulated fleet (NaN: none)
+
+
+def _read_series(root: Path) -> _Series:
+    """The day folders, the manifest's day 1 and the truth of ``root``; a series written
+    without its truth or manifest cannot be evaluated, so it is refused."""
     days = delivery_dirs(root)
     truth_path, manifest_path = root / TRUTH_FILE, root / MANIFEST_FILE
     if not truth_path.is_file() or not manifest_path.is_file():
@@ -219,62 +252,62 @@ def run_replay(settings: Settings, deliveries: str | Path, *, retrain_every: int
     truth["first_event_day"] = _event_day(truth["first_event_at"], day_1).fillna(10**6)
     fake_of = pd.Series(truth["is_fake"].to_numpy(), index=pd.Index(truth["account_id"]))
     fleet_of = pd.Series(truth["fleet"].to_numpy(), index=pd.Index(truth["account_id"]))
-    out = Path(out_dir) if out_dir is not None else root / "replay"
-    out.mkdir(parents=True, exist_ok=True)
-    if fresh:
-        cleared = clear_graph(settings)
-        say(f"cleared {cleared:,} nodes from database {settings.neo4j.database!r}")
-    _require_empty_graph(settings)
+    return _Series(days, day_1, truth, fake_of, fleet_of)
 
-    records: list[DayRecord] = []
-    failures: dict[int, str] = {}
-    first_flag: dict[str, int] = {}
-    seen_fleets: set[str] = set()
-    previous: tuple[str, Snapshot, np.ndarray] | None = None
-    began = time.perf_counter()
-    for folder in days:
-        day = int(folder.name.split("-")[1])
-        tick = time.perf_counter()
-        ingested = ingest_directory(settings, folder)
-        decision = ""
-        if day % retrain_every == 0:
-            decision = _retrain(settings, day, trials, failures, say)
-        scored = score_graph(settings)
-        flags = scored.flags
-        ids = pd.Index(scored.snapshot.id_maps[scored.snapshot.labelled_type])
-        fake = fake_of.reindex(ids).eq(True).to_numpy()
-        true_flags = int((flags & fake).sum())
-        version = scored.summary.model_version
-        flips, reachable = _flag_flips(previous, version, scored.snapshot, flags, scored.reach)
-        for fleet in fleet_of.reindex(ids[flags]).dropna().unique():
-            first_flag.setdefault(str(fleet), day)
-        new_fleets = set(scored.summary.fleet_ids) - seen_fleets
-        seen_fleets |= set(scored.summary.fleet_ids)
-        record = DayRecord(
-            day=day, date=_day_label(day_1, day),
-            accounts=len(ids),
-            new_accounts=len(ids) - (len(previous[1].id_maps[previous[1].labelled_type])
-                                     if previous else 0),
-            quarantined=ingested.rows_quarantined,
-            flagged=int(flags.sum()), true_flags=true_flags,
-            precision=true_flags / int(flags.sum()) if flags.any() else None,
-            recall=true_flags / int(fake.sum()) if fake.any() else None,
-            new_fleets=len(new_fleets), model_version=version, retrain=decision,
-            flips_without_new_data=flips, within_reach_of_changes=reachable,
-            drift_max=max(scored.summary.drift.values(), default=0.0),
-            seconds=time.perf_counter() - tick)
-        records.append(record)
-        say(f"[day {day:3d}] {record.accounts:,} accounts, flagged {record.flagged:,} "
-            f"(precision {_fmt(record.precision)}, recall {_fmt(record.recall)}), model "
-            f"v{version}{', retrained: ' + decision if decision else ''}, "
-            f"flips without new data {flips}, {record.seconds:.1f}s")
-        previous = (version, scored.snapshot, flags)
-    last_day = int(days[-1].name.split("-")[1])
-    fleets = _fleet_delays(truth[truth["first_event_day"] <= last_day], first_flag)
-    summary = ReplaySummary(records, fleets, out, (time.perf_counter() - began) / 60 / len(days),
-                            _campaign_delays(fleets), failures)
-    _save(summary)
-    return summary
+
+@dataclass
+class _Progress:
+    """What one replayed day hands to the next."""
+
+    first_flag: dict[str, int] = field(default_factory=dict)  # simulated fleet -> day
+    seen_fleets: set[str] = field(default_factory=set)        # fleet ids scoring reported
+    failures: dict[int, str] = field(default_factory=dict)    # day -> why its retrain failed
+    previous: tuple[str, Snapshot, np.ndarray] | None = None  # model version, snapshot, flags
+
+
+def _replay_day(settings: Settings, folder: Path, series: _Series, progress: _Progress, *,
+                retrain_every: int, trials: int, say: Callable[[str], None]) -> DayRecord:
+    """One day as a platform runs it: ingest the delivery, retrain when due, score; the
+    flags measured against the truth and against yesterday's."""
+    from sybilgnn.ingest.pipeline import ingest_directory
+    from sybilgnn.scoring.job import score_graph
+
+    day = int(folder.name.split("-")[1])
+    tick = time.perf_counter()
+    ingested = ingest_directory(settings, folder)
+    decision = ""
+    if day % retrain_every == 0:
+        decision = _retrain(settings, day, trials, progress.failures, say)
+    scored = score_graph(settings)
+    flags, previous = scored.flags, progress.previous
+    ids = pd.Index(scored.snapshot.id_maps[scored.snapshot.labelled_type])
+    fake = series.fake_of.reindex(ids).eq(True).to_numpy()
+    true_flags = int((flags & fake).sum())
+    version = scored.summary.model_version
+    flips, reachable = _flag_flips(previous, version, scored.snapshot, flags, scored.reach)
+    for fleet in series.fleet_of.reindex(ids[flags]).dropna().unique():
+        progress.first_flag.setdefault(str(fleet), day)
+    new_fleets = set(scored.summary.fleet_ids) - progress.seen_fleets
+    progress.seen_fleets |= set(scored.summary.fleet_ids)
+    record = DayRecord(
+        day=day, date=_day_label(series.day_1, day),
+        accounts=len(ids),
+        new_accounts=len(ids) - (len(previous[1].id_maps[previous[1].labelled_type])
+                                 if previous else 0),
+        quarantined=ingested.rows_quarantined,
+        flagged=int(flags.sum()), true_flags=true_flags,
+        precision=true_flags / int(flags.sum()) if flags.any() else None,
+        recall=true_flags / int(fake.sum()) if fake.any() else None,
+        new_fleets=len(new_fleets), model_version=version, retrain=decision,
+        flips_without_new_data=flips, within_reach_of_changes=reachable,
+        drift_max=max(scored.summary.drift.values(), default=0.0),
+        seconds=time.perf_counter() - tick)
+    say(f"[day {day:3d}] {record.accounts:,} accounts, flagged {record.flagged:,} "
+        f"(precision {_fmt(record.precision)}, recall {_fmt(record.recall)}), model "
+        f"v{version}{', retrained: ' + decision if decision else ''}, "
+        f"flips without new data {flips}, {record.seconds:.1f}s")
+    progress.previous = (version, scored.snapshot, flags)
+    return record
 
 
 def _retrain(settings: Settings, day: int, trials: int, failures: dict[int, str],

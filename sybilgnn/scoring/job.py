@@ -13,11 +13,9 @@ both read through ``GraphSchema``; the model must score that node type.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,6 @@ from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
 from sybilgnn.graph_schema import GraphSchema
-from sybilgnn.neo4j.plugin import use_procedures
-from sybilgnn.scoring.bands import ScoreBands, apply_score_bands
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
@@ -39,19 +35,15 @@ from sybilgnn.scoring.fleets import (
     SharedNodes,
     build_fleets,
     read_active_fleets,
-    write_fleets,
 )
-from sybilgnn.scoring.writeback import (
-    RunState,
-    ensure_scoring_schema,
-    find_resumable_run,
-    finish_run,
-    get_run,
-    mark_label_conflicts,
-    remove_stale_flags,
-    start_run,
-    write_scores,
+from sybilgnn.scoring.run import (
+    WritePlan,
+    commit_fleets,
+    new_run_id,
+    resolve_run,
+    write_accounts,
 )
+from sybilgnn.scoring.writeback import RunState, ensure_scoring_schema
 
 __all__ = ["ScoringSummary", "SCORE_BINS", "drifted_inputs", "fleet_links", "fleet_split",
            "queue_flags", "new_run_id", "run_scoring", "score_graph", "ScoredGraph",
@@ -79,11 +71,6 @@ class ScoringSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S")
-    return f"score-{stamp}-{secrets.token_hex(3)}"
 
 
 def fleet_links(snapshot: Snapshot, schema: GraphSchema) -> FleetLinks:
@@ -117,42 +104,6 @@ def fleet_split(settings: Settings) -> FleetSplit | None:
     return FleetSplit(min_component_size=cfg.fleet_split_min_size,
                       resolution=cfg.fleet_split_resolution,
                       similarity_weight=cfg.fleet_split_similarity_weight)
-
-
-def _resolve_run(driver: Driver, settings: Settings, snapshot: Snapshot, *, model_version: str,
-                 model_run_id: str | None, threshold: float, resume_run_id: str | None,
-                 database: str) -> tuple[RunState, bool]:
-    """The run to write: the named one, the latest unfinished twin, or a new one."""
-    batch_size = settings.scoring.batch_size
-    if resume_run_id is not None:
-        state = get_run(driver, resume_run_id, database)
-        if state is None:
-            raise SybilgnnError(f"--resume {resume_run_id}: no ScoringRun with that run_id")
-        if state.status != "running":
-            raise SybilgnnError(f"--resume {resume_run_id}: that run is {state.status}; "
-                                "start a new run instead")
-        if state.snapshot_hash != snapshot.content_hash or state.model_version != model_version:
-            raise SybilgnnError(
-                f"--resume {resume_run_id}: it scored model {state.model_version} on snapshot "
-                f"{state.snapshot_hash[:12]}, but now model {model_version} and snapshot "
-                f"{snapshot.content_hash[:12]} are current; start a new run instead")
-        return start_run(driver, run_id=state.run_id, model_version=model_version,
-                         model_run_id=model_run_id, threshold=threshold,
-                         snapshot_hash=snapshot.content_hash, n_accounts=snapshot.num_accounts,
-                         batch_size=state.batch_size, database=database), True
-    if settings.scoring.auto_resume:
-        twin = find_resumable_run(driver, model_version, snapshot.content_hash, batch_size,
-                                  database)
-        if twin is not None:
-            return start_run(driver, run_id=twin.run_id, model_version=model_version,
-                             model_run_id=model_run_id, threshold=threshold,
-                             snapshot_hash=snapshot.content_hash,
-                             n_accounts=snapshot.num_accounts, batch_size=batch_size,
-                             database=database), True
-    return start_run(driver, run_id=new_run_id(), model_version=model_version,
-                     model_run_id=model_run_id, threshold=threshold,
-                     snapshot_hash=snapshot.content_hash, n_accounts=snapshot.num_accounts,
-                     batch_size=batch_size, database=database), False
 
 
 def _evidence_properties(rows: np.ndarray, ids: np.ndarray, scores: np.ndarray,
@@ -208,28 +159,62 @@ def score_snapshot(
     simulates a killed write. ``ranked_by_trees`` (per account, a model with a tree
     companion) names in each flag's summary which of the two models ranked it.
     """
-    database = settings.neo4j.database
-    cfg = settings.scoring
+    database, cfg = settings.neo4j.database, settings.scoring
     schema = GraphSchema.from_settings(settings)
+    ids, scores = _checked_scores(schema, snapshot, scores)
+    # Known labels win: an account a label or verdict says is legitimate never enters the
+    # queue as a new flag; it is marked as contradicting its label instead.
+    flags = queue_flags(snapshot, scores, threshold, schema.labelled)
+    version, node, timings = str(model_version), schema.labelled_node, dict(timings or {})
+    ensure_scoring_schema(driver, database, node=node)
+    state, resumed = resolve_run(driver, settings, snapshot, model_version=version,
+                                 model_run_id=model_run_id, threshold=threshold,
+                                 resume_run_id=resume_run_id, database=database)
+    plan = _plan_writes(driver, settings, schema, snapshot, ids, scores, flags, timings,
+                        threshold=threshold, model_version=version, model=model,
+                        ranked_by_trees=ranked_by_trees)
+
+    start = time.perf_counter()
+    write_accounts(driver, settings, state, plan, node=node,
+                   node_ids=snapshot.neo4j_ids.get(schema.labelled), resumed=resumed,
+                   stop_after_batches=stop_after_batches, on_batch=on_batch)
+    timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
+
+    summary = _summary(state, plan, resumed, timings, drift or {}, cfg.drift_warn)
+    stats = {**{name: getattr(summary, name) for name in _STORED_COUNTS},
+             **_run_statistics(scores, drift or {}, cfg.drift_warn)}
+    start = time.perf_counter()
+    with driver.session(database=database) as session:
+        session.execute_write(commit_fleets, state.run_id, plan, state.started_at, stats, node)
+    summary.write_s += time.perf_counter() - start
+    _write_report(cfg.report_dir, summary)
+    return summary
+
+
+def _checked_scores(schema: GraphSchema, snapshot: Snapshot, scores: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(account keys, scores) row by row; a snapshot of another schema, or a score count
+    that is not the account count, stops the run before it writes anything."""
     schema.check_snapshot(snapshot)
-    node = schema.labelled_node
-    version = str(model_version)
     ids = np.asarray(snapshot.id_maps[schema.labelled], dtype=object)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.size != ids.size:
         raise SybilgnnError(f"{scores.size} scores for {ids.size} accounts in the snapshot")
-    # Known labels win: an account a label or verdict says is legitimate never enters the
-    # queue as a new flag; it is marked as contradicting its label instead.
-    flagged, contradicts = queue_flags(snapshot, scores, threshold, schema.labelled)
-    timings = dict(timings or {})
+    return ids, scores
 
-    ensure_scoring_schema(driver, database, node=node)
-    state, resumed = _resolve_run(driver, settings, snapshot, model_version=version,
-                                  model_run_id=model_run_id, threshold=threshold,
-                                  resume_run_id=resume_run_id, database=database)
+
+def _plan_writes(driver: Driver, settings: Settings, schema: GraphSchema, snapshot: Snapshot,
+                 ids: np.ndarray, scores: np.ndarray, flags: tuple[np.ndarray, np.ndarray],
+                 timings: dict[str, float], *, threshold: float, model_version: str,
+                 model: torch.nn.Module | None, ranked_by_trees: np.ndarray | None
+                 ) -> WritePlan:
+    """Fleets (matched against the last finished run's) and evidence of the ``flags``
+    (``queue_flags``), with their seconds in ``timings``: everything that decides what to
+    write, before the first write."""
+    cfg, (flagged, contradicts) = settings.scoring, flags
 
     start = time.perf_counter()
-    previous = read_active_fleets(driver, node, database)
+    previous = read_active_fleets(driver, schema.labelled_node, settings.neo4j.database)
     fleets = build_fleets(flagged, scores, ids, fleet_links(snapshot, schema), previous,
                           min_size=cfg.min_fleet_size,
                           max_shared_accounts=cfg.fleet_max_shared_accounts,
@@ -249,48 +234,28 @@ def score_snapshot(
     evidence_by_id = _evidence_properties(rows, ids, scores, threshold, evidence, fleets,
                                           ranked_by_trees)
     timings["evidence_s"] = time.perf_counter() - start
+    return WritePlan(ids=ids, scores=scores, threshold=threshold, model_version=model_version,
+                     flagged=flagged, contradicts=contradicts, evidence=evidence_by_id,
+                     fleets=fleets, previous_fleets=set(previous))
 
-    start = time.perf_counter()
-    with driver.session(database=database) as session:
-        procedures = use_procedures(session, settings.neo4j.procedures)
-    # score-band labels let the Browser style size accounts by score; the procedure sets
-    # them in the same pass as the scores, plain Cypher in a pass of its own
-    bands = ScoreBands() if procedures else None
-    write_scores(driver, state.run_id, ids, scores, threshold, version, node=node,
-                 batch_size=state.batch_size, scored_at=state.started_at,
-                 evidence=evidence_by_id, stop_after_batches=stop_after_batches,
-                 on_batch=on_batch, database=database, bands=bands,
-                 node_ids=snapshot.neo4j_ids.get(schema.labelled), flags=flagged)
-    remove_stale_flags(driver, state.run_id, database, node=node)
-    mark_label_conflicts(driver, ids[contradicts].tolist(), node=node, database=database,
-                         batch_size=state.batch_size)
-    if bands is None or resumed:  # a resumed run's first batches may have come through Cypher
-        apply_score_bands(driver, database=database, batch_size=state.batch_size, node=node)
-    timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
 
-    stats = {"n_scored": int(ids.size), "n_flagged": int(flagged.sum()),
-             "n_fleets": len(fleets), "n_label_conflicts": int(contradicts.sum()),
-             "export_s": timings.get("export_s", 0.0),
-             "inference_s": timings.get("inference_s", 0.0),
-             "evidence_s": timings["evidence_s"], "fleets_s": timings["fleets_s"],
-             "write_s": timings["write_s"],
-             **_run_statistics(scores, drift or {}, cfg.drift_warn)}
-    start = time.perf_counter()
-    with driver.session(database=database) as session:
-        session.execute_write(_commit_fleets, state.run_id, fleets, set(previous),
-                              state.started_at, stats, schema)
-    timings["write_s"] += time.perf_counter() - start
-    summary = ScoringSummary(
-        run_id=state.run_id, model_version=version, threshold=float(threshold),
-        n_scored=int(ids.size), n_flagged=int(flagged.sum()), n_fleets=len(fleets),
-        resumed=resumed, export_s=timings.get("export_s", 0.0),
+#: The run's counts and seconds that its ``ScoringRun`` node stores.
+_STORED_COUNTS = ("n_scored", "n_flagged", "n_fleets", "n_label_conflicts", "export_s",
+                  "inference_s", "evidence_s", "fleets_s", "write_s")
+
+
+def _summary(state: RunState, plan: WritePlan, resumed: bool, timings: dict[str, float],
+             drift: dict[str, float], warn_at: float) -> ScoringSummary:
+    """The run's summary as the account writes left it (the commit adds to ``write_s``)."""
+    return ScoringSummary(
+        run_id=state.run_id, model_version=plan.model_version, threshold=float(plan.threshold),
+        n_scored=int(plan.ids.size), n_flagged=int(plan.flagged.sum()),
+        n_fleets=len(plan.fleets), resumed=resumed, export_s=timings.get("export_s", 0.0),
         inference_s=timings.get("inference_s", 0.0), evidence_s=timings["evidence_s"],
         fleets_s=timings["fleets_s"], write_s=timings["write_s"],
-        fleet_ids=[f.fleet_id for f in fleets], drift=dict(drift or {}),
-        drift_warnings=drifted_inputs(drift or {}, cfg.drift_warn),
-        n_label_conflicts=int(contradicts.sum()))
-    _write_report(cfg.report_dir, summary)
-    return summary
+        fleet_ids=[f.fleet_id for f in plan.fleets], drift=dict(drift),
+        drift_warnings=drifted_inputs(drift, warn_at),
+        n_label_conflicts=int(plan.contradicts.sum()))
 
 
 def queue_flags(snapshot: Snapshot, scores: np.ndarray, threshold: float,
@@ -326,12 +291,6 @@ def _run_statistics(scores: np.ndarray, drift: dict[str, float], warn_at: float
             "drift_psi": [round(float(drift[k]), 6) for k in names],
             "drift_max": round(float(max(drift.values())), 6) if drift else 0.0,
             "drift_warn": float(warn_at)}
-
-
-def _commit_fleets(tx: Any, run_id: str, fleets: list[Fleet], previous_ids: set[str],
-                   seen_at: datetime, stats: dict[str, Any], schema: GraphSchema) -> None:
-    write_fleets(tx, run_id, fleets, previous_ids, seen_at, node=schema.labelled_node)
-    finish_run(tx, run_id, stats)
 
 
 def _write_report(report_dir: Path, summary: ScoringSummary) -> None:

@@ -255,19 +255,11 @@ def write_scores(
     index for every node whose id still holds the same key. ``flags`` (default: score at
     or above the threshold) lets the caller keep labelled-legitimate accounts unflagged.
     """
-    ids = np.asarray(account_ids, dtype=object)
-    values = np.asarray(scores, dtype=np.float64)
-    if ids.shape != values.shape:
-        raise SybilgnnError(f"write_scores: {len(ids)} account ids but {len(values)} scores")
-    state = get_run(driver, run_id, database)
-    if state is None:
-        raise SybilgnnError(f"scoring run {run_id} does not exist; call start_run first")
+    ids, values, flags, state = _checked_rows(driver, run_id, database, account_ids, scores,
+                                              threshold, flags)
     first = state.written_batches if start_batch is None else start_batch
-    flags = values >= threshold if flags is None else np.asarray(flags, dtype=bool)
-    if flags.shape != values.shape:
-        raise SybilgnnError(f"write_scores: {len(flags)} flags for {len(values)} scores")
-    stamp = scored_at or state.started_at
-    evidence = evidence or {}
+    common: dict[str, Any] = {"scored_at": scored_at or state.started_at,
+                              "model_version": str(model_version), "run_id": run_id}
     n_batches = (len(ids) + batch_size - 1) // batch_size
     query = _write_scores_query(node) if bands is None else _WRITE_SCORES_PROCEDURE
     flagged_query = _write_flagged_query(node)
@@ -278,35 +270,66 @@ def write_scores(
             raise WriteInterrupted(f"scoring run {run_id}: stopped after {written} batches")
         lo, hi = batch * batch_size, min((batch + 1) * batch_size, len(ids))
         batch_ids = [str(v) for v in ids[lo:hi]]
-        batch_flags = flags[lo:hi]
-        params: dict[str, Any] = {"ids": batch_ids, "scored_at": stamp,
-                                  "model_version": str(model_version), "run_id": run_id}
-        if bands is None:
-            params |= {"scores": values[lo:hi].tolist(), "flags": batch_flags.tolist()}
-        else:
-            params |= {"label": node.label, "key": node.key,  # checked by flagged_query
-                       "scores": values[lo:hi].astype("<f8").tobytes(),
-                       "flags": batch_flags.astype(np.uint8).tobytes(),
-                       "band_labels": list(BAND_LABELS),
-                       "bands": band_index(values[lo:hi], bands).astype(np.uint8).tobytes(),
-                       "node_ids": b"" if hints is None
-                       else np.asarray(hints[lo:hi], dtype="<i8").tobytes()}
-        flagged_rows = []
-        for k in np.flatnonzero(batch_flags):
-            account = batch_ids[k]
-            ev = evidence.get(account, {})
-            flagged_rows.append({"id": account, "features": list(ev.get("features", [])),
-                                 "relations": list(ev.get("relations", [])),
-                                 "neighbours": list(ev.get("neighbours", [])),
-                                 "summary": ev.get("summary", "")})
+        params = _batch_params({"ids": batch_ids, **common}, node=node, bands=bands,
+                               scores=values[lo:hi], flags=flags[lo:hi],
+                               node_ids=None if hints is None else hints[lo:hi])
         with driver.session(database=database) as session:
             session.execute_write(_write_batch, batch=batch, run_id=run_id, query=query,
                                   params=params, flagged_query=flagged_query,
-                                  flagged_rows=flagged_rows)
+                                  flagged_rows=_flagged_rows(batch_ids, flags[lo:hi], evidence))
         written += 1
         if on_batch is not None:
             on_batch(batch + 1, n_batches)
     return written
+
+
+def _checked_rows(driver: Driver, run_id: str, database: str | None,
+                  account_ids: Sequence[str] | np.ndarray, scores: Sequence[float] | np.ndarray,
+                  threshold: float, flags: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RunState]:
+    """(ids, scores, flags, the run) for ``write_scores``; rows that do not line up, or a
+    run that was never started, stop it before its first batch."""
+    ids = np.asarray(account_ids, dtype=object)
+    values = np.asarray(scores, dtype=np.float64)
+    if ids.shape != values.shape:
+        raise SybilgnnError(f"write_scores: {len(ids)} account ids but {len(values)} scores")
+    state = get_run(driver, run_id, database)
+    if state is None:
+        raise SybilgnnError(f"scoring run {run_id} does not exist; call start_run first")
+    flags = values >= threshold if flags is None else np.asarray(flags, dtype=bool)
+    if flags.shape != values.shape:
+        raise SybilgnnError(f"write_scores: {len(flags)} flags for {len(values)} scores")
+    return ids, values, flags, state
+
+
+def _batch_params(common: dict[str, Any], *, node: NodeType, bands: ScoreBands | None,
+                  scores: np.ndarray, flags: np.ndarray, node_ids: np.ndarray | None
+                  ) -> dict[str, Any]:
+    """One batch's query parameters: lists for plain Cypher; for the procedure, packed
+    little-endian arrays and each row's score band."""
+    if bands is None:
+        return common | {"scores": scores.tolist(), "flags": flags.tolist()}
+    return common | {"label": node.label, "key": node.key,  # checked by flagged_query
+                     "scores": scores.astype("<f8").tobytes(),
+                     "flags": flags.astype(np.uint8).tobytes(),
+                     "band_labels": list(BAND_LABELS),
+                     "bands": band_index(scores, bands).astype(np.uint8).tobytes(),
+                     "node_ids": b"" if node_ids is None
+                     else np.asarray(node_ids, dtype="<i8").tobytes()}
+
+
+def _flagged_rows(batch_ids: list[str], flags: np.ndarray,
+                  evidence: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The batch's flagged accounts with their evidence (empty lists where none was given)."""
+    rows = []
+    for k in np.flatnonzero(flags):
+        account = batch_ids[k]
+        ev = evidence.get(account, {}) if evidence else {}
+        rows.append({"id": account, "features": list(ev.get("features", [])),
+                     "relations": list(ev.get("relations", [])),
+                     "neighbours": list(ev.get("neighbours", [])),
+                     "summary": ev.get("summary", "")})
+    return rows
 
 
 def mark_label_conflicts(driver: Driver, account_ids: Sequence[str], *, node: NodeType,
