@@ -67,9 +67,7 @@ def main() -> None:
     if final.companion is not None:
         features = companion_features(encoded)
         logits = final.companion.fuse(gnn, features)
-        trees = final.companion.on_gnn_scale(features)
-        if final.companion.max_lift is not None:  # what the trees may lift, within the cap
-            trees = np.minimum(trees, gnn + final.companion.max_lift)
+        trees = final.companion.lifted(gnn, features)
     probs = apply_calibrator(final.calibrator, logits)
     labels = account_labels(encoded, "account")
     truth = read_truth(args.world).set_index("account_id")

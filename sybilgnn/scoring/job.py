@@ -180,9 +180,10 @@ def score_snapshot(
                    stop_after_batches=stop_after_batches, on_batch=on_batch)
     timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
 
-    summary = _summary(state, plan, resumed, timings, drift or {}, cfg.drift_warn)
+    drift = drift or {}
+    summary = _summary(state, plan, resumed, timings, drift, cfg.drift_warn)
     stats = {**{name: getattr(summary, name) for name in _STORED_COUNTS},
-             **_run_statistics(scores, drift or {}, cfg.drift_warn)}
+             **_run_statistics(scores, drift, cfg.drift_warn)}
     start = time.perf_counter()
     with driver.session(database=database) as session:
         session.execute_write(commit_fleets, state.run_id, plan, state.started_at, stats, node)
@@ -327,7 +328,8 @@ def score_graph(
     from sybilgnn.export import export_snapshot
     from sybilgnn.registry import load_registered_model
     from sybilgnn.training import apply_calibrator, load_model, predict_logits
-    from sybilgnn.training.companion import COMPANION_REACH, companion_features
+    from sybilgnn.training.companion import (COMPANION_REACH, companion_features,
+                                             fuse_logits)
 
     loaded = load_registered_model(settings, model_version if model_version is not None
                                    else settings.scoring.model_alias)
@@ -351,9 +353,10 @@ def score_graph(
         logits = predict_logits(model, encoded, settings.train.device)
         ranked_by_trees = None
         if loaded.companion is not None:
-            features = companion_features(encoded)
-            ranked_by_trees = loaded.companion.lifting(logits, features)
-            logits = loaded.companion.fuse(logits, features)
+            # one pass of the trees serves the fusion and the evidence's reason
+            trees = loaded.companion.lifted(logits, companion_features(encoded))
+            ranked_by_trees = trees > logits
+            logits = fuse_logits(logits, trees)
         scores = apply_calibrator(loaded.calibrator, logits)
         timings["inference_s"] = time.perf_counter() - start
         summary = score_snapshot(

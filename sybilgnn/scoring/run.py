@@ -56,8 +56,10 @@ def new_run_id(now: datetime | None = None) -> str:
 def resolve_run(driver: Driver, settings: Settings, snapshot: Snapshot, *, model_version: str,
                 model_run_id: str | None, threshold: float, resume_run_id: str | None,
                 database: str) -> tuple[RunState, bool]:
-    """The run to write: the named one, the latest unfinished twin, or a new one."""
-    batch_size = settings.scoring.batch_size
+    """The run to write: the named one, the latest unfinished twin, or a new one; and
+    whether it resumes."""
+    run_id, batch_size = new_run_id(), settings.scoring.batch_size
+    resumed = False
     if resume_run_id is not None:
         state = get_run(driver, resume_run_id, database)
         if state is None:
@@ -70,23 +72,16 @@ def resolve_run(driver: Driver, settings: Settings, snapshot: Snapshot, *, model
                 f"--resume {resume_run_id}: it scored model {state.model_version} on snapshot "
                 f"{state.snapshot_hash[:12]}, but now model {model_version} and snapshot "
                 f"{snapshot.content_hash[:12]} are current; start a new run instead")
-        return start_run(driver, run_id=state.run_id, model_version=model_version,
-                         model_run_id=model_run_id, threshold=threshold,
-                         snapshot_hash=snapshot.content_hash, n_accounts=snapshot.num_accounts,
-                         batch_size=state.batch_size, database=database), True
-    if settings.scoring.auto_resume:
+        run_id, batch_size, resumed = state.run_id, state.batch_size, True
+    elif settings.scoring.auto_resume:
         twin = find_resumable_run(driver, model_version, snapshot.content_hash, batch_size,
                                   database)
         if twin is not None:
-            return start_run(driver, run_id=twin.run_id, model_version=model_version,
-                             model_run_id=model_run_id, threshold=threshold,
-                             snapshot_hash=snapshot.content_hash,
-                             n_accounts=snapshot.num_accounts, batch_size=batch_size,
-                             database=database), True
-    return start_run(driver, run_id=new_run_id(), model_version=model_version,
+            run_id, resumed = twin.run_id, True
+    return start_run(driver, run_id=run_id, model_version=model_version,
                      model_run_id=model_run_id, threshold=threshold,
                      snapshot_hash=snapshot.content_hash, n_accounts=snapshot.num_accounts,
-                     batch_size=batch_size, database=database), False
+                     batch_size=batch_size, database=database), resumed
 
 
 def write_accounts(driver: Driver, settings: Settings, state: RunState, plan: WritePlan, *,

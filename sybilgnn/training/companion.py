@@ -28,20 +28,27 @@ from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training.crossfit import quantile_knots
 from sybilgnn.training.neighbours import neighbour_features
 
-__all__ = ["CompanionFeatures", "TreeCompanion", "companion_features", "fit_companion",
-           "fuse_logits",
+__all__ = ["CompanionFeatures", "TreeCompanion", "capped_lift", "companion_features",
+           "fit_companion", "fuse_logits",
            "COMPANION_REACH"]
 
 TIE_BREAK = 1e-6  # weight of the lower score: orders ties at the top of the scale only
 COMPANION_REACH = 2  # hops the neighbour aggregates read (an account, its IP, the IP's accounts)
 
 
+def capped_lift(gnn: np.ndarray, trees_on_gnn_scale: np.ndarray,
+                max_lift: float | None) -> np.ndarray:
+    """The trees' score, at most ``max_lift`` logits above the GNN's own (None: as it is)."""
+    if max_lift is None:
+        return trees_on_gnn_scale
+    return np.minimum(trees_on_gnn_scale, gnn + max_lift)
+
+
 def fuse_logits(gnn: np.ndarray, trees_on_gnn_scale: np.ndarray,
                 max_lift: float | None = None) -> np.ndarray:
     """The higher of the two scores, the lower breaking ties: monotone in both. With
     ``max_lift`` the trees raise an account at most that many logits above the GNN's own."""
-    if max_lift is not None:
-        trees_on_gnn_scale = np.minimum(trees_on_gnn_scale, gnn + max_lift)
+    trees_on_gnn_scale = capped_lift(gnn, trees_on_gnn_scale, max_lift)
     high = np.maximum(gnn, trees_on_gnn_scale)
     low = np.minimum(gnn, trees_on_gnn_scale)
     return high + TIE_BREAK * low
@@ -67,16 +74,13 @@ class TreeCompanion:
 
     def fuse(self, gnn_logits: np.ndarray, features: CompanionFeatures) -> np.ndarray:
         """Fused logits of every labelled-type node (``companion_features`` rows)."""
-        return fuse_logits(np.asarray(gnn_logits, dtype=np.float64), self.on_gnn_scale(features),
-                           self.max_lift)
+        gnn = np.asarray(gnn_logits, dtype=np.float64)
+        return fuse_logits(gnn, self.lifted(gnn, features))
 
-    def lifting(self, gnn_logits: np.ndarray, features: CompanionFeatures) -> np.ndarray:
-        """Where the trees, within the cap, rank an account above the GNN (the evidence
-        names them as the reason for the score)."""
-        trees = self.on_gnn_scale(features)
-        if self.max_lift is not None:
-            trees = np.minimum(trees, gnn_logits + self.max_lift)
-        return trees > gnn_logits
+    def lifted(self, gnn_logits: np.ndarray, features: CompanionFeatures) -> np.ndarray:
+        """The trees' score on the GNN's scale within the cap: what the fusion takes (where
+        it exceeds the GNN's own, the evidence names the trees as the reason)."""
+        return capped_lift(gnn_logits, self.on_gnn_scale(features), self.max_lift)
 
     def on_gnn_scale(self, features: CompanionFeatures) -> np.ndarray:
         """The trees' score of every row of ``companion_features``, mapped onto the GNN's

@@ -74,7 +74,7 @@ def test_the_trees_lift_an_account_at_most_max_lift_logits_above_the_gnn() -> No
     assert (mapped > gnn_disagrees + 3.0).sum() > 50  # the cap binds on many accounts
     assert (fused <= np.maximum(gnn_disagrees, np.minimum(mapped, gnn_disagrees + 3.0))
             + 1e-5).all()
-    np.testing.assert_array_equal(companion.lifting(gnn_disagrees, features),
+    np.testing.assert_array_equal(companion.lifted(gnn_disagrees, features) > gnn_disagrees,
                                   mapped > gnn_disagrees)
     # the cap travels with the model; a model saved without one fuses uncapped
     assert TreeCompanion.from_tensors(companion.tensors()).max_lift == 3.0
