@@ -89,3 +89,28 @@ def wipe_database(driver: Any) -> None:
         for record in list(session.run("SHOW INDEXES YIELD name, type RETURN name, type")):
             if record["type"] != "LOOKUP":
                 session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
+
+
+def isolated_settings(base: Settings, tmp_path: Path, model_name: str) -> Settings:
+    """``base`` with its own MLflow store, model name, lock, snapshot cache and report
+    folder under ``tmp_path``, so a test's registry starts empty."""
+    settings = base.model_copy(deep=True)
+    settings.registry.tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings.registry.artifact_root = tmp_path / "artifacts"
+    settings.registry.model_name = model_name
+    settings.registry.lock_file = tmp_path / "retrain.lock"
+    settings.export.cache_dir = tmp_path / "snapshots"
+    settings.scoring.report_dir = tmp_path / "reports"
+    return settings
+
+
+def label_from_truth(driver: Any, truth: Any) -> None:
+    """Every account of ``truth`` (account_id, is_fake) labelled with its truth, the label
+    times spread over 30 days, so a tiny model has train and validation labels of both
+    classes (the simulator labels few accounts)."""
+    rows = [{"id": str(a), "label": int(f), "day": i % 30}
+            for i, (a, f) in enumerate(zip(truth["account_id"], truth["is_fake"]))]
+    driver.execute_query(
+        "UNWIND $rows AS row MATCH (a:Account {account_id: row.id}) "
+        "SET a.label = row.label, a.label_source = 'test', "
+        "a.label_at = datetime('2024-01-01T00:00:00Z') + duration({days: row.day})", rows=rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -17,13 +18,30 @@ from sybilgnn.config import Settings
 @click.option("--resume", "resume_run_id", default=None, metavar="RUN_ID",
               help="Finish this unfinished ScoringRun (default: resume the latest unfinished "
                    "run of the same model on the same snapshot, if scoring.auto_resume).")
+@click.option("--changed", is_flag=True,
+              help="Score only the accounts that deliveries since the last finished run can "
+                   "have changed (the model's reach around every node an ingest touched); "
+                   "scores the whole graph when there is no finished run of this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @pass_settings
 def score(settings: Settings, model_version: str | None, resume_run_id: str | None,
-          as_json: bool) -> None:
-    """Score every account with the champion model and write scores, flags, fleets and
-    evidence back to Neo4j."""
+          changed: bool, as_json: bool) -> None:
+    """Score every account (or, with --changed, what changed) with the champion model and
+    write scores, flags, fleets and evidence back to Neo4j."""
     from sybilgnn.scoring import run_scoring
+    from sybilgnn.scoring.incremental_run import FullRunNeeded, score_changed
+
+    if changed and resume_run_id is not None:
+        raise click.UsageError("--changed and --resume do not go together: an incremental "
+                               "run is never resumed, the next one covers it")
+    if changed:
+        try:
+            _echo_summary(settings, score_changed(settings, model_version=model_version),
+                          as_json)
+            return
+        except FullRunNeeded as reason:
+            if not as_json:
+                click.echo(f"{reason}: scoring the whole graph instead")
 
     bar: tqdm | None = None
 
@@ -41,11 +59,21 @@ def score(settings: Settings, model_version: str | None, resume_run_id: str | No
     finally:
         if bar is not None:
             bar.close()
+    _echo_summary(settings, summary, as_json)
+
+
+def _echo_summary(settings: Settings, summary: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.to_dict()))
         return
-    click.echo(f"run {summary.run_id}{' (resumed)' if summary.resumed else ''}: model "
+    kind = (f" (incremental from {summary.base_run_id})" if summary.kind == "incremental"
+            else " (resumed)" if summary.resumed else "")
+    click.echo(f"run {summary.run_id}{kind}: model "
                f"v{summary.model_version}, threshold {summary.threshold:.3f}")
+    if summary.kind == "incremental":
+        click.echo(f"changed nodes {summary.n_seeds:,}, accounts within the model's reach "
+                   f"{summary.n_scored:,}, changed score or flag {summary.n_written:,} "
+                   f"(reach found in {summary.reach_s:.1f}s)")
     click.echo(f"scored {summary.n_scored:,}  flagged {summary.n_flagged:,}  "
                f"fleets {summary.n_fleets:,}")
     if summary.n_label_conflicts:

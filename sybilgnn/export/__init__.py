@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from sybilgnn.export.read import RawGraph, read_graph
 from sybilgnn.export.snapshot_export import (DEFAULT_WORKERS, export_snapshot,
-                                             log_snapshot_to_mlflow)
+                                             export_subgraph, log_snapshot_to_mlflow)
 
-__all__ = ["DEFAULT_WORKERS", "RawGraph", "export_snapshot", "log_snapshot_to_mlflow",
+__all__ = ["DEFAULT_WORKERS", "RawGraph", "export_snapshot", "export_subgraph",
+           "log_snapshot_to_mlflow",
            "read_graph"]

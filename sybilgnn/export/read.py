@@ -69,12 +69,15 @@ class _Task:
     items: int
 
 
-def _plan(tx: Any, settings: Settings) -> _Plan:
-    """Schema check, count-store counts, and the fixed node set of every node type."""
+def _plan(tx: Any, settings: Settings, only: dict[str, np.ndarray] | None = None) -> _Plan:
+    """Schema check, count-store counts, and the fixed node set of every node type (every
+    node of its label, or the internal ids ``only`` names)."""
     schema = resolve_schema(tx, settings.export, settings.split.holdout_property)
     counts = count_graph(tx, [n.label for n in schema.nodes.values()],
                          [r.type for r in schema.relationships.values()])
-    node_ids = {name: fetch_node_ids(tx, node.label) for name, node in schema.nodes.items()}
+    node_ids = {name: (fetch_node_ids(tx, node.label) if only is None else
+                       np.unique(np.asarray(only.get(name, []), dtype=np.int64)))
+                for name, node in schema.nodes.items()}
     mixed = {name for name, rel in schema.relationships.items()
              if count_ending_at(tx, rel.type, schema.nodes[rel.target].label)
              != counts[f"rel:{rel.type}"]}
@@ -164,17 +167,19 @@ def _edge_groups(schema: ResolvedSchema, procedures: bool) -> list[tuple[str, li
 
 def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict[str, Any],
                workers: int = 2, progress: Progress | None = None,
-               total: Callable[[int], None] | None = None
+               total: Callable[[int], None] | None = None,
+               only: dict[str, np.ndarray] | None = None
                ) -> tuple[RawGraph, list[frozenset[str]]]:
     """Read the graph with ``workers`` parallel read sessions; returns the raw columns and
     the last bookmark of every session used (for the point-in-time check).
 
     ``total`` receives the number of progress units (nodes, then source nodes per edge
-    type) once they are known.
+    type) once they are known. ``only`` (node type -> internal ids) reads the subgraph those
+    nodes induce: their columns and the relationships between them.
     """
     chunk_size = settings.export.chunk_size
     with driver.session(**session_kwargs) as session:
-        plan = session.execute_read(_plan, settings)
+        plan = session.execute_read(_plan, settings, only)
         bookmarks = [frozenset(session.last_bookmarks().raw_values)]
     schema, counts, node_ids = plan.schema, plan.counts, plan.node_ids
     tasks: list[_Task] = []

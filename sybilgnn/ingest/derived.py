@@ -76,11 +76,14 @@ def write_similarity(driver: Any, database: str, result: SimilarityResult, batch
 
 
 def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: int,
-                     batch_size: int) -> set[str]:
+                     batch_size: int, change_seq: int = 0) -> set[str]:
     """Delete the weakest PROMPT_SIMILAR edges of accounts over ``cap`` after an incremental load.
 
     Each over-cap account keeps its ``cap`` strongest edges (similarity, then n_shared, then the
-    other id). Returns the endpoints of deleted edges, whose features need recomputing.
+    other id). Returns the endpoints of deleted edges, whose features need recomputing. The
+    deletion stamps both ends with ``change_seq`` in its own transaction: a run killed right
+    after it would not find these edges again, and incremental scoring must still see the
+    change (``sybilgnn.ingest.changes``).
     """
     doomed: dict[str, tuple[str, str]] = {}
     with quiet_session(driver, database) as session:
@@ -97,8 +100,10 @@ def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: in
         if doomed:
             pairs = [{"a": a, "b": b} for a, b in sorted(set(doomed.values()))]
             session.execute_write(lambda tx: tx.run(
-                "UNWIND $pairs AS p MATCH (:Account {account_id: p.a})-[r:PROMPT_SIMILAR]->"
-                "(:Account {account_id: p.b}) DELETE r", pairs=pairs).consume())
+                "UNWIND $pairs AS p MATCH (a:Account {account_id: p.a})-[r:PROMPT_SIMILAR]->"
+                "(b:Account {account_id: p.b}) DELETE r "
+                "SET a.changed_seq = $seq, b.changed_seq = $seq",
+                pairs=pairs, seq=int(change_seq)).consume())
     return {x for pair in doomed.values() for x in pair}
 
 

@@ -26,6 +26,7 @@ from sybilgnn.errors import InputError
 from sybilgnn.features.hashing import load_secret
 from sybilgnn.features.prompt_similarity import similar_account_pairs
 from sybilgnn.ingest import bulk, loaders
+from sybilgnn.ingest.changes import finish_change, next_change_seq, stamp_changes
 from sybilgnn.ingest.derived import prune_similarity, update_features, write_similarity
 from sybilgnn.ingest.quarantine import quarantine_path, write_quarantine
 from sybilgnn.ingest.schema import ensure_schema
@@ -63,8 +64,10 @@ def _existing_accounts(driver: Any, database: str, ids: list[str],
     return found
 
 
-def _finish_files(driver: Any, database: str, done: list[ValidatedTable]) -> None:
-    """Record each file in the ledger and drop its batch markers, in one transaction."""
+def _finish_files(driver: Any, database: str, done: list[ValidatedTable],
+                  change_seq: int | None = None) -> None:
+    """Record each file in the ledger and drop its batch markers, in one transaction, which
+    also ends the ingest's change (``change_seq``) in flight."""
     rows = [{"key": f"{v.table}:{v.digest}", "table": v.table, "name": v.path.name,
              "rows": v.rows_read, "quarantined": v.rows_quarantined} for v in done]
 
@@ -74,6 +77,8 @@ def _finish_files(driver: Any, database: str, done: list[ValidatedTable]) -> Non
                "f.quarantined = row.quarantined, f.ingested_at = datetime()", rows=rows).consume()
         tx.run("MATCH (b:IngestBatch) WHERE any(k IN $keys WHERE b.batch_key STARTS WITH k) "
                "DELETE b", keys=[r["key"] for r in rows]).consume()
+        if change_seq is not None:
+            finish_change(tx, change_seq)
 
     with quiet_session(driver, database) as session:
         session.execute_write(work)
@@ -262,8 +267,11 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     # read_validate twice, schema, accounts, features, ledger; one per event table; prompts 5
     clock.expect(6 + sum(t in by_table for t in ("labels", "ip_events", "payments"))
                  + 5 * ("prompts" in by_table))
-    touched = _load_accounts(driver, db, size, validated, summary, clock.lap)
     marker_of = {v.table: f"{v.table}:{v.digest}" for v in validated}
+    # a delivery ingested before changes nothing: no change value, nothing stamped
+    change_seq = (next_change_seq(driver, db, ",".join(sorted(marker_of.values())))
+                  if validated else None)
+    touched = _load_accounts(driver, db, size, validated, summary, clock.lap)
     if "labels" in by_table:
         loaders.load_labels(driver, db, by_table["labels"].clean, size)
         clock.lap("labels")
@@ -281,17 +289,34 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
         clock.lap("payments")
     if "prompts" in by_table:
         touched |= _load_prompts(settings, driver, by_table["prompts"], marker_of["prompts"],
-                                 summary, clock.lap)
+                                 summary, clock.lap, change_seq or 0)
 
     summary.features_updated = update_features(driver, db, sorted(touched), size)
+    if change_seq is not None:
+        stamp_changes(driver, db, change_seq, _touched_nodes(by_table, touched, secret), size)
     clock.lap("features")
 
     _finish_summary(summary, settings, directory, files, validated)
-    _finish_files(driver, db, validated)
+    _finish_files(driver, db, validated, change_seq)
     clock.lap("ledger")
     clock.bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _touched_nodes(by_table: dict[str, ValidatedTable], accounts: set[str], secret: bytes
+                   ) -> dict[str, set[str]]:
+    """Every node the delivery wrote, by label: the accounts whose features were updated,
+    the labelled accounts, and the (hashed) IPs and instruments of its events."""
+    touched = {"Account": set(accounts)}
+    if "labels" in by_table:
+        touched["Account"] |= set(by_table["labels"].clean["account_id"])
+    if "ip_events" in by_table:
+        touched["IP"] = set(loaders.ip_frames(by_table["ip_events"].clean, secret)[0]["ip_id"])
+    if "payments" in by_table:
+        touched["PaymentInstrument"] = set(
+            loaders.payment_frames(by_table["payments"].clean, secret)[0]["pm_id"])
+    return touched
 
 
 def _schema_and_new_tables(settings: Settings, driver: Any, files: list[Any],
@@ -333,7 +358,8 @@ def _load_accounts(driver: Any, db: str, size: int, validated: list[ValidatedTab
 
 
 def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: str,
-                  summary: IngestSummary, lap: Callable[[str], None]) -> set[str]:
+                  summary: IngestSummary, lap: Callable[[str], None], change_seq: int
+                  ) -> set[str]:
     """Prompt state, then similarity edges, pruned to the per-account cap; returns the
     accounts whose features need updating (senders, pair ends, pruned accounts)."""
     db, size = settings.neo4j.database, settings.ingest.batch_size
@@ -357,6 +383,6 @@ def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: st
     endpoints = set(result.pairs["account_a"]) | set(result.pairs["account_b"])
     touched |= endpoints
     touched |= prune_similarity(driver, db, sorted(endpoints),
-                                similarity.max_edges_per_account, size)
+                                similarity.max_edges_per_account, size, change_seq)
     lap("similarity_prune")
     return touched

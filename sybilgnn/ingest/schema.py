@@ -9,7 +9,7 @@ from sybilgnn.ingest.writer import quiet_session
 __all__ = ["CONSTRAINTS", "INDEXES", "NODE_LABELS", "REL_TYPES", "ensure_schema"]
 
 NODE_LABELS = {"Account", "IP", "PaymentInstrument", "Fleet", "ScoringRun",
-               "IngestFile", "IngestBatch"}
+               "IngestFile", "IngestBatch", "ChangeClock"}
 REL_TYPES = {"USED_IP", "PAID_WITH", "PROMPT_SIMILAR"}
 
 # (constraint name, label, key property)
@@ -21,6 +21,7 @@ CONSTRAINTS = [
     ("scoring_run_id_unique", "ScoringRun", "run_id"),
     ("ingest_file_key_unique", "IngestFile", "file_key"),
     ("ingest_batch_key_unique", "IngestBatch", "batch_key"),
+    ("change_clock_name_unique", "ChangeClock", "name"),
 ]
 # (index name, label, property): range indexes for the export's time split and analysts' filters
 INDEXES = [
@@ -28,6 +29,10 @@ INDEXES = [
     ("account_label", "Account", "label"),
     ("account_created_at", "Account", "created_at"),
     ("ip_is_datacenter", "IP", "is_datacenter"),
+    # what incremental scoring looks up: the nodes a delivery touched (ingest/changes.py)
+    ("account_changed_seq", "Account", "changed_seq"),
+    ("ip_changed_seq", "IP", "changed_seq"),
+    ("pm_changed_seq", "PaymentInstrument", "changed_seq"),
 ]
 
 

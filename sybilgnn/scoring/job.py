@@ -25,7 +25,7 @@ from neo4j import Driver
 
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
-from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.errors import SybilgnnError
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
@@ -45,7 +45,8 @@ from sybilgnn.scoring.run import (
 )
 from sybilgnn.scoring.writeback import RunState, ensure_scoring_schema
 
-__all__ = ["ScoringSummary", "SCORE_BINS", "drifted_inputs", "fleet_links", "fleet_split",
+__all__ = ["ScoringSummary", "SCORE_BINS", "drifted_inputs", "evidence_properties",
+           "fleet_links", "fleet_split",
            "queue_flags", "new_run_id", "run_scoring", "score_graph", "ScoredGraph",
            "score_snapshot"]
 
@@ -68,6 +69,11 @@ class ScoringSummary:
     drift: dict[str, float] = field(default_factory=dict)   # model input -> PSI vs training
     drift_warnings: list[str] = field(default_factory=list)  # inputs above scoring.drift_warn
     n_label_conflicts: int = 0  # above the threshold but labelled legitimate: not flagged
+    kind: str = "full"  # or "incremental": only what a delivery can have changed
+    base_run_id: str | None = None  # incremental: the finished run it started from
+    n_seeds: int = 0  # incremental: nodes a delivery touched since the base
+    n_written: int = 0  # incremental: targets whose score or flag changed
+    reach_s: float = 0.0  # incremental: finding what changed and what it reaches
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +112,7 @@ def fleet_split(settings: Settings) -> FleetSplit | None:
                       similarity_weight=cfg.fleet_split_similarity_weight)
 
 
-def _evidence_properties(rows: np.ndarray, ids: np.ndarray, scores: np.ndarray,
+def evidence_properties(rows: np.ndarray, ids: np.ndarray, scores: np.ndarray,
                          threshold: float, evidence: dict[int, AccountEvidence],
                          fleets: list[Fleet], ranked_by_trees: np.ndarray | None = None
                          ) -> dict[str, dict[str, Any]]:
@@ -149,6 +155,7 @@ def score_snapshot(
     timings: dict[str, float] | None = None,
     drift: dict[str, float] | None = None,
     ranked_by_trees: np.ndarray | None = None,
+    graph_seq: int = 0,
 ) -> ScoringSummary:
     """Write ``scores`` (row i = account row i of ``snapshot``) with fleets and evidence.
 
@@ -158,6 +165,8 @@ def score_snapshot(
     training) is stored on the ``ScoringRun``. ``stop_after_batches`` is the test hook that
     simulates a killed write. ``ranked_by_trees`` (per account, a model with a tree
     companion) names in each flag's summary which of the two models ranked it.
+    ``graph_seq`` (the change counter read before the export) lets a later incremental run
+    start from this one.
     """
     database, cfg = settings.neo4j.database, settings.scoring
     schema = GraphSchema.from_settings(settings)
@@ -183,7 +192,8 @@ def score_snapshot(
     drift = drift or {}
     summary = _summary(state, plan, resumed, timings, drift, cfg.drift_warn)
     stats = {**{name: getattr(summary, name) for name in _STORED_COUNTS},
-             **_run_statistics(scores, drift, cfg.drift_warn)}
+             **_run_statistics(scores, drift, cfg.drift_warn),
+             "kind": "full", "graph_seq": int(graph_seq)}
     start = time.perf_counter()
     with driver.session(database=database) as session:
         session.execute_write(commit_fleets, state.run_id, plan, state.started_at, stats, node)
@@ -232,7 +242,7 @@ def _plan_writes(driver: Driver, settings: Settings, schema: GraphSchema, snapsh
             id_maps=snapshot.id_maps, scores=scores, threshold=threshold,
             feature_stats=snapshot.feature_stats.get(schema.labelled), top_k=cfg.evidence_top_k,
             schema=schema)
-    evidence_by_id = _evidence_properties(rows, ids, scores, threshold, evidence, fleets,
+    evidence_by_id = evidence_properties(rows, ids, scores, threshold, evidence, fleets,
                                           ranked_by_trees)
     timings["evidence_s"] = time.perf_counter() - start
     return WritePlan(ids=ids, scores=scores, threshold=threshold, model_version=model_version,
@@ -324,51 +334,37 @@ def score_graph(
     progress: bool = False,
 ) -> ScoredGraph:
     """``run_scoring`` that also hands back the snapshot and scores (for the replay)."""
-    from sybilgnn.neo4j.connection import open_driver
     from sybilgnn.export import export_snapshot
-    from sybilgnn.registry import load_registered_model
-    from sybilgnn.training import apply_calibrator, load_model, predict_logits
-    from sybilgnn.training.companion import (COMPANION_REACH, companion_features,
-                                             fuse_logits)
+    from sybilgnn.ingest.changes import first_unseen_seq
+    from sybilgnn.neo4j.connection import open_driver
+    from sybilgnn.scoring.inference import load_scoring_model
 
-    loaded = load_registered_model(settings, model_version if model_version is not None
-                                   else settings.scoring.model_alias)
+    scoring = load_scoring_model(settings, model_version)
     schema = GraphSchema.from_settings(settings)
-    if loaded.target != schema.labelled:
-        raise InputError(
-            f"model {loaded.model_name} v{loaded.version} scores {loaded.target!r} nodes, but "
-            f"export.labels.node_type is {schema.labelled!r}: it was trained on another graph "
-            "schema. Train a model on this one (`sybilgnn retrain`), or set "
-            "registry.model_name to the model of this schema")
-    model = load_model(loaded.model_config, loaded.state_dict)
     own_driver = driver is None
     active = open_driver(settings) if driver is None else driver
     try:
         start = time.perf_counter()
+        with active.session(database=settings.neo4j.database) as session:
+            # read before the export: whatever a delivery stamps from here on is news to
+            # the next incremental run (sybilgnn.ingest.changes)
+            graph_seq = session.execute_read(first_unseen_seq)
         snapshot = export_snapshot(settings, driver=active, progress=progress)
         timings = {"export_s": time.perf_counter() - start}
         start = time.perf_counter()
-        encoded = loaded.encode(snapshot)  # the model's own preprocessing, never refitted
-        drift = loaded.preprocessor.drift(snapshot)
-        logits = predict_logits(model, encoded, settings.train.device)
-        ranked_by_trees = None
-        if loaded.companion is not None:
-            # one pass of the trees serves the fusion and the evidence's reason
-            trees = loaded.companion.lifted(logits, companion_features(encoded))
-            ranked_by_trees = trees > logits
-            logits = fuse_logits(logits, trees)
-        scores = apply_calibrator(loaded.calibrator, logits)
+        inference = scoring.infer(snapshot, settings)
         timings["inference_s"] = time.perf_counter() - start
         summary = score_snapshot(
-            active, settings, encoded, scores, threshold=float(loaded.threshold),
-            model_version=str(loaded.version), model_run_id=loaded.run_id, model=model,
+            active, settings, inference.encoded, inference.scores,
+            threshold=scoring.threshold, model_version=scoring.version,
+            model_run_id=scoring.loaded.run_id, model=scoring.network,
             resume_run_id=resume_run_id, stop_after_batches=stop_after_batches,
-            on_batch=on_batch, timings=timings, drift=drift, ranked_by_trees=ranked_by_trees)
-        flags, _ = queue_flags(encoded, scores, float(loaded.threshold), schema.labelled)
-        reach = len(model.convs)
-        if loaded.companion is not None:  # the trees' neighbour aggregates read 2 hops
-            reach = max(reach, COMPANION_REACH)
-        return ScoredGraph(summary, encoded, scores, flags, reach=reach)
+            on_batch=on_batch, timings=timings, drift=inference.drift,
+            ranked_by_trees=inference.ranked_by_trees, graph_seq=graph_seq)
+        flags, _ = queue_flags(inference.encoded, inference.scores, scoring.threshold,
+                               schema.labelled)
+        return ScoredGraph(summary, inference.encoded, inference.scores, flags,
+                           reach=scoring.reach)
     finally:
         if own_driver:
             active.close()

@@ -26,10 +26,16 @@ def _counts(driver: Any) -> dict[str, int]:
     return out
 
 
-def _graph_dump(driver: Any) -> tuple[list[Any], list[Any]]:
-    """Every node (labels, properties) and relationship, with time-of-ingest fields removed."""
+def _graph_dump(driver: Any, *, change_stamps: bool = True) -> tuple[list[Any], list[Any]]:
+    """Every node (labels, properties) and relationship, with time-of-ingest fields removed;
+    without ``change_stamps``, also without what incremental scoring reads (the change
+    counter and ``changed_seq``: a first bulk load is always followed by a full run)."""
     nodes = driver.execute_query(
-        "MATCH (n) WHERE NOT n:IngestFile RETURN labels(n) AS l, properties(n) AS p").records
+        "MATCH (n) WHERE NOT n:IngestFile AND ($stamps OR NOT n:ChangeClock) "
+        "RETURN labels(n) AS l, properties(n) AS p", stamps=change_stamps).records
+    if not change_stamps:
+        for record in nodes:
+            record["p"].pop("changed_seq", None)
     rels = driver.execute_query(
         "MATCH (a)-[r]->(b) RETURN coalesce(a.account_id, '') AS a, type(r) AS t, "
         "coalesce(b.account_id, b.ip_id, b.pm_id) AS b, properties(r) AS p").records
@@ -71,7 +77,8 @@ def test_small_world_exact_graph(neo4j_settings: Settings, neo4j_driver: Any,
     assert paid["n_charges"] == 2 and paid["first_seen"].iso_format().startswith("2024-01-01T06")
     ip = dict(neo4j_driver.execute_query("MATCH (i:IP {ip_id: $id}) RETURN i",
                                          id=keyed_hash(RAW_IPS[1], secret)).records[0]["i"])
-    assert ip == {"ip_id": keyed_hash(RAW_IPS[1], secret), "asn": 200, "is_datacenter": True}
+    assert ip == {"ip_id": keyed_hash(RAW_IPS[1], secret), "asn": 200, "is_datacenter": True,
+                  "changed_seq": 1}
 
     sim = neo4j_driver.execute_query(
         "MATCH (a:Account)-[r:PROMPT_SIMILAR]->(b:Account) "
@@ -160,6 +167,12 @@ def test_incremental_day2(neo4j_settings: Settings, neo4j_driver: Any, tmp_path:
         "MATCH (a)-[r:PROMPT_SIMILAR]->(b) RETURN a.account_id AS a, b.account_id AS b "
         "ORDER BY a, b").records
     assert [(r["a"], r["b"]) for r in pairs] == [("a1", "a2"), ("a1", "a5")]
+    # what day 2 touched carries its change value (incremental scoring starts there)
+    stamped = neo4j_driver.execute_query(
+        "MATCH (n) WHERE n.changed_seq = 2 RETURN coalesce(n.account_id, n.ip_id, n.pm_id) "
+        "AS id ORDER BY id").records
+    # a1 and a5 (new events, a new similarity edge), and the IP both used; not a2
+    assert [r["id"] for r in stamped] == sorted(["a1", "a5", keyed_hash(RAW_IPS[0], secret)])
     # day 2 again, then day 1 again: nothing changes
     dump = _graph_dump(neo4j_driver)
     ingest_directory(neo4j_settings, day2, driver=neo4j_driver)

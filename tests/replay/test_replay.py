@@ -16,6 +16,7 @@ from sybilgnn.config import Settings
 from sybilgnn.replay import run_replay
 from sybilgnn.simulate import simulate_deliveries
 from sybilgnn.simulate.vocab import COUNTRIES
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.neo4j
 
@@ -42,13 +43,7 @@ def test_replay_scores_every_day_with_the_day_zero_champion(
     moved = _move_day_to_new_country(tmp_path / "deliveries" / "day-003")
     assert moved > 0
 
-    settings = neo4j_settings.model_copy(deep=True)
-    settings.registry.tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    settings.registry.artifact_root = tmp_path / "artifacts"
-    settings.registry.model_name = "replay-test"
-    settings.registry.lock_file = tmp_path / "retrain.lock"
-    settings.export.cache_dir = tmp_path / "snapshots"
-    settings.scoring.report_dir = tmp_path / "reports"
+    settings = isolated_settings(neo4j_settings, tmp_path, "replay-test")
     settings.train.epochs = 60
     settings.train.leave_one_campaign_out = False  # measured in tests/evaluation; time
 

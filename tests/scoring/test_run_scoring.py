@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from sybilgnn.config import Settings
+from tests.conftest import label_from_truth
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
@@ -38,15 +39,7 @@ def test_run_scoring_end_to_end(neo4j_driver: Any, neo4j_settings: Settings,
     simulate.simulate_platform(tmp_path / "events", accounts=600, scenario="medium", seed=3,
                                events_scale=0.1)
     ingest.ingest_directory(settings, tmp_path / "events", driver=neo4j_driver)
-    # The simulator labels few accounts; label every one from its ground truth, spread over
-    # time, so the tiny model has train and validation labels of both classes.
-    truth = pd.read_parquet(tmp_path / "events" / "ground_truth.parquet")
-    rows = [{"id": str(a), "label": int(f), "day": i % 30}
-            for i, (a, f) in enumerate(zip(truth["account_id"], truth["is_fake"]))]
-    neo4j_driver.execute_query(
-        "UNWIND $rows AS row MATCH (a:Account {account_id: row.id}) "
-        "SET a.label = row.label, a.label_source = 'test', "
-        "a.label_at = datetime('2024-01-01T00:00:00Z') + duration({days: row.day})", rows=rows)
+    label_from_truth(neo4j_driver, pd.read_parquet(tmp_path / "events" / "ground_truth.parquet"))
     snapshot = export.export_snapshot(settings, driver=neo4j_driver)
     result = training.train(snapshot, settings)
     version = registry.log_and_register(result, snapshot, settings, run_name="train-e2e")
