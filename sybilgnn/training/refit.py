@@ -24,7 +24,6 @@ import torch
 from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
-from sybilgnn.models import build_model
 from sybilgnn.training.calibration import apply_calibrator
 from sybilgnn.training.companion import CompanionFeatures, companion_features, fit_companion
 from sybilgnn.training.crossfit import (CrossFit, operating_point, out_of_fold_logits,
@@ -32,8 +31,8 @@ from sybilgnn.training.crossfit import (CrossFit, operating_point, out_of_fold_l
 from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
                                       labels_through,
                                       resolve_device, resolve_settings)
-from sybilgnn.training.loop import (TrainResult, _copy_state, audit_estimate, fleet_weights,
-                                    make_loss, seeded)
+from sybilgnn.training.loop import (FullGraphFit, TrainResult, _copy_state, audit_estimate,
+                                    seeded)
 from sybilgnn.training.predict import load_model, model_target, predict_logits
 
 __all__ = ["refit_on_all_labels", "quantile_map"]
@@ -64,29 +63,13 @@ def fit_for_epochs(inputs: GraphInputs, y_all: np.ndarray, model_cfg: ModelSetti
     ``train.balance_fleets``."""
     history: list[dict[str, float]] = []
     with seeded(cfg.seed):
-        model = build_model(inputs.metadata, inputs.in_dims, model_cfg,
-                            target=target).to(device)
-        graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
-        index = torch.from_numpy(labelled).to(device)
-        y = torch.from_numpy(y_all).to(device)[index].float()
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loss_fn = make_loss(cfg, y)
-        weight = (torch.from_numpy(fleet_weights(
-            y_all[labelled], None if fleets is None else fleets[labelled])).float().to(device)
-            if cfg.balance_fleets else None)
+        fit = FullGraphFit.start(inputs, model_cfg, cfg, target, y_all, labelled, fleets, device)
         for epoch in range(1, epochs + 1):
             tick = time.perf_counter()
-            model.train()
-            opt.zero_grad()
-            loss = loss_fn(model.forward_prepared(inputs.x_dict, graph)[index], y, weight)
-            loss.backward()
-            opt.step()
-            history.append({"epoch": epoch, "loss": float(loss.detach()),
+            history.append({"epoch": epoch, "loss": fit.step(),
                             "seconds": time.perf_counter() - tick})
-        model.eval()
-        with torch.no_grad():
-            logits = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
-    return model, logits, history
+        logits = fit.logits()
+    return fit.model, logits, history
 
 
 def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: TrainResult, *,
