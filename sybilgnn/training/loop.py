@@ -374,11 +374,11 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
     the labels (``train.prevalence_from_audit``, at least ``MIN_AUDITED`` audited
     accounts) estimated with this model's predictions; else ``train.prevalence``; else an
     EM estimate from the unlabelled accounts' probabilities."""
-    from sybilgnn.evaluation.population import MIN_AUDITED, estimate_prevalence
+    from sybilgnn.evaluation.population import estimate_prevalence
 
     val = labels.masks["val"]
     y_val = labels.y[val]
-    if cfg.prevalence_from_audit and int((labels.audit >= 0).sum()) >= MIN_AUDITED and y_val.size:
+    if _usable_audit(cfg, labels) is not None and y_val.size:
         base = cfg.prevalence if cfg.prevalence is not None else float(y_val.mean())
         predicted = apply_calibrator(fit_calibrator(
             logits[val], y_val, cfg.calibration, prevalence_weights(y_val, base)), logits)
@@ -404,16 +404,28 @@ def audit_estimate(cfg: TrainSettings, probs: np.ndarray, labels: Any, *, by: st
     calibrated probability), its 95 % interval and a description (``by`` names the model);
     None without ``train.prevalence_from_audit`` or ``MIN_AUDITED`` audited accounts. The
     sharper the probabilities on the audited accounts, the narrower the interval."""
-    from sybilgnn.evaluation.population import MIN_AUDITED, audit_prevalence
+    from sybilgnn.evaluation.population import audit_prevalence
 
-    audit = labels.audit
-    n_audited = int((audit >= 0).sum())
-    if not cfg.prevalence_from_audit or n_audited < MIN_AUDITED:
+    n_audited = _usable_audit(cfg, labels)
+    if n_audited is None:
         return None
+    audit = labels.audit
     estimate, lo, hi = audit_prevalence(probs, labels.y, audit)
     return estimate, (lo, hi), (f"audit of {n_audited} accounts ({int((audit == 1).sum())} "
                                 f"fake), model-assisted{by}: {estimate:.4f} "
                                 f"[{lo:.4f}, {hi:.4f}]")
+
+
+def _usable_audit(cfg: TrainSettings, labels: AccountLabels) -> int | None:
+    """How many accounts the random audit reviewed, or None where the prevalence may not
+    rest on it (``train.prevalence_from_audit`` off, or fewer than ``MIN_AUDITED``): the
+    one place that decides whether the audit counts."""
+    from sybilgnn.evaluation.population import MIN_AUDITED
+
+    n_audited = int((labels.audit >= 0).sum())
+    if not cfg.prevalence_from_audit or n_audited < MIN_AUDITED:
+        return None
+    return n_audited
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,
