@@ -65,21 +65,75 @@ def _offsets(sizes: np.ndarray) -> np.ndarray:
 
 
 def build_ip_registry(rng: np.random.Generator, w: World) -> IpRegistry:
-    n, sc, fake = w.n, w.scenario, w.is_fake
+    """The registry's addresses by pool (see the module docstring) and each account's
+    source mix and row ranges. The draws' order is fixed: the same seed gives the same
+    world."""
+    n = w.n
+    share = _source_shares(w)
+    pools = _pool_sizes(rng, w, share * w.n_ip_events[:, None])
+    asn, dc = _pool_asns(rng, w, pools)
+    lo = np.zeros((n, len(SOURCES)), dtype=np.int64)
+    size = np.ones((n, len(SOURCES)), dtype=np.int64)
+    lo[:, 0] = np.arange(n)
+    for source, member in ((1, np.maximum(w.venue, 0)), (2, pools.carrier), (3, pools.vpn)):
+        lo[:, source], size[:, source] = pools.offsets(source)[member], pools.sizes[source][member]
+    _proxy_ranges(rng, w, pools, lo, size)
+    ip = format_ipv4(unique_public_ipv4(rng, pools.total))
+    # look-alikes last (their egress sizes above draw nothing without teams), so a world
+    # without them draws what it drew before they existed
+    team_sizes = pools.sizes[5]
+    _lookalike_addresses(rng, w, asn, dc, int(pools.starts[5]), team_sizes)
+    tidx = np.maximum(w.team, 0)
+    lo[:, 5], size[:, 5] = (pools.offsets(5)[tidx], team_sizes[tidx]) if w.n_teams else (0, 1)
+    return IpRegistry(ip=ip, asn=asn, is_datacenter=dc, source_cum=np.cumsum(share, axis=1),
+                      lo=lo, size=size)
+
+
+@dataclass
+class _Pools:
+    """The registry's rows by source (``SOURCES``): the sizes of each source's pools (one
+    block of every account's own address, then one pool per venue, carrier, VPN, proxy
+    service and team), where each source's block starts, and each account's carrier and VPN."""
+
+    sizes: list[np.ndarray]
+    starts: np.ndarray            # first row of each source's block, then the total
+    carrier: np.ndarray
+    vpn: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.starts[-1])
+
+    def offsets(self, source: int) -> np.ndarray:
+        """The first registry row of each of ``source``'s pools."""
+        offsets: np.ndarray = _offsets(self.sizes[source]) + self.starts[source]
+        return offsets
+
+
+def _source_shares(w: World) -> np.ndarray:
+    """Each account's share of IP events per source: fakes split between their own address
+    and the proxy (an isolated fleet uses its own only), script developers stay mostly on
+    their host and team members on their team's egress."""
+    fake = w.is_fake
     isolated = fake & w.fleet_isolated[np.maximum(w.fleet, 0)]
-    proxied = np.where(isolated, 0.0, sc.proxy_event_share)
-    team_member = w.lookalike == COMPANY_TEAM
-    weights = np.zeros((n, len(SOURCES)))
+    proxied = np.where(isolated, 0.0, w.scenario.proxy_event_share)
+    weights = np.zeros((w.n, len(SOURCES)))
     weights[:, 0] = np.where(fake, 1.0 - proxied,
                              np.where(w.lookalike == SCRIPT_DEVELOPER, SCRIPT_OWN_WEIGHT, 1.0))
     weights[:, 1] = np.where(w.venue >= 0, 1.5, 0.0)
     weights[:, 2] = np.where(w.mobile, 0.8, 0.0)
     weights[:, 3] = np.where(w.vpn_user, 0.4, 0.0)
     weights[:, 4] = np.where(fake, proxied, np.where(w.proxy_customer, 1.5, 0.0))
-    weights[:, 5] = np.where(team_member, TEAM_WEIGHT, 0.0)
-    share = weights / weights.sum(axis=1, keepdims=True)
-    draws = share * w.n_ip_events[:, None]
+    weights[:, 5] = np.where(w.lookalike == COMPANY_TEAM, TEAM_WEIGHT, 0.0)
+    share: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+    return share
 
+
+def _pool_sizes(rng: np.random.Generator, w: World, draws: np.ndarray) -> _Pools:
+    """Pool sizes that follow the traffic (``draws``: expected events per account and
+    source): a venue's egress grows with its members, carrier NAT and VPN pools with the
+    draws they serve, so strangers share addresses at realistic rates."""
+    n = w.n
     venue_members = np.bincount(w.venue[w.venue >= 0], minlength=w.n_venues)
     venue_sizes = 1 + np.minimum(15, venue_members // 40)
     carrier = rng.integers(0, N_CARRIERS, n)
@@ -90,36 +144,42 @@ def build_ip_registry(rng: np.random.Generator, w: World) -> IpRegistry:
     vpn_sizes = np.maximum(4, np.round(vpn_draws / ACCOUNTS_PER_VPN_IP)).astype(np.int64)
     proxy_sizes = np.full(N_PROXY_SERVICES, max(64, round(n * 0.004)), dtype=np.int64)
     team_sizes = rng.integers(TEAM_EGRESS_IPS[0], TEAM_EGRESS_IPS[1] + 1, w.n_teams)
-
     blocks = [np.array([n]), venue_sizes, carrier_sizes, vpn_sizes, proxy_sizes, team_sizes]
     starts = np.cumsum([0] + [int(b.sum()) for b in blocks])
-    total = int(starts[-1])
-    venue_off, carrier_off, vpn_off, proxy_off, team_off = (
-        _offsets(b) + starts[i] for i, b in enumerate(blocks) if i > 0)
+    return _Pools(blocks, starts, carrier, vpn)
 
-    asn = np.empty(total, dtype=np.int64)
-    dc = np.zeros(total, dtype=bool)
-    asn[: n] = rng.choice(RESIDENTIAL_ASNS, size=n)
-    asn[starts[1]:starts[2]] = np.repeat(rng.choice(ENTERPRISE_ASNS, size=w.n_venues), venue_sizes)
-    asn[starts[2]:starts[3]] = np.repeat(np.asarray(MOBILE_ASNS), carrier_sizes)
-    asn[starts[3]:starts[4]] = np.repeat(rng.choice(HOSTING_ASNS, size=N_VPNS), vpn_sizes)
+
+def _pool_asns(rng: np.random.Generator, w: World, pools: _Pools
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """ASN and datacenter flag per registry row (team egress is left to
+    ``_lookalike_addresses``): residential own addresses, enterprise venues, carriers,
+    hosted VPN exits, and proxy services that sell datacenter or residential exits."""
+    starts = pools.starts
+    asn = np.empty(pools.total, dtype=np.int64)
+    dc = np.zeros(pools.total, dtype=bool)
+    asn[: w.n] = rng.choice(RESIDENTIAL_ASNS, size=w.n)
+    asn[starts[1]:starts[2]] = np.repeat(rng.choice(ENTERPRISE_ASNS, size=w.n_venues),
+                                         pools.sizes[1])
+    asn[starts[2]:starts[3]] = np.repeat(np.asarray(MOBILE_ASNS), pools.sizes[2])
+    asn[starts[3]:starts[4]] = np.repeat(rng.choice(HOSTING_ASNS, size=N_VPNS), pools.sizes[3])
     dc[starts[3]:starts[4]] = True
-    service = np.repeat(np.arange(N_PROXY_SERVICES), proxy_sizes)
+    service = np.repeat(np.arange(N_PROXY_SERVICES), pools.sizes[4])
     is_dc_service = np.isin(service, DATACENTER_SERVICES)
     proxy_dc = rng.random(service.size) < np.where(is_dc_service, 0.9, 0.05)
     asn[starts[4]:starts[5]] = np.where(proxy_dc, rng.choice(HOSTING_ASNS, size=service.size),
                                         rng.choice(RESIDENTIAL_ASNS, size=service.size))
     dc[starts[4]:starts[5]] = proxy_dc
+    return asn, dc
 
-    lo = np.zeros((n, len(SOURCES)), dtype=np.int64)
-    size = np.ones((n, len(SOURCES)), dtype=np.int64)
-    lo[:, 0] = np.arange(n)
-    vidx = np.maximum(w.venue, 0)
-    lo[:, 1], size[:, 1] = venue_off[vidx], venue_sizes[vidx]
-    lo[:, 2], size[:, 2] = carrier_off[carrier], carrier_sizes[carrier]
-    lo[:, 3], size[:, 3] = vpn_off[vpn], vpn_sizes[vpn]
-    # legit customers: anywhere in a service's pool; fleets: their rented slice of it
-    customer_service = rng.integers(0, N_PROXY_SERVICES, n)
+
+def _proxy_ranges(rng: np.random.Generator, w: World, pools: _Pools, lo: np.ndarray,
+                  size: np.ndarray) -> None:
+    """The proxy source's rows per account, in place: legit customers draw anywhere in a
+    service's pool; a fleet rents a slice of one service (datacenter or residential by
+    ``proxy_datacenter_pref``) sized by its accounts."""
+    sc, fake = w.scenario, w.is_fake
+    proxy_sizes, proxy_off = pools.sizes[4], pools.offsets(4)
+    customer_service = rng.integers(0, N_PROXY_SERVICES, w.n)
     lo[:, 4], size[:, 4] = proxy_off[customer_service], proxy_sizes[customer_service]
     n_fleets = len(w.fleet_names)
     fleet_accounts = np.bincount(w.fleet[fake], minlength=n_fleets)
@@ -132,15 +192,6 @@ def build_ip_registry(rng: np.random.Generator, w: World) -> IpRegistry:
     slice_start = proxy_off[fleet_service] + (rng.random(n_fleets) * (pool - slice_size + 1)).astype(np.int64)
     f = w.fleet[fake]
     lo[fake, 4], size[fake, 4] = slice_start[f], slice_size[f]
-
-    ip = format_ipv4(unique_public_ipv4(rng, total))
-    # look-alikes last (their egress sizes above draw nothing without teams), so a world
-    # without them draws what it drew before they existed
-    _lookalike_addresses(rng, w, asn, dc, starts[5], team_sizes)
-    tidx = np.maximum(w.team, 0)
-    lo[:, 5], size[:, 5] = (team_off[tidx], team_sizes[tidx]) if w.n_teams else (0, 1)
-    return IpRegistry(ip=ip, asn=asn, is_datacenter=dc, source_cum=np.cumsum(share, axis=1),
-                      lo=lo, size=size)
 
 
 def _lookalike_addresses(rng: np.random.Generator, w: World, asn: np.ndarray, dc: np.ndarray,
@@ -169,64 +220,23 @@ def _bins(rng: np.random.Generator) -> tuple[list[str], list[str], np.ndarray, i
 
 
 def build_cards(rng: np.random.Generator, w: World) -> CardRegistry:
-    """Personal cards, team cards shared by colleagues, fleet card batches, company cards."""
-    n, sc, fake = w.n, w.scenario, w.is_fake
+    """Personal cards, team cards shared by colleagues, fleet card batches, company cards.
+    The draws' order is fixed: the same seed gives the same world."""
+    n = w.n
     bins, countries, bin_prepaid, first_prepaid = _bins(rng)
-    paid = w.plan != PLANS.index("free")
+    cards = _Cards(first_prepaid)
     company = w.lookalike == COMPANY_TEAM
-    card_bin: list[np.ndarray] = []
     first = np.full(n, -1, dtype=np.int64)
-
-    def new_cards(bin_idx: np.ndarray) -> np.ndarray:
-        start = sum(b.size for b in card_bin)
-        card_bin.append(bin_idx.astype(np.int64))
-        return np.arange(start, start + bin_idx.size)
-
-    legit_paid = np.flatnonzero(paid & ~fake & ~company)
-    team = legit_paid[w.plan[legit_paid] == PLANS.index("team")]
-    solo = legit_paid[w.plan[legit_paid] != PLANS.index("team")]
-    prepaid_user = rng.random(solo.size) < sc.legit_prepaid_share
-    solo_bins = np.where(prepaid_user, first_prepaid + rng.integers(0, 12, solo.size),
-                         rng.integers(0, first_prepaid, solo.size))
-    first[solo] = new_cards(solo_bins)
-    # teams of colleagues pay with one company card
-    team = rng.permutation(team)
-    team_id = np.cumsum(rng.random(team.size) < 1 / 5) if team.size else team
-    team_cards = new_cards(rng.integers(0, first_prepaid, int(team_id.max(initial=0)) + 1))
-    first[team] = team_cards[team_id]
-    # fleets: a batch of virtual cards from a few BINs, each card reused by several paying
-    # accounts; an isolated fleet buys one card per account
-    n_fleets = len(w.fleet_names)
-    fake_idx = np.flatnonzero(fake & paid)
-    f = w.fleet[fake_idx]
-    fleet_accounts = np.bincount(f, minlength=n_fleets)
-    per_card = np.where(w.fleet_isolated, 1.0, sc.accounts_per_card)
-    fleet_cards = np.ceil(fleet_accounts / per_card).astype(np.int64)
-    fleet_bins = np.stack([rng.permutation(6)[: sc.bins_per_fleet] for _ in range(n_fleets)]) \
-        if n_fleets else np.zeros((0, sc.bins_per_fleet), np.int64)
-    card_fleet = np.repeat(np.arange(n_fleets), fleet_cards)
-    batch_bins = first_prepaid + fleet_bins[card_fleet, rng.integers(0, sc.bins_per_fleet,
-                                                                      card_fleet.size)]
-    batch = new_cards(batch_bins)
-    batch_off = np.concatenate([[0], np.cumsum(fleet_cards)[:-1]])
-    # spread accounts over the batch round-robin, in random order inside the fleet
-    order = np.lexsort((rng.random(fake_idx.size), f))
-    rank = np.empty(fake_idx.size, dtype=np.int64)
-    rank[order] = np.arange(fake_idx.size) - np.repeat(
-        np.concatenate([[0], np.cumsum(fleet_accounts)[:-1]]), fleet_accounts)
-    first[fake_idx] = batch[batch_off[f] + rank % fleet_cards[f]]
-    # some people replace an expired or lost card halfway
-    second = np.full(n, -1, dtype=np.int64)
-    switch = np.full(n, -1, dtype=np.int64)
-    switches = legit_paid[rng.random(legit_paid.size) < 0.08]
-    second[switches] = new_cards(rng.integers(0, first_prepaid, switches.size))
-    span = w.active_end[switches] - w.active_start[switches]
-    switch[switches] = w.active_start[switches] + (rng.random(switches.size) * span).astype(np.int64)
+    paid = w.plan != PLANS.index("free")
+    legit_paid = np.flatnonzero(paid & ~w.is_fake & ~company)
+    _legit_cards(rng, w, cards, legit_paid, first)
+    _fleet_cards(rng, w, cards, np.flatnonzero(w.is_fake & paid), first)
+    second, switch = _replaced_cards(rng, w, cards, legit_paid)
     # company / evaluation teams (look-alikes): every member on the one company card
-    company_cards = new_cards(rng.integers(0, first_prepaid, w.n_teams))
+    company_cards = cards.issue(rng.integers(0, first_prepaid, w.n_teams))
     first[company] = company_cards[w.team[company]]
 
-    all_bins = np.concatenate(card_bin)
+    all_bins = np.concatenate(cards.bins)
     return CardRegistry(
         token=format_tokens(rng, all_bins.size),
         bin=pa.array(bins).take(pa.array(all_bins)),
@@ -234,3 +244,73 @@ def build_cards(rng: np.random.Generator, w: World) -> CardRegistry:
         is_prepaid=bin_prepaid[all_bins],
         first_card=first, second_card=second, switch_at=switch,
     )
+
+
+class _Cards:
+    """The cards issued so far, as BIN indices in issue order: a card's id is its place
+    in that order."""
+
+    def __init__(self, first_prepaid: int) -> None:
+        self.bins: list[np.ndarray] = []
+        self.first_prepaid = first_prepaid   # BIN indices from here on are prepaid/virtual
+
+    def issue(self, bin_idx: np.ndarray) -> np.ndarray:
+        """New cards on ``bin_idx``; their ids."""
+        start = sum(b.size for b in self.bins)
+        self.bins.append(bin_idx.astype(np.int64))
+        return np.arange(start, start + bin_idx.size)
+
+
+def _legit_cards(rng: np.random.Generator, w: World, cards: _Cards, legit_paid: np.ndarray,
+                 first: np.ndarray) -> None:
+    """Ordinary paying accounts, in place: a card of their own (a few prepaid), except
+    team-plan colleagues, who share one company card in groups of about five."""
+    first_prepaid = cards.first_prepaid
+    team = legit_paid[w.plan[legit_paid] == PLANS.index("team")]
+    solo = legit_paid[w.plan[legit_paid] != PLANS.index("team")]
+    prepaid_user = rng.random(solo.size) < w.scenario.legit_prepaid_share
+    solo_bins = np.where(prepaid_user, first_prepaid + rng.integers(0, 12, solo.size),
+                         rng.integers(0, first_prepaid, solo.size))
+    first[solo] = cards.issue(solo_bins)
+    team = rng.permutation(team)
+    team_id = np.cumsum(rng.random(team.size) < 1 / 5) if team.size else team
+    team_cards = cards.issue(rng.integers(0, first_prepaid, int(team_id.max(initial=0)) + 1))
+    first[team] = team_cards[team_id]
+
+
+def _fleet_cards(rng: np.random.Generator, w: World, cards: _Cards, fake_idx: np.ndarray,
+                 first: np.ndarray) -> None:
+    """Paying fakes (``fake_idx``), in place: each fleet buys a batch of virtual cards from
+    a few BINs and reuses each card for several accounts, spread over the batch
+    round-robin in random order; an isolated fleet buys one card per account."""
+    sc = w.scenario
+    n_fleets = len(w.fleet_names)
+    f = w.fleet[fake_idx]
+    fleet_accounts = np.bincount(f, minlength=n_fleets)
+    per_card = np.where(w.fleet_isolated, 1.0, sc.accounts_per_card)
+    fleet_cards = np.ceil(fleet_accounts / per_card).astype(np.int64)
+    fleet_bins = np.stack([rng.permutation(6)[: sc.bins_per_fleet] for _ in range(n_fleets)]) \
+        if n_fleets else np.zeros((0, sc.bins_per_fleet), np.int64)
+    card_fleet = np.repeat(np.arange(n_fleets), fleet_cards)
+    batch_bins = cards.first_prepaid + fleet_bins[card_fleet, rng.integers(
+        0, sc.bins_per_fleet, card_fleet.size)]
+    batch = cards.issue(batch_bins)
+    batch_off = np.concatenate([[0], np.cumsum(fleet_cards)[:-1]])
+    order = np.lexsort((rng.random(fake_idx.size), f))
+    rank = np.empty(fake_idx.size, dtype=np.int64)
+    rank[order] = np.arange(fake_idx.size) - np.repeat(
+        np.concatenate([[0], np.cumsum(fleet_accounts)[:-1]]), fleet_accounts)
+    first[fake_idx] = batch[batch_off[f] + rank % fleet_cards[f]]
+
+
+def _replaced_cards(rng: np.random.Generator, w: World, cards: _Cards, legit_paid: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Some people replace an expired or lost card halfway: per account, the second card
+    (-1 for none) and when it takes over."""
+    second = np.full(w.n, -1, dtype=np.int64)
+    switch = np.full(w.n, -1, dtype=np.int64)
+    switches = legit_paid[rng.random(legit_paid.size) < 0.08]
+    second[switches] = cards.issue(rng.integers(0, cards.first_prepaid, switches.size))
+    span = w.active_end[switches] - w.active_start[switches]
+    switch[switches] = w.active_start[switches] + (rng.random(switches.size) * span).astype(np.int64)
+    return second, switch

@@ -73,72 +73,101 @@ def _clip_time(w: World, t: np.ndarray, account: np.ndarray) -> np.ndarray:
 
 
 def labels_table(rng: np.random.Generator, w: World, ids: pa.Array) -> pa.Table:
-    sc = w.scenario
-    rows_account: list[np.ndarray] = []
-    rows_label: list[np.ndarray] = []
-    rows_source: list[np.ndarray] = []
-    rows_time: list[np.ndarray] = []
-    rows_attributed: list[np.ndarray] = []
-    sources = np.asarray(INVESTIGATION_SOURCES)
+    """Every label row (see the module docstring), sorted by account. The draws' order is
+    fixed: the same seed gives the same labels."""
+    rows = _LabelRows(w)
+    labelled = _campaign_labels(rng, w, rows)
+    _noisy_and_reviewed_labels(rng, w, rows, labelled)
+    # Drawn last, so the labels above are those of a world without an audit.
+    audited = _audit_sample(rng, w, exclude=np.unique(np.concatenate(rows.account)))
+    for verdict, accounts in ((1, audited[w.is_fake[audited]]),
+                              (0, audited[~w.is_fake[audited]])):
+        rows.add(accounts, verdict, np.full(accounts.size, AUDIT_SOURCE),
+                 _uniform_time(rng, w, accounts), False)
+    return rows.table(ids)
 
-    def add(account: np.ndarray, label: int, source: np.ndarray, t: np.ndarray,
+
+class _LabelRows:
+    """Label rows collected batch by batch, then written as one table sorted by account."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.account: list[np.ndarray] = []
+        self.label: list[np.ndarray] = []
+        self.source: list[np.ndarray] = []
+        self.time: list[np.ndarray] = []
+        self.attributed: list[np.ndarray] = []
+
+    def add(self, account: np.ndarray, label: int, source: np.ndarray, t: np.ndarray,
             attributed: bool) -> None:
-        rows_account.append(account)
-        rows_label.append(np.full(account.size, label, dtype=np.int64))
-        rows_source.append(source)
-        rows_time.append(_clip_time(w, t, account))
-        rows_attributed.append(np.full(account.size, attributed))
+        """Label ``account`` at ``t`` (clipped to the account's life); ``attributed`` rows
+        name the campaign and fleet."""
+        self.account.append(account)
+        self.label.append(np.full(account.size, label, dtype=np.int64))
+        self.source.append(source)
+        self.time.append(_clip_time(self.w, t, account))
+        self.attributed.append(np.full(account.size, attributed))
 
+    def table(self, ids: pa.Array) -> pa.Table:
+        """The ``LABELS`` table, rows in account order (stable within an account)."""
+        account = np.concatenate(self.account).astype(np.int64)
+        order = np.argsort(account, kind="stable")
+        account = account[order]
+        attributed = np.concatenate(self.attributed)[order]
+        campaign, fleet = _names(self.w)
+        idx = pa.array(account)
+        null_mask = pa.array(~attributed)
+        return pa.table([
+            ids.take(idx), pa.array(np.concatenate(self.label)[order]),
+            pa.array(np.concatenate(self.source)[order].astype(str)),
+            _ts(np.concatenate(self.time)[order]),
+            pc.if_else(null_mask, pa.scalar(None, pa.string()), campaign.take(idx)),
+            pc.if_else(null_mask, pa.scalar(None, pa.string()), fleet.take(idx)),
+        ], schema=LABELS)
+
+
+def _campaign_labels(rng: np.random.Generator, w: World, rows: _LabelRows) -> np.ndarray:
+    """Per campaign, its banned accounts at their ban time and enough others to reach its
+    labelled count when the investigation concludes; which accounts were labelled."""
+    sources = np.asarray(INVESTIGATION_SOURCES)
     labelled = np.zeros(w.n, dtype=bool)
     for c, (cp, target) in enumerate(zip(w.plans, labelled_per_campaign(w))):
         members = np.flatnonzero(w.campaign == c)
         banned = members[w.banned_at[members] >= 0]
-        add(banned, 1, np.full(banned.size, INVESTIGATION_SOURCES[0]), w.banned_at[banned], True)
+        rows.add(banned, 1, np.full(banned.size, INVESTIGATION_SOURCES[0]),
+                 w.banned_at[banned], True)
         others = members[w.banned_at[members] < 0]
         picked = np.sort(rng.choice(others, size=max(0, target - banned.size), replace=False))
-        concluded = (w.start + cp.spec.start_day * DAY + int(sc.investigation_lag_days * DAY)
+        concluded = (w.start + cp.spec.start_day * DAY
+                     + int(w.scenario.investigation_lag_days * DAY)
                      + rng.integers(0, 14 * DAY, picked.size))
-        add(picked, 1, sources[rng.choice(3, picked.size, p=INVESTIGATION_P)], concluded, True)
+        rows.add(picked, 1, sources[rng.choice(3, picked.size, p=INVESTIGATION_P)], concluded,
+                 True)
         labelled[banned] = labelled[picked] = True
+    return labelled
 
+
+def _noisy_and_reviewed_labels(rng: np.random.Generator, w: World, rows: _LabelRows,
+                               labelled: np.ndarray) -> None:
+    """Label noise both ways (legit accounts reported as fakes, fakes a reviewer passed),
+    the reviewed-benign sample of ordinary legit accounts, and the reviewed look-alikes."""
+    sc = w.scenario
     legit = np.flatnonzero(~w.is_fake)
     n_positive = int(labelled.sum())
     fp = rng.choice(legit, size=min(legit.size, max(1, round(n_positive * sc.false_positive_labels))),
                     replace=False)
-    add(fp, 1, np.full(fp.size, "abuse_report"), _uniform_time(rng, w, fp), False)
+    rows.add(fp, 1, np.full(fp.size, "abuse_report"), _uniform_time(rng, w, fp), False)
     unlabelled_fakes = np.flatnonzero(w.is_fake & ~labelled)
     n_fn = min(unlabelled_fakes.size, max(1, round(w.is_fake.sum() * sc.false_negative_labels)))
     fn = rng.choice(unlabelled_fakes, size=n_fn, replace=False)
-    add(fn, 0, np.full(fn.size, "manual_review"), _uniform_time(rng, w, fn), False)
+    rows.add(fn, 0, np.full(fn.size, "manual_review"), _uniform_time(rng, w, fn), False)
     remaining = np.setdiff1d(legit, fp)
     remaining = remaining[w.lookalike[remaining] == 0]
     benign = rng.choice(remaining, size=round(legit.size * sc.reviewed_benign_share), replace=False)
-    add(benign, 0, np.full(benign.size, "manual_review"), _uniform_time(rng, w, benign), False)
+    rows.add(benign, 0, np.full(benign.size, "manual_review"), _uniform_time(rng, w, benign),
+             False)
     reviewed, at = _reviewed_lookalikes(rng, w, exclude=fp)
-    add(reviewed, 0, np.full(reviewed.size, "manual_review"), at, False)
-    # Drawn last, so the labels above are those of a world without an audit.
-    taken = np.unique(np.concatenate(rows_account))
-    audited = _audit_sample(rng, w, exclude=taken)
-    fakes = audited[w.is_fake[audited]]
-    add(fakes, 1, np.full(fakes.size, AUDIT_SOURCE), _uniform_time(rng, w, fakes), False)
-    legit_audited = audited[~w.is_fake[audited]]
-    add(legit_audited, 0, np.full(legit_audited.size, AUDIT_SOURCE),
-        _uniform_time(rng, w, legit_audited), False)
-
-    account = np.concatenate(rows_account).astype(np.int64)
-    order = np.argsort(account, kind="stable")
-    account = account[order]
-    attributed = np.concatenate(rows_attributed)[order]
-    campaign, fleet = _names(w)
-    idx = pa.array(account)
-    null_mask = pa.array(~attributed)
-    return pa.table([
-        ids.take(idx), pa.array(np.concatenate(rows_label)[order]),
-        pa.array(np.concatenate(rows_source)[order].astype(str)),
-        _ts(np.concatenate(rows_time)[order]),
-        pc.if_else(null_mask, pa.scalar(None, pa.string()), campaign.take(idx)),
-        pc.if_else(null_mask, pa.scalar(None, pa.string()), fleet.take(idx)),
-    ], schema=LABELS)
+    rows.add(reviewed, 0, np.full(reviewed.size, "manual_review"), at, False)
 
 
 def _reviewed_lookalikes(rng: np.random.Generator, w: World, *,

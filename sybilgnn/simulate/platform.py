@@ -19,13 +19,14 @@ from tqdm import tqdm
 
 from sybilgnn.errors import InputError
 from sybilgnn.simulate.events import (
+    FleetStyles,
     build_fleet_styles,
     ip_events_chunk,
     payments_chunk,
     prompts_chunk,
 )
 from sybilgnn.simulate.formatting import format_account_ids
-from sybilgnn.simulate.infra import build_cards, build_ip_registry
+from sybilgnn.simulate.infra import CardRegistry, IpRegistry, build_cards, build_ip_registry
 from sybilgnn.simulate.labels import (
     accounts_table,
     ground_truth_table,
@@ -35,7 +36,7 @@ from sybilgnn.simulate.labels import (
 from sybilgnn.simulate.lookalikes import LOOKALIKES
 from sybilgnn.simulate.scenarios import Scenario, get_scenario
 from sybilgnn.simulate.schema import TABLES
-from sybilgnn.simulate.world import build_population
+from sybilgnn.simulate.world import World, build_population
 
 __all__ = ["SimulationSummary", "simulate_platform", "write_parquet", "CHUNK_ACCOUNTS"]
 
@@ -118,9 +119,9 @@ def simulate_platform(
 
     world = build_population(_rng(seed, _STREAM["population"]), int(accounts), sc, events_scale,
                              lookalike_rng=_rng(seed, _STREAM["lookalikes"]))
-    registry = build_ip_registry(_rng(seed, _STREAM["ip"]), world)
-    cards = build_cards(_rng(seed, _STREAM["cards"]), world)
-    styles = build_fleet_styles(_rng(seed, _STREAM["styles"]), world)
+    infra = _Infra(registry=build_ip_registry(_rng(seed, _STREAM["ip"]), world),
+                   cards=build_cards(_rng(seed, _STREAM["cards"]), world),
+                   styles=build_fleet_styles(_rng(seed, _STREAM["styles"]), world))
     width = max(7, len(str(world.n - 1)))
     ids = format_account_ids(np.arange(world.n), width)
 
@@ -130,25 +131,32 @@ def simulate_platform(
                         ("labels", labels_table(_rng(seed, _STREAM["labels"]), world, ids))):
         write_parquet(out / f"{name}.parquet", table)
         rows[name] = table.num_rows
+    rows.update(_write_events(out, seed, world, infra, ids, progress))
+    return _summary(out, sc.name, seed, events_scale, world, rows, time.perf_counter() - began)
 
+
+@dataclass(frozen=True)
+class _Infra:
+    """What every event chunk draws from: IP pools, payment cards, fleets' prompt styles."""
+
+    registry: IpRegistry
+    cards: CardRegistry
+    styles: FleetStyles
+
+
+def _write_events(out: Path, seed: int, world: World, infra: _Infra, ids: pa.Array,
+                  progress: bool) -> dict[str, int]:
+    """The event tables, ``CHUNK_ACCOUNTS`` accounts at a time (each chunk on its own
+    stream, so memory stays flat and output depends on the seed alone), written under
+    hidden names and renamed at the end; rows written per table."""
     writers = {t: pq.ParquetWriter(out / f".{t}.parquet.partial", TABLES[t], compression="zstd")
                for t in _EVENT_TABLES}
-    rows.update({t: 0 for t in _EVENT_TABLES})
+    rows = {t: 0 for t in _EVENT_TABLES}
     try:
         starts = range(0, world.n, CHUNK_ACCOUNTS)
         for chunk, lo in enumerate(tqdm(starts, desc="simulating", unit="chunk",
                                         disable=not progress)):
-            hi = min(world.n, lo + CHUNK_ACCOUNTS)
-            chunk_ids = ids.slice(lo, hi - lo)
-            parts = {
-                "ip_events": ip_events_chunk(_rng(seed, _STREAM["ip_events"], chunk), world,
-                                             registry, chunk_ids, lo, hi),
-                "payments": payments_chunk(_rng(seed, _STREAM["payments"], chunk), world, cards,
-                                           chunk_ids, lo, hi),
-                "prompts": prompts_chunk(_rng(seed, _STREAM["prompts"], chunk), world, styles,
-                                         chunk_ids, lo, hi),
-            }
-            for name, table in parts.items():
+            for name, table in _event_chunk(seed, chunk, world, infra, ids, lo).items():
                 writers[name].write_table(table)
                 rows[name] += table.num_rows
     finally:
@@ -156,11 +164,30 @@ def simulate_platform(
             writer.close()
     for t in _EVENT_TABLES:
         os.replace(out / f".{t}.parquet.partial", out / f"{t}.parquet")
+    return rows
 
+
+def _event_chunk(seed: int, chunk: int, world: World, infra: _Infra, ids: pa.Array,
+                 lo: int) -> dict[str, pa.Table]:
+    """The events of the accounts from ``lo`` on, one chunk's worth, per event table."""
+    hi = min(world.n, lo + CHUNK_ACCOUNTS)
+    chunk_ids = ids.slice(lo, hi - lo)
+    return {
+        "ip_events": ip_events_chunk(_rng(seed, _STREAM["ip_events"], chunk), world,
+                                     infra.registry, chunk_ids, lo, hi),
+        "payments": payments_chunk(_rng(seed, _STREAM["payments"], chunk), world, infra.cards,
+                                   chunk_ids, lo, hi),
+        "prompts": prompts_chunk(_rng(seed, _STREAM["prompts"], chunk), world, infra.styles,
+                                 chunk_ids, lo, hi),
+    }
+
+
+def _summary(out: Path, scenario: str, seed: int, events_scale: float, world: World,
+             rows: dict[str, int], elapsed_s: float) -> SimulationSummary:
+    """What was written, counted from the world."""
     names = [cp.spec.name for cp in world.plans]
-    fake = world.is_fake
     return SimulationSummary(
-        out_dir=out, scenario=sc.name, seed=int(seed), accounts=world.n,
+        out_dir=out, scenario=scenario, seed=int(seed), accounts=world.n,
         events_scale=float(events_scale), rows=rows,
         fakes_per_campaign={n: cp.accounts for n, cp in zip(names, world.plans)},
         fleets_per_campaign={n: cp.fleets for n, cp in zip(names, world.plans)},
@@ -169,6 +196,6 @@ def simulate_platform(
                     for k, kind in enumerate(LOOKALIKES) if k},
         company_teams=world.n_teams,
         interactions=int(world.interactions.sum()),
-        fake_interactions=int(world.interactions[fake].sum()),
-        elapsed_s=time.perf_counter() - began,
+        fake_interactions=int(world.interactions[world.is_fake].sum()),
+        elapsed_s=elapsed_s,
     )

@@ -6,6 +6,7 @@ store them next to the weights and scoring can apply them without sklearn object
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -126,69 +127,106 @@ def population_threshold(positive_probs: np.ndarray, queue_probs: np.ndarray,
     review.
 
     ``rule="precision"``: the lowest threshold whose estimated precision reaches
-    ``target_precision`` (where none does, the best estimated F1). That estimate moves in
-    step with ``expected_fakes``, and an audit of 1,000 accounts holding a dozen fakes
-    leaves it uncertain by a fifth either way, far more than the 5 % a precision target
-    tolerates: on development worlds the rule found 51 % of the new fakes on one and made
-    flags that were 15 % legitimate accounts on another.
-
-    ``rule="expected_f1"``: the threshold with the best F1 averaged over the expected
-    fakes' uncertainty (``expected_interval``, a 95 % interval read as a normal one, nine
-    points over +-2 standard deviations). Two things keep it honest where new campaigns
-    score below the labelled ones, so that the labelled fakes' recall is 1 long before the
-    queue's is: recall at ``t`` is at most ``flagged(t) / fakes`` (no more true flags than
-    flags), and the distribution is centred on the queue's own count of fakes,
-    ``flagged(t) / recall(t)`` at its largest where recall is 0.3-0.95 (below, legitimate
-    accounts enter; above, a handful of labelled fakes sets it), kept within the interval
-    (the audit is unbiased; that count is not). Both rules report the estimated precision
-    at the interval's ends.
+    ``target_precision`` (``_precision_rule``). ``rule="expected_f1"``: the threshold with
+    the best F1 averaged over the expected fakes' uncertainty (``expected_interval``, a
+    95 % interval; ``_expected_f1_rule``). Both rules report the estimated precision at
+    the interval's ends.
     """
     pop = np.sort(np.asarray(queue_probs, dtype=np.float64).reshape(-1))
     pos = np.sort(np.asarray(positive_probs, dtype=np.float64).reshape(-1))
     if pos.size == 0 or pop.size == 0:
         return {"threshold": 0.5, "rule": "default (no positives)", "precision": 0.0,
                 "recall": 0.0}
-    candidates = np.unique(pop)
-    flagged = pop.size - np.searchsorted(pop, candidates, side="left")
-    recall = (pos.size - np.searchsorted(pos, candidates, side="left")) / pos.size
-
-    def precision_at(fakes: float) -> np.ndarray:
-        return np.minimum(1.0, max(fakes, 0.0) * recall / flagged)
-
-    def f1(precision: np.ndarray) -> np.ndarray:
-        return 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-
+    curve = _QueueCurve.of(pos, pop)
     low, high = expected_interval if expected_interval is not None else (expected_fakes,) * 2
-    centre = expected_fakes
     if rule == "expected_f1":
-        counted = queue_fake_count(recall, flagged)
-        if counted is not None:
-            centre = min(max(counted, low), high)
-        spread = max(high - low, 0.0) / 3.92
-        i = int(np.argmax(_expected_f1(recall, flagged, centre, spread)))
-        span = f"{low:.0f}-{high:.0f}" if spread > 0 else f"{centre:.0f}"
-        text = (f"best expected F1 over {span} expected fakes among {pop.size} undecided "
-                f"accounts, centred on {centre:.0f} (the queue's own count "
-                f"{'n/a' if counted is None else f'{counted:.0f}'}, the prevalence's "
-                f"{expected_fakes:.0f})")
+        i, centre, text = _expected_f1_rule(curve, expected_fakes, low, high)
     elif rule == "precision":
-        ok = np.flatnonzero(precision_at(expected_fakes) >= target_precision)
-        if ok.size:
-            i = int(ok[0])  # candidates ascend: the first is the lowest threshold
-            text = (f"lowest with estimated queue precision >= {target_precision:g} "
-                    f"({expected_fakes:.0f} expected fakes among {pop.size} undecided "
-                    "accounts x held-out recall / flagged)")
-        else:
-            i = int(np.argmax(f1(precision_at(expected_fakes))))
-            text = f"max estimated F1 (queue precision {target_precision:g} not reachable)"
+        i, text = _precision_rule(curve, expected_fakes, target_precision)
+        centre = expected_fakes
     else:
         raise ValueError(f"unknown operating rule {rule!r}")
-    return {"threshold": float(candidates[i]), "rule": text,
-            "precision": float(precision_at(centre)[i]),
-            "precision_lo": float(precision_at(low)[i]),
-            "precision_hi": float(precision_at(high)[i]),
-            "recall": float(recall[i]), "expected_flags": int(flagged[i]),
+    return {"threshold": float(curve.candidates[i]), "rule": text,
+            "precision": float(curve.precision(centre)[i]),
+            "precision_lo": float(curve.precision(low)[i]),
+            "precision_hi": float(curve.precision(high)[i]),
+            "recall": float(curve.recall[i]), "expected_flags": int(curve.flagged[i]),
             "expected_fakes": float(centre)}
+
+
+@dataclass
+class _QueueCurve:
+    """Per candidate threshold (every distinct queue score, ascending): how many queue
+    accounts it flags and the held-out labelled fakes' recall; what both operating rules
+    read."""
+
+    candidates: np.ndarray
+    flagged: np.ndarray
+    recall: np.ndarray
+    queue: int                    # accounts in the queue
+
+    @classmethod
+    def of(cls, positives: np.ndarray, queue: np.ndarray) -> _QueueCurve:
+        """From sorted held-out labelled fakes' and queue accounts' probabilities."""
+        candidates = np.unique(queue)
+        flagged = queue.size - np.searchsorted(queue, candidates, side="left")
+        recall = (positives.size - np.searchsorted(positives, candidates, side="left")) \
+            / positives.size
+        return cls(candidates, flagged, recall, queue.size)
+
+    def precision(self, fakes: float) -> np.ndarray:
+        """Estimated precision per threshold were the queue to hold ``fakes`` fakes."""
+        precision: np.ndarray = np.minimum(1.0, max(fakes, 0.0) * self.recall / self.flagged)
+        return precision
+
+
+def _precision_rule(curve: _QueueCurve, expected_fakes: float, target_precision: float
+                    ) -> tuple[int, str]:
+    """The lowest threshold whose estimated precision reaches ``target_precision`` (where
+    none does, the best estimated F1), and its description.
+
+    That estimate moves in step with ``expected_fakes``, and an audit of 1,000 accounts
+    holding a dozen fakes leaves it uncertain by a fifth either way, far more than the 5 %
+    a precision target tolerates: on development worlds the rule found 51 % of the new
+    fakes on one and made flags that were 15 % legitimate accounts on another.
+    """
+    precision = curve.precision(expected_fakes)
+    ok = np.flatnonzero(precision >= target_precision)
+    if ok.size:
+        # candidates ascend: the first is the lowest threshold
+        return int(ok[0]), (f"lowest with estimated queue precision >= {target_precision:g} "
+                            f"({expected_fakes:.0f} expected fakes among {curve.queue} "
+                            "undecided accounts x held-out recall / flagged)")
+    f1 = 2 * precision * curve.recall / np.maximum(precision + curve.recall, 1e-12)
+    return (int(np.argmax(f1)),
+            f"max estimated F1 (queue precision {target_precision:g} not reachable)")
+
+
+def _expected_f1_rule(curve: _QueueCurve, expected_fakes: float, low: float, high: float
+                      ) -> tuple[int, float, str]:
+    """The threshold with the best F1 averaged over the queue's fakes, the centre of that
+    average, and a description.
+
+    The interval ``low``-``high`` is read as a 95 % normal one, nine points over +-2
+    standard deviations. Two things keep it honest where new campaigns score below the
+    labelled ones, so that the labelled fakes' recall is 1 long before the queue's is:
+    recall at ``t`` is at most ``flagged(t) / fakes`` (no more true flags than flags), and
+    the distribution is centred on the queue's own count of fakes, ``flagged(t) /
+    recall(t)`` at its largest where recall is 0.3-0.95 (below, legitimate accounts enter;
+    above, a handful of labelled fakes sets it), kept within the interval (the audit is
+    unbiased; that count is not).
+    """
+    centre = expected_fakes
+    counted = queue_fake_count(curve.recall, curve.flagged)
+    if counted is not None:
+        centre = min(max(counted, low), high)
+    spread = max(high - low, 0.0) / 3.92
+    i = int(np.argmax(_expected_f1(curve.recall, curve.flagged, centre, spread)))
+    span = f"{low:.0f}-{high:.0f}" if spread > 0 else f"{centre:.0f}"
+    return i, centre, (f"best expected F1 over {span} expected fakes among {curve.queue} "
+                       f"undecided accounts, centred on {centre:.0f} (the queue's own count "
+                       f"{'n/a' if counted is None else f'{counted:.0f}'}, the prevalence's "
+                       f"{expected_fakes:.0f})")
 
 
 def _expected_f1(recall: np.ndarray, flagged: np.ndarray, centre: float, spread: float

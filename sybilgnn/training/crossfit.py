@@ -29,8 +29,8 @@ from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, f
 from sybilgnn.training.inputs import AccountLabels
 from sybilgnn.training.metrics import evaluate
 
-__all__ = ["CrossFit", "crossfit_folds", "crossfit_operating_point", "map_by_quantile",
-           "operating_point", "out_of_fold_logits", "quantile_knots"]
+__all__ = ["CrossFit", "crossfit_folds", "map_by_quantile", "operating_point",
+           "out_of_fold_logits", "quantile_knots"]
 
 QUANTILES = 2001
 
@@ -140,20 +140,3 @@ def operating_point(labels: AccountLabels, out_of_fold: np.ndarray, folds: int,
                        n_boot=n_boot, seed=seed)
     return CrossFit(calibrator, chosen, metrics, folds, n_pos, n_neg)
 
-
-def crossfit_operating_point(labels: AccountLabels, fit_fold: FitFold,
-                             selection_logits: np.ndarray, *, folds: int, method: str,
-                             target_precision: float, prevalence: float | None,
-                             n_boot: int, seed: int, group_fleets: bool = False,
-                             prevalence_interval: tuple[float, float] | None = None,
-                             rule: str = "precision") -> CrossFit | None:
-    """Out-of-fold logits of every labelled account, then calibration and threshold on
-    them; None when the labels are too few for two folds."""
-    fitted = out_of_fold_logits(labels, fit_fold, selection_logits, folds=folds, seed=seed,
-                                group_fleets=group_fleets)
-    if fitted is None:
-        return None
-    return operating_point(labels, *fitted, selection_logits, method=method,
-                           target_precision=target_precision, prevalence=prevalence,
-                           n_boot=n_boot, seed=seed, prevalence_interval=prevalence_interval,
-                           rule=rule)

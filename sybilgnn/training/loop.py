@@ -19,19 +19,19 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 from torch import Tensor
 
-from sybilgnn.config import Settings, TrainSettings
+from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
 from sybilgnn.evaluation.population import log_loss_interval, recall_at_budget
 from sybilgnn.graph_schema import GraphSchema
-from sybilgnn.models import SybilGNN, build_model
+from sybilgnn.models import PreparedGraph, SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
 from sybilgnn.training.calibration import (apply_calibrator, choose_threshold, fit_calibrator,
                                            prevalence_weights)
 from sybilgnn.training.companion import companion_features, fit_companion
-from sybilgnn.training.inputs import (account_labels, graph_inputs, labels_through,
-                                      resolve_device, resolve_settings)
+from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
+                                      labels_through, resolve_device, resolve_settings)
 from sybilgnn.training.metrics import evaluate
 
 __all__ = ["TrainResult", "train", "make_loss", "fleet_weights", "seeded"]
@@ -143,6 +143,56 @@ def _copy_state(model: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+@dataclass
+class FullGraphFit:
+    """A model, its prepared graph, optimiser and loss over one set of labelled accounts:
+    what every full-graph epoch reuses, so the sparse adjacency is built once. ``train``
+    and the refit on all labels (and its folds) start their models the same way."""
+
+    model: SybilGNN
+    inputs: GraphInputs
+    graph: PreparedGraph
+    index: Tensor                      # the labelled rows the loss reads
+    y: Tensor                          # their labels, as floats
+    opt: torch.optim.Optimizer
+    loss_fn: Callable[..., Tensor]
+    weight: Tensor | None              # per-sample weights under train.balance_fleets
+
+    @classmethod
+    def start(cls, inputs: GraphInputs, model_cfg: ModelSettings, cfg: TrainSettings,
+              target: str, y_all: np.ndarray, labelled: np.ndarray,
+              fleets: np.ndarray | None, device: torch.device) -> FullGraphFit:
+        """Build the model (its initial weights come from torch's seed: call inside
+        ``seeded``) and the loss on the labels ``y_all`` of the rows ``labelled``."""
+        model = build_model(inputs.metadata, inputs.in_dims, model_cfg, target=target).to(device)
+        graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
+        index = torch.from_numpy(labelled).to(device)
+        y = torch.from_numpy(y_all).to(device)[index].float()
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loss_fn = make_loss(cfg, y)
+        weight = (torch.from_numpy(fleet_weights(
+            y_all[labelled], None if fleets is None else fleets[labelled])).float().to(device)
+            if cfg.balance_fleets else None)
+        return cls(model, inputs, graph, index, y, opt, loss_fn, weight)
+
+    def step(self) -> float:
+        """One full-graph epoch; the training loss."""
+        self.model.train()
+        self.opt.zero_grad()
+        logits = self.model.forward_prepared(self.inputs.x_dict, self.graph)
+        loss = self.loss_fn(logits[self.index], self.y, self.weight)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def logits(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The model's logits (every target node, or ``rows``) in eval mode, on the CPU."""
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model.forward_prepared(self.inputs.x_dict, self.graph)
+            return (logits if rows is None else logits[rows]).cpu().numpy()
+
+
 def _sampled_epoch(model: SybilGNN, snapshot: Snapshot, train_idx: Tensor, cfg: TrainSettings,
                    opt: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor],
                    device: torch.device) -> float:
@@ -193,101 +243,128 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
     _check_labels(labels.masks, labels.y)
     started = time.perf_counter()
     with seeded(cfg.seed):
-        inputs = graph_inputs(snapshot, device)
-        model = build_model(inputs.metadata, inputs.in_dims, model_cfg,
-                            target=schema.labelled).to(device)
-        graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
-        train_idx = torch.from_numpy(np.flatnonzero(labels.masks["train"])).to(device)
-        y_train = torch.from_numpy(labels.y).to(device)[train_idx].float()
-        val_idx = np.flatnonzero(labels.masks["val"])
-        y_val = labels.y[val_idx]
-        if cfg.sampler == "neighbor":
-            require_neighbor_sampler()
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loss_fn = make_loss(cfg, y_train)
-        sample_weight = (torch.from_numpy(fleet_weights(
-            labels.y[train_idx.cpu().numpy()], None if labels.fleets is None
-            else labels.fleets[train_idx.cpu().numpy()])).float().to(device)
-            if cfg.balance_fleets else None)
-        history: list[dict[str, float]] = []
-        best_auprc, best_epoch, best_state = -math.inf, 0, _copy_state(model)
-        for epoch in range(1, cfg.epochs + 1):
-            tick = time.perf_counter()
-            model.train()
-            if cfg.sampler == "neighbor":
-                loss_value = _sampled_epoch(model, snapshot, train_idx.cpu(), cfg, opt, loss_fn,
-                                            device)
-            else:
-                opt.zero_grad()
-                logits = model.forward_prepared(inputs.x_dict, graph)
-                loss = loss_fn(logits[train_idx], y_train, sample_weight)
-                loss.backward()
-                opt.step()
-                loss_value = float(loss.detach())
-            model.eval()
-            with torch.no_grad():
-                scores = model.forward_prepared(inputs.x_dict, graph)[val_idx].cpu().numpy()
-            val_auprc = _auprc(y_val, scores)
-            record = {"epoch": epoch, "loss": loss_value, "val_auprc": val_auprc,
-                      "seconds": time.perf_counter() - tick}
-            history.append(record)
-            if epoch_callback is not None:
-                epoch_callback(dict(record))
-            if trial is not None:
-                import optuna
-
-                trial.report(val_auprc, epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch} (val AUPRC {val_auprc:.4f})")
-            if val_auprc > best_auprc + 1e-9:
-                best_auprc, best_epoch, best_state = val_auprc, epoch, _copy_state(model)
-            elif epoch - best_epoch >= cfg.patience and epoch >= cfg.min_epochs:
-                break
-        model.load_state_dict(best_state)
-        model.eval()
-        with torch.no_grad():
-            logits_all = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
+        fit = FullGraphFit.start(graph_inputs(snapshot, device), model_cfg, cfg,
+                                 schema.labelled, labels.y,
+                                 np.flatnonzero(labels.masks["train"]), labels.fleets, device)
+        history, best_epoch, best_state = _early_stopped(fit, snapshot, labels, cfg, device,
+                                                         trial, epoch_callback)
+        logits_all = fit.logits()
     # the companion learns from the same slice as the GNN's weights
     companion, logits_all = fit_companion(
         companion_features(snapshot, model_cfg.companion), logits_all, labels.y,
         np.flatnonzero(labels.masks["train"]), cfg.seed, model_cfg.companion_max_lift)
-    prevalence, prevalence_interval, prevalence_source = population_prevalence(
-        cfg, logits_all, labels)
-    weights = prevalence_weights(y_val, prevalence)
-    calibrator = fit_calibrator(logits_all[val_idx], y_val, cfg.calibration, weights)
-    probs = apply_calibrator(calibrator, logits_all)
-    chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision, weights)
-    chosen.update({"prevalence": prevalence, "prevalence_source": prevalence_source,
-                   "prevalence_lo": prevalence_interval[0],
-                   "prevalence_hi": prevalence_interval[1],
-                   "val_positives": int(y_val.sum()), "val_negatives": int((y_val == 0).sum())})
-    metrics = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
-                            logits=logits_all,
-                            n_boot=cfg.bootstrap, seed=cfg.seed)
-    # The tuning objective: a proper scoring rule on validation at the population's
-    # prevalence, which keeps separating trials after their ranking is perfect.
-    loss, loss_lo, loss_hi = log_loss_interval(y_val, probs[val_idx], prevalence,
-                                               n_boot=cfg.bootstrap, seed=cfg.seed)
-    metrics.setdefault("val", {}).update({"log_loss": loss, "log_loss_lo": loss_lo,
-                                          "log_loss_hi": loss_hi})
+    chosen, calibrator, probs = _validation_operating_point(cfg, logits_all, labels)
     return TrainResult(
-        state_dict=best_state, model_config=model.config_dict(), calibrator=calibrator,
+        state_dict=best_state, model_config=fit.model.config_dict(), calibrator=calibrator,
         threshold=float(chosen["threshold"]), history=history, best_epoch=best_epoch,
-        epochs_run=len(history), metrics=metrics, feature_names=preprocessor.feature_names,
+        epochs_run=len(history), metrics=_held_out_metrics(cfg, labels, probs, logits_all, chosen),
+        feature_names=preprocessor.feature_names,
         feature_stats=preprocessor.feature_stats, snapshot_hash=snapshot.content_hash,
         preprocessor=preprocessor, companion=companion,
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
         train_seconds=time.perf_counter() - started,
         labels_through=labels_through(snapshot, labels.masks["train"]),
-        id_map_schema=schema.id_map_schema,
-        fitted_on={"weights": f"the time split's train slice ({int(labels.masks['train'].sum())} "
-                              "labels)",
-                   "epochs": "early stopping on the validation slice",
-                   "calibration_and_threshold": "the validation slice, reweighted to "
-                                                "train.prevalence",
-                   **({} if companion is None else {
-                       "companion": "trees on the train slice's labels; their scale map onto "
-                                    f"the GNN's logits over all {len(labels.y)} accounts"})})
+        id_map_schema=schema.id_map_schema, fitted_on=_fitted_on(labels, companion))
+
+
+def _early_stopped(fit: FullGraphFit, snapshot: Snapshot, labels: AccountLabels,
+                   cfg: TrainSettings, device: torch.device, trial: Any,
+                   epoch_callback: EpochCallback | None
+                   ) -> tuple[list[dict[str, float]], int, dict[str, Tensor]]:
+    """Epochs until validation AUPRC has not improved for ``train.patience`` epochs (and
+    ``train.min_epochs`` have run); the model ends on the best epoch's weights. Returns the
+    history, the best epoch and its weights."""
+    val_idx = np.flatnonzero(labels.masks["val"])
+    y_val = labels.y[val_idx]
+    if cfg.sampler == "neighbor":
+        require_neighbor_sampler()
+    history: list[dict[str, float]] = []
+    best_auprc, best_epoch, best_state = -math.inf, 0, _copy_state(fit.model)
+    for epoch in range(1, cfg.epochs + 1):
+        tick = time.perf_counter()
+        if cfg.sampler == "neighbor":
+            fit.model.train()
+            loss_value = _sampled_epoch(fit.model, snapshot, fit.index.cpu(), cfg, fit.opt,
+                                        fit.loss_fn, device)
+        else:
+            loss_value = fit.step()
+        val_auprc = _auprc(y_val, fit.logits(val_idx))
+        record = {"epoch": epoch, "loss": loss_value, "val_auprc": val_auprc,
+                  "seconds": time.perf_counter() - tick}
+        history.append(record)
+        _report_epoch(record, epoch_callback, trial)
+        if val_auprc > best_auprc + 1e-9:
+            best_auprc, best_epoch, best_state = val_auprc, epoch, _copy_state(fit.model)
+        elif epoch - best_epoch >= cfg.patience and epoch >= cfg.min_epochs:
+            break
+    fit.model.load_state_dict(best_state)
+    return history, best_epoch, best_state
+
+
+def _report_epoch(record: dict[str, float], epoch_callback: EpochCallback | None,
+                  trial: Any) -> None:
+    """Hand an epoch to the caller's callback and to optuna, which may prune the run here
+    (``optuna.TrialPruned``)."""
+    if epoch_callback is not None:
+        epoch_callback(dict(record))
+    if trial is not None:
+        import optuna
+
+        epoch, val_auprc = record["epoch"], record["val_auprc"]
+        trial.report(val_auprc, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} (val AUPRC {val_auprc:.4f})")
+
+
+def _validation_operating_point(cfg: TrainSettings, logits: np.ndarray, labels: AccountLabels
+                                ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+    """Calibration and threshold on the validation slice, reweighted to the population's
+    prevalence (the labelled set holds far more fakes than the population the threshold
+    serves). Returns the threshold's description, the calibrator and every account's
+    calibrated probability."""
+    val_idx = np.flatnonzero(labels.masks["val"])
+    y_val = labels.y[val_idx]
+    prevalence, prevalence_interval, prevalence_source = population_prevalence(
+        cfg, logits, labels)
+    weights = prevalence_weights(y_val, prevalence)
+    calibrator = fit_calibrator(logits[val_idx], y_val, cfg.calibration, weights)
+    probs = apply_calibrator(calibrator, logits)
+    chosen = choose_threshold(y_val, probs[val_idx], cfg.target_precision, weights)
+    chosen.update({"prevalence": prevalence, "prevalence_source": prevalence_source,
+                   "prevalence_lo": prevalence_interval[0],
+                   "prevalence_hi": prevalence_interval[1],
+                   "val_positives": int(y_val.sum()), "val_negatives": int((y_val == 0).sum())})
+    return chosen, calibrator, probs
+
+
+def _held_out_metrics(cfg: TrainSettings, labels: AccountLabels, probs: np.ndarray,
+                      logits: np.ndarray, chosen: dict[str, Any]
+                      ) -> dict[str, dict[str, float]]:
+    """``split_metrics`` at the operating point, and validation's log loss with its
+    interval."""
+    prevalence = chosen["prevalence"]
+    metrics = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,
+                            logits=logits, n_boot=cfg.bootstrap, seed=cfg.seed)
+    # The tuning objective: a proper scoring rule on validation at the population's
+    # prevalence, which keeps separating trials after their ranking is perfect.
+    val_idx = np.flatnonzero(labels.masks["val"])
+    loss, loss_lo, loss_hi = log_loss_interval(labels.y[val_idx], probs[val_idx], prevalence,
+                                               n_boot=cfg.bootstrap, seed=cfg.seed)
+    metrics.setdefault("val", {}).update({"log_loss": loss, "log_loss_lo": loss_lo,
+                                          "log_loss_hi": loss_hi})
+    return metrics
+
+
+def _fitted_on(labels: AccountLabels, companion: Any) -> dict[str, str]:
+    """What the time-split run fitted on which labels, for the model's record."""
+    return {"weights": f"the time split's train slice ({int(labels.masks['train'].sum())} "
+                       "labels)",
+            "epochs": "early stopping on the validation slice",
+            "calibration_and_threshold": "the validation slice, reweighted to "
+                                         "train.prevalence",
+            **({} if companion is None else {
+                "companion": "trees on the train slice's labels; their scale map onto "
+                             f"the GNN's logits over all {len(labels.y)} accounts"})}
 
 
 def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
@@ -297,11 +374,11 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
     the labels (``train.prevalence_from_audit``, at least ``MIN_AUDITED`` audited
     accounts) estimated with this model's predictions; else ``train.prevalence``; else an
     EM estimate from the unlabelled accounts' probabilities."""
-    from sybilgnn.evaluation.population import MIN_AUDITED, estimate_prevalence
+    from sybilgnn.evaluation.population import estimate_prevalence
 
     val = labels.masks["val"]
     y_val = labels.y[val]
-    if cfg.prevalence_from_audit and int((labels.audit >= 0).sum()) >= MIN_AUDITED and y_val.size:
+    if _usable_audit(cfg, labels) is not None and y_val.size:
         base = cfg.prevalence if cfg.prevalence is not None else float(y_val.mean())
         predicted = apply_calibrator(fit_calibrator(
             logits[val], y_val, cfg.calibration, prevalence_weights(y_val, base)), logits)
@@ -327,16 +404,28 @@ def audit_estimate(cfg: TrainSettings, probs: np.ndarray, labels: Any, *, by: st
     calibrated probability), its 95 % interval and a description (``by`` names the model);
     None without ``train.prevalence_from_audit`` or ``MIN_AUDITED`` audited accounts. The
     sharper the probabilities on the audited accounts, the narrower the interval."""
-    from sybilgnn.evaluation.population import MIN_AUDITED, audit_prevalence
+    from sybilgnn.evaluation.population import audit_prevalence
 
-    audit = labels.audit
-    n_audited = int((audit >= 0).sum())
-    if not cfg.prevalence_from_audit or n_audited < MIN_AUDITED:
+    n_audited = _usable_audit(cfg, labels)
+    if n_audited is None:
         return None
+    audit = labels.audit
     estimate, lo, hi = audit_prevalence(probs, labels.y, audit)
     return estimate, (lo, hi), (f"audit of {n_audited} accounts ({int((audit == 1).sum())} "
                                 f"fake), model-assisted{by}: {estimate:.4f} "
                                 f"[{lo:.4f}, {hi:.4f}]")
+
+
+def _usable_audit(cfg: TrainSettings, labels: AccountLabels) -> int | None:
+    """How many accounts the random audit reviewed, or None where the prevalence may not
+    rest on it (``train.prevalence_from_audit`` off, or fewer than ``MIN_AUDITED``): the
+    one place that decides whether the audit counts."""
+    from sybilgnn.evaluation.population import MIN_AUDITED
+
+    n_audited = int((labels.audit >= 0).sum())
+    if not cfg.prevalence_from_audit or n_audited < MIN_AUDITED:
+        return None
+    return n_audited
 
 
 def split_metrics(labels: Any, probs: np.ndarray, threshold: float, *,

@@ -24,7 +24,6 @@ import torch
 from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
-from sybilgnn.models import build_model
 from sybilgnn.training.calibration import apply_calibrator
 from sybilgnn.training.companion import CompanionFeatures, companion_features, fit_companion
 from sybilgnn.training.crossfit import (CrossFit, operating_point, out_of_fold_logits,
@@ -32,8 +31,8 @@ from sybilgnn.training.crossfit import (CrossFit, operating_point, out_of_fold_l
 from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
                                       labels_through,
                                       resolve_device, resolve_settings)
-from sybilgnn.training.loop import (TrainResult, _copy_state, audit_estimate, fleet_weights,
-                                    make_loss, seeded)
+from sybilgnn.training.loop import (FullGraphFit, TrainResult, _copy_state, audit_estimate,
+                                    seeded)
 from sybilgnn.training.predict import load_model, model_target, predict_logits
 
 __all__ = ["refit_on_all_labels", "quantile_map"]
@@ -64,29 +63,13 @@ def fit_for_epochs(inputs: GraphInputs, y_all: np.ndarray, model_cfg: ModelSetti
     ``train.balance_fleets``."""
     history: list[dict[str, float]] = []
     with seeded(cfg.seed):
-        model = build_model(inputs.metadata, inputs.in_dims, model_cfg,
-                            target=target).to(device)
-        graph = model.prepare(inputs.x_dict, inputs.edge_index_dict, inputs.edge_weight_dict)
-        index = torch.from_numpy(labelled).to(device)
-        y = torch.from_numpy(y_all).to(device)[index].float()
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loss_fn = make_loss(cfg, y)
-        weight = (torch.from_numpy(fleet_weights(
-            y_all[labelled], None if fleets is None else fleets[labelled])).float().to(device)
-            if cfg.balance_fleets else None)
+        fit = FullGraphFit.start(inputs, model_cfg, cfg, target, y_all, labelled, fleets, device)
         for epoch in range(1, epochs + 1):
             tick = time.perf_counter()
-            model.train()
-            opt.zero_grad()
-            loss = loss_fn(model.forward_prepared(inputs.x_dict, graph)[index], y, weight)
-            loss.backward()
-            opt.step()
-            history.append({"epoch": epoch, "loss": float(loss.detach()),
+            history.append({"epoch": epoch, "loss": fit.step(),
                             "seconds": time.perf_counter() - tick})
-        model.eval()
-        with torch.no_grad():
-            logits = model.forward_prepared(inputs.x_dict, graph).cpu().numpy()
-    return model, logits, history
+        logits = fit.logits()
+    return fit.model, logits, history
 
 
 def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: TrainResult, *,
@@ -103,10 +86,7 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     snapshot = selection.preprocessor.transform(snapshot)
     target = model_target(selection.model_config)
     labels = account_labels(snapshot, target)
-    labelled = np.flatnonzero(labels.y >= 0)
-    if labelled.size == 0 or labels.y[labelled].min() == labels.y[labelled].max():
-        raise InputError("refit on all labels: the snapshot needs labelled fake and legit "
-                         "accounts")
+    labelled = _labelled_both_classes(labels)
     epochs = max(1, int(selection.best_epoch))
     started = time.perf_counter()
     inputs = graph_inputs(snapshot, device)
@@ -117,16 +97,47 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
     features = companion_features(snapshot, model_cfg.companion)
     companion, refit_logits = fit_companion(features, refit_logits, labels.y, labelled,
                                             cfg.seed, model_cfg.companion_max_lift)
-    selection_logits = predict_logits(load_model(selection.model_config, selection.state_dict),
-                                      snapshot, str(device))
-    if selection.companion is not None:
-        selection_logits = selection.companion.fuse(
-            selection_logits, companion_features(snapshot) if features is None else features)
+    selection_logits = _selection_logits(selection, snapshot, device, features)
     crossfit, calibrator, prevalence = _crossfit(
         features, inputs, model_cfg, cfg, labels, epochs, selection, selection_logits,
         refit_logits, device, target)
     through = labels_through(snapshot)  # every label, so the gate needs newer ones
-    n_accounts = len(refit_logits)
+    fitted_on = _fitted_on(cfg, labels, epochs, through, crossfit, companion is not None)
+    threshold, threshold_info, metrics = _operating_point(selection, crossfit, prevalence)
+    return replace(selection, state_dict=_copy_state(model), history=history,
+                   calibrator=calibrator, threshold=threshold, threshold_info=threshold_info,
+                   metrics=metrics, companion=companion,
+                   epochs_run=epochs, train_seconds=time.perf_counter() - started,
+                   selection=selection, fitted_on=fitted_on, labels_through=through)
+
+
+def _labelled_both_classes(labels: AccountLabels) -> np.ndarray:
+    """Every labelled account's row; refuses labels of one class, which nothing can be
+    fitted on."""
+    labelled = np.flatnonzero(labels.y >= 0)
+    if labelled.size == 0 or labels.y[labelled].min() == labels.y[labelled].max():
+        raise InputError("refit on all labels: the snapshot needs labelled fake and legit "
+                         "accounts")
+    return labelled
+
+
+def _selection_logits(selection: TrainResult, snapshot: Snapshot, device: torch.device,
+                      features: CompanionFeatures | None) -> np.ndarray:
+    """The selection run's logits on this snapshot (its companion fused in): the scale its
+    calibration and threshold were chosen on, which the refit's logits are mapped onto."""
+    logits = predict_logits(load_model(selection.model_config, selection.state_dict),
+                            snapshot, str(device))
+    if selection.companion is not None:
+        logits = selection.companion.fuse(
+            logits, companion_features(snapshot) if features is None else features)
+    return logits
+
+
+def _fitted_on(cfg: TrainSettings, labels: AccountLabels, epochs: int, through: float | None,
+               crossfit: CrossFit | None, with_companion: bool) -> dict[str, str]:
+    """What the refit fitted on which labels, for the model's record."""
+    labelled = np.flatnonzero(labels.y >= 0)
+    n_accounts = len(labels.y)
     fitted_on = {
         "weights": f"all {labelled.size} labelled accounts "
                    f"({int((labels.y[labelled] == 1).sum())} fake), labels through {through}",
@@ -144,23 +155,24 @@ def refit_on_all_labels(snapshot: Snapshot, settings: Settings, selection: Train
                       "(split crossfit)"),
         "preprocessing": "the training snapshot's raw columns (no labels)",
     }
-    if companion is not None:
+    if with_companion:
         fitted_on["companion"] = (f"trees on all {labelled.size} labelled accounts; their "
                                   "scale map onto the refit's GNN logits over all "
                                   f"{n_accounts} accounts (no labels)")
+    return fitted_on
+
+
+def _operating_point(selection: TrainResult, crossfit: CrossFit | None,
+                     prevalence: dict[str, Any]
+                     ) -> tuple[float, dict[str, Any], dict[str, dict[str, float]]]:
+    """Threshold, its description and the metrics: the cross-fitted ones where there are
+    any (the selection's threshold kept for reference), else the selection run's."""
     if crossfit is None:
-        threshold, threshold_info, metrics = (selection.threshold, selection.threshold_info,
-                                              selection.metrics)
-    else:
-        threshold = float(crossfit.threshold_info["threshold"])
-        threshold_info = {**crossfit.threshold_info, **prevalence,
-                          "validation_threshold": selection.threshold}
-        metrics = {**selection.metrics, "crossfit": crossfit.metrics}
-    return replace(selection, state_dict=_copy_state(model), history=history,
-                   calibrator=calibrator, threshold=threshold, threshold_info=threshold_info,
-                   metrics=metrics, companion=companion,
-                   epochs_run=epochs, train_seconds=time.perf_counter() - started,
-                   selection=selection, fitted_on=fitted_on, labels_through=through)
+        return selection.threshold, selection.threshold_info, selection.metrics
+    threshold_info = {**crossfit.threshold_info, **prevalence,
+                      "validation_threshold": selection.threshold}
+    return (float(crossfit.threshold_info["threshold"]), threshold_info,
+            {**selection.metrics, "crossfit": crossfit.metrics})
 
 
 def _crossfit(features: CompanionFeatures | None, inputs: GraphInputs, model_cfg: ModelSettings,

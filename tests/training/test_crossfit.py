@@ -8,7 +8,7 @@ import pytest
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.training import TrainResult
-from sybilgnn.training.crossfit import crossfit_folds, crossfit_operating_point
+from sybilgnn.training.crossfit import crossfit_folds, operating_point, out_of_fold_logits
 from sybilgnn.training.inputs import AccountLabels, account_labels
 
 
@@ -57,10 +57,11 @@ def test_out_of_fold_logits_are_mapped_onto_one_scale_before_the_threshold() -> 
         scale = 1.0 + len(calls)                      # every fold model on its own scale
         return scale * truth + 10.0 * len(calls)
 
-    result = crossfit_operating_point(labels, fit_fold, selection_logits, folds=5,
-                                      method="platt", target_precision=0.9, prevalence=0.3,
-                                      n_boot=0, seed=0)
-    assert result is not None and result.folds == 5 == len(calls)
+    fitted = out_of_fold_logits(labels, fit_fold, selection_logits, folds=5, seed=0)
+    assert fitted is not None
+    result = operating_point(labels, *fitted, selection_logits, method="platt",
+                             target_precision=0.9, prevalence=0.3, n_boot=0, seed=0)
+    assert result.folds == 5 == len(calls)
     assert (result.positives, result.negatives) == (30, 60)
     for train_on in calls:                            # never an unlabelled account
         assert (labels.y[train_on] >= 0).all()
@@ -80,11 +81,10 @@ def test_the_queue_leaves_out_accounts_a_label_or_audit_has_decided() -> None:
     labels.audit_y = audit
     logits = np.where(labels.y == 1, 3.0, -3.0)
     logits[unlabelled[12:20]] = 3.0                   # eight undecided accounts rank as fakes
-    result = crossfit_operating_point(labels, lambda _: logits, logits, folds=5,
-                                      method="platt", target_precision=0.9, prevalence=0.3,
-                                      n_boot=0, seed=0)
-    assert result is not None
-    info = result.threshold_info
+    fitted = out_of_fold_logits(labels, lambda _: logits, logits, folds=5, seed=0)
+    assert fitted is not None
+    info = operating_point(labels, *fitted, logits, method="platt", target_precision=0.9,
+                           prevalence=0.3, n_boot=0, seed=0).threshold_info
     # the queue: neither labelled nor audited
     assert info["queue"] == n - 90 - 12
     # expected fakes among them: 0.3 x n less the 30 labelled and 2 audited fakes
