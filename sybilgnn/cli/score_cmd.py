@@ -82,6 +82,10 @@ def _echo_summary(settings: Settings, summary: Any, as_json: bool) -> None:
     click.echo(f"export {summary.export_s:.1f}s  inference {summary.inference_s:.1f}s  "
                f"evidence {summary.evidence_s:.1f}s  fleets {summary.fleets_s:.1f}s  "
                f"write {summary.write_s:.1f}s")
+    if summary.deliveries:
+        click.echo(f"delivery to flag {summary.delivery_to_flag_s:.1f}s for "
+                   f"{summary.deliveries} new deliveries (ingest {summary.ingest_s:.1f}s, then "
+                   "this run)")
     if summary.drift_warnings:
         click.echo(f"warning: inputs shifted from the training data (PSI above "
                    f"scoring.drift_warn {settings.scoring.drift_warn}): "

@@ -65,16 +65,20 @@ def _existing_accounts(driver: Any, database: str, ids: list[str],
 
 
 def _finish_files(driver: Any, database: str, done: list[ValidatedTable],
-                  change_seq: int | None = None) -> None:
+                  change_seq: int | None = None, seconds: float | None = None) -> None:
     """Record each file in the ledger and drop its batch markers, in one transaction, which
-    also ends the ingest's change (``change_seq``) in flight."""
+    also ends the ingest's change (``change_seq``) in flight. ``change_seq`` and the
+    ingest's ``seconds`` so far, kept on each file, give a scoring run its delivery-to-flag
+    latency (``sybilgnn.scoring.latency``)."""
     rows = [{"key": f"{v.table}:{v.digest}", "table": v.table, "name": v.path.name,
              "rows": v.rows_read, "quarantined": v.rows_quarantined} for v in done]
 
     def work(tx: Any) -> None:
         tx.run("UNWIND $rows AS row MERGE (f:IngestFile {file_key: row.key}) "
                "SET f.table = row.table, f.name = row.name, f.rows = row.rows, "
-               "f.quarantined = row.quarantined, f.ingested_at = datetime()", rows=rows).consume()
+               "f.quarantined = row.quarantined, f.ingested_at = datetime(), "
+               "f.change_seq = $seq, f.ingest_s = $seconds",
+               rows=rows, seq=change_seq, seconds=seconds).consume()
         tx.run("MATCH (b:IngestBatch) WHERE any(k IN $keys WHERE b.batch_key STARTS WITH k) "
                "DELETE b", keys=[r["key"] for r in rows]).consume()
         if change_seq is not None:
@@ -297,7 +301,7 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     clock.lap("features")
 
     _finish_summary(summary, settings, directory, files, validated)
-    _finish_files(driver, db, validated, change_seq)
+    _finish_files(driver, db, validated, change_seq, time.perf_counter() - started)
     clock.lap("ledger")
     clock.bar.close()
     summary.seconds = time.perf_counter() - started

@@ -28,6 +28,7 @@ from sybilgnn.scoring.incremental import (BaseRun, ChangedGraph, changed_region,
 from sybilgnn.scoring.inference import Inference, ScoringModel, load_scoring_model
 from sybilgnn.scoring.job import (SCORE_BINS, ScoringSummary, evidence_properties,
                                   fleet_links, fleet_split, new_run_id, queue_flags)
+from sybilgnn.scoring.latency import delivery_latency
 from sybilgnn.scoring.writeback import (ensure_scoring_schema, finish_run, start_run,
                                         write_scores)
 
@@ -73,9 +74,9 @@ def _changed(stored: dict[int, tuple], targets: _Targets) -> np.ndarray:
 
 
 def _regroup_fleets(driver: Driver, settings: Settings, schema: GraphSchema,
-                    targets: _Targets) -> tuple[list[Fleet], set[str], int]:
+                    targets: _Targets) -> tuple[list[Fleet], set[str], list[str]]:
     """Fleets over every flagged account (stored flags elsewhere, new ones here), the
-    previous active fleet ids, and how many accounts are flagged in all."""
+    previous active fleet ids, and the keys of every flagged account."""
     from sybilgnn.export import export_subgraph
 
     cfg = settings.scoring
@@ -95,7 +96,7 @@ def _regroup_fleets(driver: Driver, settings: Settings, schema: GraphSchema,
                           max_shared_accounts=cfg.fleet_max_shared_accounts,
                           stability_jaccard=cfg.fleet_stability_jaccard,
                           split=fleet_split(settings))
-    return fleets, set(previous), int(flagged_ids.size)
+    return fleets, set(previous), [str(k) for k in keys[flagged]]
 
 
 def _evidence(scoring: ScoringModel, settings: Settings, schema: GraphSchema,
@@ -195,7 +196,7 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
         targets = _Targets(empty, np.zeros(0, dtype=object), empty, np.zeros(0),
                            np.zeros(0, bool), np.zeros(0, bool))
     start = time.perf_counter()
-    fleets, previous, n_flagged = _regroup_fleets(driver, settings, schema, targets)
+    fleets, previous, flagged_keys = _regroup_fleets(driver, settings, schema, targets)
     timings["fleets_s"] = time.perf_counter() - start
     start = time.perf_counter()
     evidence = (_evidence(scoring, settings, schema, inference, targets, fleets)
@@ -216,7 +217,7 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
     _apply_bands(driver, settings, node)
     summary = ScoringSummary(
         run_id=state.run_id, model_version=scoring.version, threshold=scoring.threshold,
-        n_scored=int(targets.rows.size), n_flagged=n_flagged, n_fleets=len(fleets),
+        n_scored=int(targets.rows.size), n_flagged=len(flagged_keys), n_fleets=len(fleets),
         resumed=False, export_s=timings["export_s"], inference_s=timings["inference_s"],
         evidence_s=timings["evidence_s"], fleets_s=timings["fleets_s"], write_s=0.0,
         fleet_ids=[f.fleet_id for f in fleets],
@@ -224,11 +225,12 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
         base_run_id=base.run_id, n_seeds=region.n_seeds, n_written=int(write.sum()),
         reach_s=timings["reach_s"])
     summary.write_s = time.perf_counter() - start
+    summary.set_latency(delivery_latency(driver, database, base.graph_seq))
     stats = _incremental_stats(summary, region, graph_seq, targets.scores,
                                settings.scoring.drift_warn)
     with driver.session(database=database) as session:
         session.execute_write(_commit, state.run_id, fleets, previous, state.started_at,
-                              stats, node)
+                              stats, node, flagged_keys)
     summary.write_s = time.perf_counter() - start
     return summary
 
@@ -256,11 +258,31 @@ def _incremental_stats(summary: ScoringSummary, region: ChangedGraph, graph_seq:
             "export_s": summary.export_s, "inference_s": summary.inference_s,
             "evidence_s": summary.evidence_s, "fleets_s": summary.fleets_s,
             "write_s": summary.write_s, "score_hist": [int(c) for c in hist],
+            "deliveries": summary.deliveries, "ingest_s": summary.ingest_s,
+            "delivery_to_flag_s": summary.delivery_to_flag_s,
             "drift_inputs": [], "drift_psi": [], "drift_max": 0.0,
             "drift_warn": float(drift_warn)}
 
 
 def _commit(tx: Any, run_id: str, fleets: list[Fleet], previous: set[str], seen_at: Any,
-            stats: dict[str, Any], node: NodeType) -> None:
+            stats: dict[str, Any], node: NodeType, flagged_keys: list[str]) -> None:
+    """Fleets, the fleet named in every flagged account's evidence summary, and the run's
+    ``finished`` status, in one transaction."""
     write_fleets(tx, run_id, fleets, previous, seen_at, node=node)
+    _refresh_fleet_mentions(tx, fleets, flagged_keys, node)
     finish_run(tx, run_id, stats)
+
+
+def _refresh_fleet_mentions(tx: Any, fleets: list[Fleet], flagged_keys: list[str],
+                            node: NodeType) -> None:
+    """A full run writes every flagged account's summary ending in ``; fleet <id> (<n>
+    accounts)`` (``evidence_properties``); here only the targets were rewritten, so the
+    other flagged accounts get the fleet they now belong to, or none."""
+    fleet_of = {a: f for f in fleets for a in f.members}
+    rows = [{"id": key, "fleet": (f"; fleet {fleet_of[key].fleet_id} "
+                                  f"({fleet_of[key].size} accounts)") if key in fleet_of else ""}
+            for key in flagged_keys]
+    tx.run(f"UNWIND $rows AS row MATCH (a:{quote(node.label)} {{{quote(node.key)}: row.id}}) "
+           "WHERE a.evidence_summary IS NOT NULL "
+           "SET a.evidence_summary = split(a.evidence_summary, '; fleet ')[0] + row.fleet",
+           rows=rows).consume()

@@ -36,6 +36,7 @@ from sybilgnn.scoring.fleets import (
     build_fleets,
     read_active_fleets,
 )
+from sybilgnn.scoring.latency import DeliveryLatency, delivery_latency, last_finished_seq
 from sybilgnn.scoring.run import (
     WritePlan,
     commit_fleets,
@@ -74,9 +75,16 @@ class ScoringSummary:
     n_seeds: int = 0  # incremental: nodes a delivery touched since the base
     n_written: int = 0  # incremental: targets whose score or flag changed
     reach_s: float = 0.0  # incremental: finding what changed and what it reaches
+    deliveries: int = 0  # transactional deliveries this run is the first to score
+    ingest_s: float = 0.0  # their ingest seconds
+    delivery_to_flag_s: float = 0.0  # oldest of them started -> this run's commit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def set_latency(self, latency: DeliveryLatency) -> None:
+        self.deliveries, self.ingest_s = latency.deliveries, latency.ingest_s
+        self.delivery_to_flag_s = latency.delivery_to_flag_s
 
 
 def fleet_links(snapshot: Snapshot, schema: GraphSchema) -> FleetLinks:
@@ -191,6 +199,9 @@ def score_snapshot(
 
     drift = drift or {}
     summary = _summary(state, plan, resumed, timings, drift, cfg.drift_warn)
+    with driver.session(database=database) as session:
+        since = session.execute_read(last_finished_seq)
+    summary.set_latency(delivery_latency(driver, database, since))
     stats = {**{name: getattr(summary, name) for name in _STORED_COUNTS},
              **_run_statistics(scores, drift, cfg.drift_warn),
              "kind": "full", "graph_seq": int(graph_seq)}
@@ -252,7 +263,8 @@ def _plan_writes(driver: Driver, settings: Settings, schema: GraphSchema, snapsh
 
 #: The run's counts and seconds that its ``ScoringRun`` node stores.
 _STORED_COUNTS = ("n_scored", "n_flagged", "n_fleets", "n_label_conflicts", "export_s",
-                  "inference_s", "evidence_s", "fleets_s", "write_s")
+                  "inference_s", "evidence_s", "fleets_s", "write_s", "deliveries",
+                  "ingest_s", "delivery_to_flag_s")
 
 
 def _summary(state: RunState, plan: WritePlan, resumed: bool, timings: dict[str, float],

@@ -41,10 +41,15 @@ def _graph_state(driver: Any) -> tuple[dict[str, float], set[str], set[frozenset
     records, _, _ = driver.execute_query(
         "MATCH (a:Account) OPTIONAL MATCH (a)-[:MEMBER_OF]->(f:Fleet) "
         "RETURN a.account_id AS id, a.sybil_score AS score, a.sybil_flag AS flag, "
-        "a:Flagged AS labelled, f.fleet_id AS fleet")
+        "a:Flagged AS labelled, f.fleet_id AS fleet, f.size AS size, "
+        "a.evidence_summary AS summary")
     scores = {r["id"]: r["score"] for r in records}
     flagged = {r["id"] for r in records if r["flag"]}
     assert flagged == {r["id"] for r in records if r["labelled"]}  # label and flag agree
+    for r in records:  # every flag's summary names the fleet it is in now, or none
+        if r["flag"]:
+            mention = r["summary"].partition("; fleet ")[2]
+            assert mention == (f"{r['fleet']} ({r['size']} accounts)" if r["fleet"] else "")
     fleets: dict[str, set[str]] = {}
     for r in records:
         if r["fleet"] is not None:
@@ -79,6 +84,9 @@ def test_incremental_run_equals_a_full_run_after_a_delivery(
     total = len(scores)
     assert changed.kind == "incremental" and changed.base_run_id == first.run_id
     assert changed.n_seeds > 0
+    # the latency budget: the one delivery this run is the first to score
+    assert (changed.deliveries, first.deliveries) == (1, 1)
+    assert 0 < changed.ingest_s <= changed.delivery_to_flag_s
     # not vacuous: the delivery's accounts were scored, and some accounts were out of reach
     assert all(s is not None for s in scores.values())
     assert delivery.nodes["Account"] <= changed.n_scored < total
@@ -87,7 +95,7 @@ def test_incremental_run_equals_a_full_run_after_a_delivery(
 
     full = run_scoring(settings, driver=neo4j_driver)
     full_scores, full_flagged, full_fleets, full_by_id = _graph_state(neo4j_driver)
-    assert full.n_scored == total
+    assert full.n_scored == total and full.deliveries == 0  # the incremental run saw it
     ids = sorted(scores)
     np.testing.assert_allclose([scores[i] for i in ids], [full_scores[i] for i in ids],
                                rtol=0, atol=1e-5)
