@@ -40,9 +40,12 @@ def band_index(scores: np.ndarray, bands: ScoreBands) -> np.ndarray:
     return np.where(scores >= bands.high, 2, np.where(scores >= bands.medium, 1, 0))
 
 
-def _band_query(label: str) -> str:
+def _band_query(label: str, key: str | None = None) -> str:
+    """Every scored node of ``label``, or (``key`` given) those whose key is in ``$keys``."""
+    match = f"MATCH (a:{label})" if key is None else \
+        f"UNWIND $keys AS k MATCH (a:{label} {{{key}: k}})"
     return f"""
-MATCH (a:{label})
+{match}
 WHERE a.sybil_score IS NOT NULL
 CALL (a) {{
   REMOVE a:ScoreLow:ScoreMedium:ScoreHigh
@@ -74,19 +77,23 @@ RETURN count(CASE WHEN a:ScoreLow THEN 1 END) AS low,
 
 def apply_score_bands(driver: Any, *, bands: ScoreBands | None = None,
                       database: str | None = None, batch_size: int = 10_000,
-                      node: NodeType | None = None) -> dict[str, int]:
-    """Give every scored node exactly one band label; idempotent, batched server-side.
+                      node: NodeType | None = None, keys: list[str] | None = None
+                      ) -> dict[str, int]:
+    """Give every scored node (or the nodes with these ``keys``) exactly one band label;
+    idempotent, batched server-side.
 
     Call it from the scoring job after scores are written. ``node``: the scored (labelled)
     node type, by default the default schema's accounts. Returns the count per band.
     """
-    label = quote((node or GraphSchema.default().labelled_node).label)
+    scored = node or GraphSchema.default().labelled_node
+    label = quote(scored.label)
     bands = bands or ScoreBands()
+    query = _band_query(label, None if keys is None else quote(scored.key))
     # a band label nobody has yet is expected: no "label does not exist" warnings
     with driver.session(database=database, notifications_min_severity="OFF") as session:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction.
-        session.run(_band_query(label), medium=bands.medium, high=bands.high,
-                    batch=int(batch_size)).consume()
+        session.run(query, medium=bands.medium, high=bands.high, batch=int(batch_size),
+                    keys=list(keys or [])).consume()
         record = session.run(_count_query(label)).single()
     assert record is not None
     return {"ScoreLow": record["low"], "ScoreMedium": record["medium"],

@@ -22,6 +22,8 @@ from sybilgnn.errors import SybilgnnError
 from sybilgnn.graph_schema import GraphSchema, NodeType
 from sybilgnn.ingest.writer import quiet_session
 from sybilgnn.neo4j.cypher import quote
+from sybilgnn.neo4j.plugin import use_procedures
+from sybilgnn.scoring.bands import ScoreBands, apply_score_bands
 from sybilgnn.scoring.fleets import Fleet, build_fleets, read_active_fleets, write_fleets
 from sybilgnn.scoring.incremental import (BaseRun, ChangedGraph, changed_region,
                                           find_base_run, flagged_universe, rows_of)
@@ -61,13 +63,20 @@ def _stored_state(driver: Driver, database: str, internal: np.ndarray) -> dict[i
     return {int(r["id"]): (r["score"], bool(r["flag"]), bool(r["conflict"])) for r in records}
 
 
+#: A target whose score moved less than this, with the same flag, is not rewritten: the
+#: subgraph sums a node's messages in another order than the whole graph does, which moves
+#: scores by float rounding (about 1e-7) where nothing changed.
+SCORE_TOLERANCE = 1e-6
+
+
 def _changed(stored: dict[int, tuple], targets: _Targets) -> np.ndarray:
-    """Targets whose score, flag or label conflict differ from what Neo4j holds."""
+    """Targets whose score (beyond ``SCORE_TOLERANCE``), flag or label conflict differ
+    from what Neo4j holds."""
     out = np.ones(targets.rows.size, dtype=bool)
     for i, node in enumerate(targets.internal.tolist()):
         old = stored.get(int(node))
         if old is not None and old[0] is not None:
-            out[i] = (float(old[0]) != float(targets.scores[i])
+            out[i] = (abs(float(old[0]) - float(targets.scores[i])) > SCORE_TOLERANCE
                       or old[1] != bool(targets.flagged[i])
                       or old[2] != bool(targets.contradicts[i]))
     return out
@@ -209,12 +218,15 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
                       model_run_id=scoring.loaded.run_id, threshold=scoring.threshold,
                       snapshot_hash=content_hash, n_accounts=int(write.sum()),
                       batch_size=settings.scoring.batch_size, database=database)
+    bands = _bands(driver, settings)
     write_scores(driver, state.run_id, targets.keys[write], targets.scores[write],
                  scoring.threshold, scoring.version, node=node, batch_size=state.batch_size,
                  scored_at=state.started_at, evidence=evidence, database=database,
-                 flags=targets.flagged[write])
+                 flags=targets.flagged[write], bands=bands, node_ids=targets.internal[write])
     _clear_flags_and_conflicts(driver, database, node, targets, write)
-    _apply_bands(driver, settings, node)
+    if bands is None:  # the Cypher write leaves the band labels to a pass of their own
+        apply_score_bands(driver, database=database, batch_size=state.batch_size, node=node,
+                          keys=[str(k) for k in targets.keys[write]])
     summary = ScoringSummary(
         run_id=state.run_id, model_version=scoring.version, threshold=scoring.threshold,
         n_scored=int(targets.rows.size), n_flagged=len(flagged_keys), n_fleets=len(fleets),
@@ -235,13 +247,10 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
     return summary
 
 
-def _apply_bands(driver: Driver, settings: Settings, node: NodeType) -> None:
-    """Score-band labels: the scores were written through Cypher here, so set the bands
-    in a pass of their own (idempotent)."""
-    from sybilgnn.scoring.bands import apply_score_bands
-
-    apply_score_bands(driver, database=settings.neo4j.database,
-                      batch_size=settings.scoring.batch_size, node=node)
+def _bands(driver: Driver, settings: Settings) -> ScoreBands | None:
+    """Score bands set in the write itself when the server has sybilgnn's procedures."""
+    with driver.session(database=settings.neo4j.database) as session:
+        return ScoreBands() if use_procedures(session, settings.neo4j.procedures) else None
 
 
 def _incremental_stats(summary: ScoringSummary, region: ChangedGraph, graph_seq: int,
