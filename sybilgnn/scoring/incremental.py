@@ -11,9 +11,10 @@ transactional ingest stamps such nodes with the graph's change counter
 2. **seeds**: nodes stamped at or after the base's counter, and accounts with a verdict
    since the base started (a verdict changes the account's own flag);
 3. **targets**: accounts within ``k`` hops of a seed (any relation, either direction);
-4. **context**: every node within ``k`` hops of a target; the subgraph it induces holds
-   each target's whole receptive field, so the model gives the targets exactly the scores
-   a full run would (up to float summation order);
+4. **context**: every node within ``k + 1`` hops of a target (``context_hops``: every
+   node's degrees are inputs, so a node ``k`` hops out needs all its relationships); the
+   subgraph it induces holds each target's whole receptive field, so the model gives the
+   targets the scores a full run would (up to float rounding);
 5. **fleets** are regrouped over every flagged account of the graph (the stored flags of
    the others, the new ones of the targets), read with each linking node's full degree, so
    they equal a full run's fleets; evidence is computed for flagged targets.
@@ -140,15 +141,17 @@ def _expand(tx: Any, schema: GraphSchema, start: dict[str, np.ndarray], hops: in
     return reached
 
 
-def changed_region(driver: Driver, settings: Settings, base: BaseRun, reach: int
-                   ) -> ChangedGraph:
-    """Seeds, targets and context of an incremental run (see the module docstring)."""
+def changed_region(driver: Driver, settings: Settings, base: BaseRun, reach: int,
+                   context_hops: int) -> ChangedGraph:
+    """Seeds, targets (within ``reach`` of a seed) and context (within ``context_hops`` of
+    a target) of an incremental run (see the module docstring)."""
     schema = GraphSchema.from_settings(settings)
 
     def work(tx: Any) -> ChangedGraph:
         seeds = _seeds(tx, schema, base)
         targets = _expand(tx, schema, seeds, reach)[schema.labelled]
-        context = _expand(tx, schema, {schema.labelled: targets}, reach) if targets.size else {}
+        context = (_expand(tx, schema, {schema.labelled: targets}, context_hops)
+                   if targets.size else {})
         return ChangedGraph(seeds, targets, context)
 
     with quiet_session(driver, settings.neo4j.database) as session:

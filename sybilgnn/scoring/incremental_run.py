@@ -182,7 +182,7 @@ def score_changed(settings: Settings, *, model_version: str | int | None = None,
         start = time.perf_counter()
         with active.session(database=database) as session:
             graph_seq = session.execute_read(first_unseen_seq)
-        region = changed_region(active, settings, base, scoring.reach)
+        region = changed_region(active, settings, base, scoring.reach, scoring.context_hops)
         timings["reach_s"] = time.perf_counter() - start
         return _run(active, settings, schema, scoring, base, region, graph_seq, timings)
     finally:

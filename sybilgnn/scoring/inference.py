@@ -56,6 +56,13 @@ class ScoringModel:
         hops = len(self.network.convs)
         return max(hops, COMPANION_REACH) if self.loaded.companion is not None else hops
 
+    @property
+    def context_hops(self) -> int:
+        """Hops of the graph an exact score needs read around an account: its reach plus
+        one, since every node's degrees are inputs of the first layer (a node at the edge
+        of the reach needs all its relationships, so their far ends too)."""
+        return self.reach + 1
+
     def infer(self, snapshot: Snapshot, settings: Settings, *, drift: bool = True
               ) -> Inference:
         """Scores of every labelled-type node of ``snapshot``."""

@@ -1,0 +1,65 @@
+"""The region an incremental run reads, on a hand-built chain in the real Neo4j:
+a0 - ip0 - a1 - ip1 - a2 - ip2 - a3 - ip3 - a4 (USED_IP), a4 - a5 (PROMPT_SIMILAR)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from sybilgnn.config import Settings
+from sybilgnn.scoring.incremental import BaseRun, changed_region
+
+pytestmark = pytest.mark.neo4j
+
+BASE = BaseRun(run_id="score-base", model_version="1", graph_seq=5,
+               started_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+
+
+def _chain(driver: Any) -> None:
+    driver.execute_query(
+        "UNWIND range(0, 5) AS i CREATE (:Account {account_id: 'a' + i, changed_seq: 1})")
+    driver.execute_query("UNWIND range(0, 3) AS i CREATE (:IP {ip_id: 'ip' + i})")
+    driver.execute_query(
+        "UNWIND range(0, 3) AS i MATCH (a:Account {account_id: 'a' + i}), "
+        "(b:Account {account_id: 'a' + (i + 1)}), (ip:IP {ip_id: 'ip' + i}) "
+        "CREATE (a)-[:USED_IP {n_events: 1}]->(ip), (b)-[:USED_IP {n_events: 1}]->(ip)")
+    driver.execute_query("MATCH (a:Account {account_id: 'a4'}), (b:Account {account_id: 'a5'}) "
+                         "CREATE (a)-[:PROMPT_SIMILAR {similarity: 0.9}]->(b)")
+
+
+def _keys(driver: Any, ids: Any) -> list[str]:
+    records, _, _ = driver.execute_query(
+        "MATCH (n) WHERE id(n) IN $ids RETURN coalesce(n.account_id, n.ip_id) AS k ORDER BY k",
+        ids=[int(i) for i in ids])
+    return [r["k"] for r in records]
+
+
+def test_targets_are_the_reach_of_a_change_and_context_one_hop_more(
+        neo4j_driver: Any, neo4j_settings: Settings) -> None:
+    _chain(neo4j_driver)
+    # an ingest after the base stamped a0's new edge to ip0, so both ends
+    neo4j_driver.execute_query("MATCH (n) WHERE n.account_id = 'a0' OR n.ip_id = 'ip0' "
+                               "SET n.changed_seq = 5")
+    region = changed_region(neo4j_driver, neo4j_settings, BASE, reach=2, context_hops=3)
+
+    assert _keys(neo4j_driver, region.seeds["account"]) == ["a0"]
+    assert _keys(neo4j_driver, region.seeds["ip"]) == ["ip0"]
+    # accounts within two hops of a0 or ip0: a0 and a1; a2 is three hops from ip0
+    assert _keys(neo4j_driver, region.targets) == ["a0", "a1"]
+    # three hops from a0 or a1: up to ip2 (a1 - ip1 - a2 - ip2); a3 is four away
+    context = [k for ids in region.context.values() for k in _keys(neo4j_driver, ids)]
+    assert sorted(context) == ["a0", "a1", "a2", "ip0", "ip1", "ip2"]
+    assert region.n_seeds == 2
+
+
+def test_a_verdict_since_the_base_is_a_seed_and_old_stamps_are_not(
+        neo4j_driver: Any, neo4j_settings: Settings) -> None:
+    _chain(neo4j_driver)
+    neo4j_driver.execute_query("MATCH (a:Account {account_id: 'a5'}) "
+                               "SET a.review = 'confirmed', a.reviewed_at = datetime()")
+    region = changed_region(neo4j_driver, neo4j_settings, BASE, reach=2, context_hops=3)
+    assert _keys(neo4j_driver, region.seeds["account"]) == ["a5"]
+    # a5 - a4 (similar), a4 - ip3 - a3: a3 is three hops away
+    assert _keys(neo4j_driver, region.targets) == ["a4", "a5"]
