@@ -29,6 +29,13 @@ def _chain(driver: Any) -> None:
                          "CREATE (a)-[:PROMPT_SIMILAR {similarity: 0.9}]->(b)")
 
 
+def _region_after(driver: Any, settings: Settings, change: str) -> Any:
+    """The chain, then ``change`` (Cypher), then the region of a run based on ``BASE``."""
+    _chain(driver)
+    driver.execute_query(change)
+    return changed_region(driver, settings, BASE, reach=2, context_hops=3)
+
+
 def _keys(driver: Any, ids: Any) -> list[str]:
     records, _, _ = driver.execute_query(
         "MATCH (n) WHERE id(n) IN $ids RETURN coalesce(n.account_id, n.ip_id) AS k ORDER BY k",
@@ -38,11 +45,10 @@ def _keys(driver: Any, ids: Any) -> list[str]:
 
 def test_targets_are_the_reach_of_a_change_and_context_one_hop_more(
         neo4j_driver: Any, neo4j_settings: Settings) -> None:
-    _chain(neo4j_driver)
     # an ingest after the base stamped a0's new edge to ip0, so both ends
-    neo4j_driver.execute_query("MATCH (n) WHERE n.account_id = 'a0' OR n.ip_id = 'ip0' "
-                               "SET n.changed_seq = 5")
-    region = changed_region(neo4j_driver, neo4j_settings, BASE, reach=2, context_hops=3)
+    region = _region_after(neo4j_driver, neo4j_settings,
+                           "MATCH (n) WHERE n.account_id = 'a0' OR n.ip_id = 'ip0' "
+                           "SET n.changed_seq = 5")
 
     assert _keys(neo4j_driver, region.seeds["account"]) == ["a0"]
     assert _keys(neo4j_driver, region.seeds["ip"]) == ["ip0"]
@@ -56,10 +62,9 @@ def test_targets_are_the_reach_of_a_change_and_context_one_hop_more(
 
 def test_a_verdict_since_the_base_is_a_seed_and_old_stamps_are_not(
         neo4j_driver: Any, neo4j_settings: Settings) -> None:
-    _chain(neo4j_driver)
-    neo4j_driver.execute_query("MATCH (a:Account {account_id: 'a5'}) "
-                               "SET a.review = 'confirmed', a.reviewed_at = datetime()")
-    region = changed_region(neo4j_driver, neo4j_settings, BASE, reach=2, context_hops=3)
+    region = _region_after(neo4j_driver, neo4j_settings,
+                           "MATCH (a:Account {account_id: 'a5'}) "
+                           "SET a.review = 'confirmed', a.reviewed_at = datetime()")
     assert _keys(neo4j_driver, region.seeds["account"]) == ["a5"]
     # a5 - a4 (similar), a4 - ip3 - a3: a3 is three hops away
     assert _keys(neo4j_driver, region.targets) == ["a4", "a5"]
