@@ -134,7 +134,8 @@ def population_threshold(positive_probs: np.ndarray, queue_probs: np.ndarray,
 
     ``rule="expected_f1"``: the threshold with the best F1 averaged over the expected
     fakes' uncertainty (``expected_interval``, a 95 % interval read as a normal one, nine
-    points over +-2 standard deviations). Two things keep it honest where new campaigns
+    points over +-2 standard deviations of width / 3.92: the mean of its two sides where,
+    like the audit's, it is not symmetric). Two things keep it honest where new campaigns
     score below the labelled ones, so that the labelled fakes' recall is 1 long before the
     queue's is: recall at ``t`` is at most ``flagged(t) / fakes`` (no more true flags than
     flags), and the distribution is centred on the queue's own count of fakes,
