@@ -18,12 +18,14 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 __all__ = ["MIN_POSITIVES", "MIN_NEGATIVES_AT_1PCT_FPR", "INTERVAL_METRICS",
-           "population_metrics", "recall_at_budget", "audit_prevalence", "MIN_AUDITED", "estimate_prevalence", "class_weights", "weighted_log_loss",
-           "log_loss_interval"]
+           "population_metrics", "recall_at_budget", "audit_prevalence", "MIN_AUDITED",
+           "AUDIT_STRATA", "clopper_pearson", "estimate_prevalence", "class_weights",
+           "weighted_log_loss", "log_loss_interval"]
 
 MIN_POSITIVES = 10             # fewer fakes: precision, recall, AUPRC are not measurable
 MIN_NEGATIVES_AT_1PCT_FPR = 100  # fewer legitimate accounts: 1% FPR is below one account
 MIN_AUDITED = 200              # a smaller audit leaves the prevalence to train.prevalence
+AUDIT_STRATA = (0.05, 0.5)     # the audit's strata: cut points of the model's probability
 INTERVAL_METRICS = ("auroc", "auprc", "recall_at_1pct_fpr", "precision_at_threshold",
                     "recall_at_threshold", "ece")
 
@@ -153,35 +155,106 @@ def recall_at_budget(scores: np.ndarray, positives: np.ndarray, candidates: np.n
     return out
 
 
-def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray
+def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray, *,
+                     strata: tuple[float, ...] = AUDIT_STRATA
                      ) -> tuple[float, float, float]:
     """The population's share of fakes, (estimate, lo, hi), from a random audit.
 
     ``y`` holds the labels the model may learn from (-1 none), ``audit_y`` the verdicts of
     an audit drawn uniformly from the accounts without such a label (-1 not audited), and
     ``predicted`` the model's probability for every account. Labelled fakes are counted;
-    the share among the other accounts is the model's mean prediction there corrected by
-    the audit's mean residual (the difference estimator of model-assisted survey sampling,
-    Särndal, Swensson and Wretman 1992): unbiased whatever the model, and as tight as the
-    model is right on the audited accounts. The audit alone, at 1,000 accounts and 2 %
-    fakes, would leave about ±0.9 points; a model that is right on all but a few audited
-    accounts narrows that to a fraction of a point. The interval is the normal one of the
-    residual mean.
+    the accounts without a label are cut into strata by the model's probability at
+    ``strata`` (by default 0.05 and 0.5: the low band where missed fakes score, the
+    uncertain middle, the confident top; a stratum the audit did not reach joins the one
+    below it, the lowest the one above). Within each stratum the share of fakes is the
+    model's mean prediction there corrected by the audited accounts' mean residual (the
+    difference estimator of model-assisted survey sampling, Särndal, Swensson and Wretman
+    1992, post-stratified):
+    the audited accounts of a stratum are a uniform sample of it, so each stratum's
+    estimate, and their sum weighted by the strata's sizes, is unbiased whatever the model.
+    With one stratum it is the plain difference estimator.
+
+    The interval. A normal interval of the mean residual fails where the model misses
+    fakes: a missed fake scores near 0, so its residual is a rare value near 1, an audit of
+    1,000 holds a handful, and the fewer it happens to hold, the lower both the estimate
+    and its estimated variance (on a development world: 0.0190 [0.0171, 0.0209] against a
+    true 0.0240, 8 fakes in the audit). Here each stratum's share of fakes gets an exact
+    (Clopper-Pearson) 95 % interval from its audited accounts and fakes, valid at any
+    count, zero included, and its distances below and above the stratum's observed share
+    are carried over to the stratum's estimate. The strata are combined by MOVER (method
+    of variance estimates recovery, Zou and Donner 2008): each side of the total's
+    interval lies at the root of the sum of squares of the strata's weighted distances on
+    that side. Where one stratum carries the uncertainty (the low band, where misses hide)
+    this is that stratum's exact interval, skew and all; where several do, their sum is
+    nearer normal and adding in quadrature is the normal combination. Why that is
+    conservative enough: every stratum's bound is exact or wider (Clopper-Pearson never
+    covers less than 95 %, and more at small counts), which absorbs the quadrature's
+    small-sample error; over synthetic populations with 1-4 % fakes, model recall 0.7-1.0
+    and audits of 500-2,000, the interval held the truth in 97.5-100 % of draws in every
+    setting where the normal one held it in 89-97 % (``benchmarks/audit_interval.py``).
+    The interval is not symmetric about the estimate (wider above where misses may hide).
+    Its price is width, 1.1-2.3x the normal one's, the most where the model is right: no
+    audited miss among ``n`` low-scored accounts still allows about 3.7 / ``n`` of them to
+    be fakes.
     """
     p = np.asarray(predicted, dtype=np.float64).reshape(-1)
     y = np.asarray(y).reshape(-1)
     audit_y = np.asarray(audit_y).reshape(-1)
     rest = y < 0
     audited = audit_y >= 0
-    residual = audit_y[audited] - p[audited]
-    share = float(p[rest].mean() + residual.mean())
-    half = 1.96 * float(residual.std(ddof=1)) / math.sqrt(residual.size)
-    known, n_rest, n = float((y == 1).sum()), float(rest.sum()), float(y.size)
+    if not audited.any():
+        raise ValueError("audit_prevalence needs at least one audited account "
+                         "(audit_y >= 0); none was given")
+    band = _audit_bands(np.searchsorted(strata, p, side="right"), audited, len(strata) + 1)
+    size = band.max() + 1
+    seen = np.bincount(band[audited], minlength=size) > 0
+
+    def per_band(rows: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Count (or sum of ``values``) of ``rows`` in each band the audit reached."""
+        return np.bincount(band[rows], weights=None if values is None else values[rows],
+                           minlength=size)[seen]
+
+    n_rest = float(rest.sum())
+    weight = per_band(rest) / n_rest
+    mean_p = per_band(rest, p) / np.maximum(per_band(rest), 1.0)
+    n_h = per_band(audited)
+    k_h = per_band(audited, audit_y.astype(np.float64))
+    observed = k_h / n_h
+    share = float(np.sum(weight * (mean_p + observed - per_band(audited, p) / n_h)))
+    lo_h, hi_h = clopper_pearson(k_h, n_h)
+    below = math.sqrt(float(np.sum((weight * (observed - lo_h)) ** 2)))
+    above = math.sqrt(float(np.sum((weight * (hi_h - observed)) ** 2)))
+    known, n = float((y == 1).sum()), float(y.size)
 
     def total(s: float) -> float:
         return (known + n_rest * min(max(s, 0.0), 1.0)) / n
 
-    return total(share), total(share - half), total(share + half)
+    return total(share), total(share - below), total(share + above)
+
+
+def _audit_bands(stratum: np.ndarray, audited: np.ndarray, count: int) -> np.ndarray:
+    """Each account's stratum, a stratum without an audited account merged into the one
+    below it (the lowest into the one above)."""
+    reached = np.bincount(stratum[audited], minlength=count) > 0
+    target = np.arange(count)
+    for h in range(count):
+        if not reached[h]:
+            lower = np.flatnonzero(reached[:h])
+            target[h] = lower[-1] if lower.size else np.flatnonzero(reached)[0]
+    return target[stratum]
+
+
+def clopper_pearson(k: np.ndarray, n: np.ndarray, *, level: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial interval of ``k`` successes in ``n`` trials (0 and 1 at the ends)."""
+    from scipy.stats import beta
+
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    tail = (1.0 - level) / 2.0
+    lo = np.where(k > 0, beta.ppf(tail, np.maximum(k, 1.0), n - k + 1.0), 0.0)
+    hi = np.where(k < n, beta.ppf(1.0 - tail, k + 1.0, np.maximum(n - k, 1.0)), 1.0)
+    return lo, hi
 
 
 def estimate_prevalence(probs: np.ndarray, labelled_prior: float, *, iterations: int = 100,

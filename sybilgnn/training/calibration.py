@@ -207,8 +207,9 @@ def _expected_f1_rule(curve: _QueueCurve, expected_fakes: float, low: float, hig
     """The threshold with the best F1 averaged over the queue's fakes, the centre of that
     average, and a description.
 
-    The interval ``low``-``high`` is read as a 95 % normal one, nine points over +-2
-    standard deviations. Two things keep it honest where new campaigns score below the
+    The interval ``low``-``high`` is read as a 95 % normal one (standard deviation width /
+    3.92: the mean of its two sides where, like the audit's, it is not symmetric), nine
+    points over +-2 standard deviations. Two things keep it honest where new campaigns score below the
     labelled ones, so that the labelled fakes' recall is 1 long before the queue's is:
     recall at ``t`` is at most ``flagged(t) / fakes`` (no more true flags than flags), and
     the distribution is centred on the queue's own count of fakes, ``flagged(t) /
