@@ -71,3 +71,30 @@ def test_python_dash_m_runs_the_same_command_line() -> None:
                           capture_output=True, text=True, check=True)
     assert done.stdout.startswith("sybilgnn, version ")
     assert done.stderr == ""
+
+
+def test_changed_and_resume_are_refused_together(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["score", "--changed", "--resume", "score-20260101T000000-abcdef"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--changed and --resume do not go together" in err and "Traceback" not in err
+
+
+def test_an_incremental_summary_names_its_base_reach_and_latency(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sybilgnn.cli.score_cmd import _echo_summary
+    from sybilgnn.config import load_settings
+    from sybilgnn.scoring import ScoringSummary
+
+    summary = ScoringSummary(
+        run_id="score-b", model_version="3", threshold=0.9, n_scored=120, n_flagged=7,
+        n_fleets=2, resumed=False, export_s=1.0, inference_s=0.5, evidence_s=0.25,
+        fleets_s=0.5, write_s=2.0, kind="incremental", base_run_id="score-a", n_seeds=40,
+        n_written=9, reach_s=0.75, deliveries=1, ingest_s=3.0, delivery_to_flag_s=8.5)
+    _echo_summary(load_settings(None, [], environ={}), summary, as_json=False)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "run score-b (incremental from score-a): model v3, threshold 0.900"
+    assert out[1] == ("changed nodes 40, accounts within the model's reach 120, changed score "
+                      "or flag 9 (reach found in 0.8s)")
+    assert out[-1] == "delivery to flag 8.5s for 1 new deliveries (ingest 3.0s, then this run)"
