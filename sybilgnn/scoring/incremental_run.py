@@ -180,7 +180,7 @@ def score_changed(settings: Settings, *, model_version: str | int | None = None,
                                 "run `sybilgnn score` without --changed")
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        with active.session(database=database) as session:
+        with quiet_session(active, database) as session:
             graph_seq = session.execute_read(first_unseen_seq)
         region = changed_region(active, settings, base, scoring.reach, scoring.context_hops)
         timings["reach_s"] = time.perf_counter() - start

@@ -27,6 +27,7 @@ from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import SybilgnnError
 from sybilgnn.graph_schema import GraphSchema
+from sybilgnn.ingest.writer import quiet_session
 from sybilgnn.scoring.evidence import AccountEvidence, explain_accounts
 from sybilgnn.scoring.fleets import (
     Fleet,
@@ -199,7 +200,7 @@ def score_snapshot(
 
     drift = drift or {}
     summary = _summary(state, plan, resumed, timings, drift, cfg.drift_warn)
-    with driver.session(database=database) as session:
+    with quiet_session(driver, database) as session:  # no graph_seq before the first run
         since = session.execute_read(last_finished_seq)
     summary.set_latency(delivery_latency(driver, database, since))
     stats = {**{name: getattr(summary, name) for name in _STORED_COUNTS},
@@ -357,7 +358,7 @@ def score_graph(
     active = open_driver(settings) if driver is None else driver
     try:
         start = time.perf_counter()
-        with active.session(database=settings.neo4j.database) as session:
+        with quiet_session(active, settings.neo4j.database) as session:
             # read before the export: whatever a delivery stamps from here on is news to
             # the next incremental run (sybilgnn.ingest.changes)
             graph_seq = session.execute_read(first_unseen_seq)
