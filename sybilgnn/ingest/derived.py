@@ -14,6 +14,7 @@ from sybilgnn.features.account_features import (
 )
 from sybilgnn.features.prompt_similarity import SimilarityResult
 from sybilgnn.ingest.loaders import records
+from sybilgnn.ingest.procedures import NodeWrite, RelWrite, column_rows, feature_inputs
 from sybilgnn.ingest.writer import batches, quiet_session, write_batches
 
 __all__ = ["write_similarity", "prune_similarity", "update_features"]
@@ -60,6 +61,11 @@ RETURN a.account_id AS account_id, a.created_at.epochMillis AS created_ms,
        n_ips, ip_events, dc_events, ip_first_ms, ip_last_ms, n_instruments, n_charges,
        prepaid_instruments, foreign_instruments, pay_first_ms, n_similar, max_similarity, 
 """ + ", ".join(f"a.{f} AS {f}" for f in PROMPT_STATE_FIELDS)
+STATE_QUERY = ("UNWIND $ids AS id MATCH (a:Account {account_id: id}) RETURN id AS account_id, "
+               + ", ".join(f"a.{f} AS {f}" for f in PROMPT_STATE_FIELDS))
+SIMILAR_WRITE = RelWrite("PROMPT_SIMILAR", ("Account", "account_id"), ("Account", "account_id"),
+                         ("similarity", "n_shared"), ("max", "add"))
+FEATURE_WRITE = NodeWrite("Account", "account_id", tuple(ACCOUNT_FEATURES))
 FEATURE_WRITE_QUERY = """
 UNWIND $rows AS row
 MATCH (a:Account {account_id: row.account_id})
@@ -68,11 +74,14 @@ SET a += row
 
 
 def write_similarity(driver: Any, database: str, result: SimilarityResult, batch_size: int,
-                     marker: str) -> int:
+                     marker: str, *, procedures: bool = False) -> int:
     """Merge this load's near-duplicate account pairs into the graph; returns rows written."""
-    rows = records(result.pairs, ["account_a", "account_b", "similarity", "n_shared"])
-    return write_batches(driver, database, rows, batch_size, query=SIMILAR_QUERY,
-                         marker=f"{marker}:PROMPT_SIMILAR")
+    columns = ["account_a", "account_b", "similarity", "n_shared"]
+    if procedures:
+        return write_batches(driver, database, column_rows(result.pairs, columns), batch_size,
+                             work=SIMILAR_WRITE, marker=f"{marker}:PROMPT_SIMILAR")
+    return write_batches(driver, database, records(result.pairs, columns), batch_size,
+                         query=SIMILAR_QUERY, marker=f"{marker}:PROMPT_SIMILAR")
 
 
 def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: int,
@@ -107,19 +116,28 @@ def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: in
     return {x for pair in doomed.values() for x in pair}
 
 
-def update_features(driver: Any, database: str, account_ids: list[str], batch_size: int) -> int:
+def _feature_inputs(tx: Any, ids: list[str], procedures: bool) -> pd.DataFrame:
+    if procedures:
+        return feature_inputs(tx, ids, lambda t, found: t.run(STATE_QUERY, ids=found).data())
+    return pd.DataFrame(tx.run(FEATURE_INPUT_QUERY, ids=ids).data())
+
+
+def update_features(driver: Any, database: str, account_ids: list[str], batch_size: int, *,
+                    procedures: bool = False) -> int:
     """Recompute ``ACCOUNT_FEATURES`` for ``account_ids`` from stored state and relationships."""
     updated = 0
+    columns = ["account_id", *ACCOUNT_FEATURES]
     with quiet_session(driver, database) as session:
         for _, chunk in batches([{"id": i} for i in sorted(account_ids)], batch_size):
-            inputs = session.execute_read(
-                lambda tx, ids: tx.run(FEATURE_INPUT_QUERY, ids=ids).data(),
-                [c["id"] for c in chunk])
-            if not inputs:
+            inputs = session.execute_read(_feature_inputs, [c["id"] for c in chunk], procedures)
+            if inputs.empty:
                 continue
-            features = compute_account_features(pd.DataFrame(inputs))
-            rows = records(features, ["account_id", *ACCOUNT_FEATURES])
-            session.execute_write(lambda tx, r: tx.run(FEATURE_WRITE_QUERY, rows=r).consume(),
-                                  rows)
-            updated += len(rows)
+            features = compute_account_features(inputs)
+            if procedures:
+                session.execute_write(FEATURE_WRITE, column_rows(features, columns))
+            else:
+                rows = records(features, columns)
+                session.execute_write(
+                    lambda tx, r: tx.run(FEATURE_WRITE_QUERY, rows=r).consume(), rows)
+            updated += len(features)
     return updated
