@@ -1,13 +1,16 @@
 """Delta ingest: today's Cypher path against the server-side procedures, on the same delta.
 
 Starts its own throw-away Neo4j (free ports, temporary home, jars from
-``.sybilgnn/neo4j-lib``), simulates a world with ``simulate_deliveries`` (day 0 plus one
-day), loads day 0 through the bulk import (the base world), then stops the server and keeps
-a copy of its store. The delta is day 1's tables restricted to ``--share`` of the accounts
-(drawn among those day 1 touches; 1% and 10% by default). For each path, in one process:
-restore the base store, start the server, ingest a warm-up delta of the same size (other
-accounts: a server that has run deltas before, as in production), then the delta,
-transactionally (``neo4j.procedures=off``: the Cypher
+``.sybilgnn/neo4j-lib``), simulates a world with ``simulate_deliveries`` (day 0 plus two
+days), loads day 0 without the held-back accounts (below) through the bulk import (the base
+world), then stops the server and keeps
+a copy of its store. Two kinds of delta per ``--share`` (1% and 10% of the accounts by default):
+``daily``, day 2's rows of that share of the accounts (drawn among those day 2 touches: a
+daily delta, a few relationships per account), and ``backfill``, the whole history of that
+share of the accounts, held back from the base (many relationships per account: the
+throughput case). For each delta and each path, in one process: restore the base store,
+start the server, ingest a warm-up delta (day 1's rows of other accounts: a server that has
+run deltas before, as in production), then the delta, transactionally (``neo4j.procedures=off``: the Cypher
 path; ``required``: the procedures), stop. Both paths start from the very same graph, so
 their resulting graphs must be equal: the benchmark compares every node the delta stamped
 and every relationship of those nodes, and the counts of the whole graph.
@@ -37,7 +40,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_export import bench_settings  # noqa: E402
-from bench_incremental import small_delivery  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from sybilgnn.config import Settings  # noqa: E402
 from sybilgnn.ingest.pipeline import ingest_directory  # noqa: E402
@@ -104,6 +108,47 @@ def _run_path(server: LocalNeo4j, settings: Settings, warmup: Path, delivery: Pa
     }, state
 
 
+def _tables(day: Path) -> dict[str, pd.DataFrame]:
+    return {p.stem: pd.read_parquet(p) for p in day.glob("*.parquet") if p.stem != "ground_truth"}
+
+
+def _subset(tables: dict[str, pd.DataFrame], out: Path, accounts: set[str], inside: bool
+            ) -> Path:
+    """The rows of ``accounts`` (``inside``) or of every other account, as a delivery."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        mask = table["account_id"].isin(accounts).to_numpy()
+        table[mask if inside else ~mask].to_parquet(out / f"{name}.parquet", index=False)
+    return out
+
+
+def _deliveries(world: Path, home: Path, accounts: int, shares: list[float], seed: int
+                ) -> tuple[Path, dict[str, tuple[Path, Path]]]:
+    """The base (day 0 without the held-back accounts) and, per delta, (warm-up, delta):
+    ``daily-S``: day 2's rows of S of the accounts (warm-up: day 1's of others);
+    ``backfill-S``: the whole history of S of the accounts, held back from the base."""
+    rng = np.random.default_rng(seed)
+    day0 = _tables(world / "day-000")
+    ids = day0["accounts"]["account_id"].to_numpy(dtype=object)
+    held = rng.choice(ids, size=int(len(ids) * max(shares)), replace=False)
+    base = _subset(day0, home / "base", set(held), inside=False)
+    deltas = {}
+    day1, day2 = _tables(world / "day-001"), _tables(world / "day-002")
+    for share in shares:
+        size = max(1, int(accounts * share))
+        picks = []
+        for day in (day1, day2):
+            touched = set().union(*(set(t["account_id"]) for t in day.values())) - set(held)
+            pool = np.asarray(sorted(touched), dtype=object)
+            picks.append(set(rng.choice(pool, size=min(size, len(pool)), replace=False)))
+        warm = _subset(day1, home / f"warm-{share}", picks[0], inside=True)
+        deltas[f"daily-{share}"] = (warm, _subset(day2, home / f"daily-{share}", picks[1],
+                                                  inside=True))
+        deltas[f"backfill-{share}"] = (warm, _subset(day0, home / f"backfill-{share}",
+                                                     set(held[:size]), inside=True))
+    return base, deltas
+
+
 def bench_size(accounts: int, args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="bench-delta-ingest-"))
     settings = bench_settings(home, args.heap, args.pagecache, [
@@ -113,17 +158,13 @@ def bench_size(accounts: int, args: argparse.Namespace) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         simulate_deliveries(home / "world", accounts=accounts, scenario=args.scenario,
-                            seed=args.seed, days=1, events_scale=args.events_scale)
-        deltas = {share: (small_delivery(home / "world" / "day-001", home / f"warm-{share}",
-                                         accounts, share, args.seed + 1),
-                          small_delivery(home / "world" / "day-001", home / f"delta-{share}",
-                                         accounts, share, args.seed))
-                  for share in args.share}
+                            seed=args.seed, days=2, events_scale=args.events_scale)
+        base_dir, deltas = _deliveries(home / "world", home, accounts, args.share, args.seed)
         simulate_s = time.perf_counter() - started
         server.start()
         try:
             started = time.perf_counter()
-            base = ingest_directory(settings, home / "world" / "day-000")  # bulk import
+            base = ingest_directory(settings, base_dir)  # bulk import
             base_s = time.perf_counter() - started
         finally:
             server.stop()
@@ -133,21 +174,23 @@ def bench_size(accounts: int, args: argparse.Namespace) -> dict[str, Any]:
             "base": {"mode": base.mode, "relationships": base.relationships,
                      "seconds": round(base_s, 1)},
             "simulate_s": round(simulate_s, 1)}
-        for share, (_, delivered) in deltas.items():
-            states, entry = {}, {"delta_accounts": delivered}
-            for name, procedures in PATHS:
+        for name, (warm, delta) in deltas.items():
+            if args.kinds and not name.startswith(tuple(args.kinds)):
+                continue
+            states, entry = {}, {}
+            for path, procedures in PATHS:
                 shutil.rmtree(home / "data")
                 shutil.copytree(home / "data-base", home / "data")
-                entry[name], states[name] = _run_path(server, _with(settings, procedures),
-                                                      home / f"warm-{share}",
-                                                      home / f"delta-{share}")
+                entry[path], states[path] = _run_path(server, _with(settings, procedures),
+                                                      warm, delta)
             entry["same_graph"] = states["cypher"] == states["procedures"]
             entry["stamped_nodes"] = len(states["cypher"]["nodes"])
             old, new = (entry[n]["rels_per_s_write_phase"] for n, _ in PATHS)
             entry["speedup_write_phase"] = round(new / old, 2) if old and new else None
             entry["speedup_end_to_end"] = round(entry["cypher"]["total_s"]
                                                 / entry["procedures"]["total_s"], 2)
-            report[f"share_{share}"] = entry
+            report[name] = entry
+            print(json.dumps({"accounts": accounts, name: entry}), file=sys.stderr, flush=True)
         return report
     finally:
         server.stop()
@@ -165,6 +208,8 @@ def main() -> None:
     parser.add_argument("--scenario", default="medium")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--events-scale", type=float, default=1.0)
+    parser.add_argument("--kinds", nargs="*", default=["daily", "backfill"],
+                        help="which deltas: daily, backfill")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--heap", default="2g")
     parser.add_argument("--pagecache", default="2g")

@@ -6,7 +6,9 @@ Two ways in, chosen by ``ingest.mode``:
   payments, prompts (state, then similarity), pruning over the per-account edge cap, features
   of every touched account, and finally the ledger entries. A file whose content was ingested
   before is skipped; a run that failed part-way can simply be rerun (committed counter
-  batches carry markers).
+  batches carry markers). Each batch is written by sybilgnn's server-side procedures when the
+  server has them (``neo4j.procedures``; ``procedures.py``), else by ``UNWIND`` Cypher: the
+  same graph either way.
 * bulk (first load into the managed server's empty database): the same validated frames go
   through ``neo4j-admin database import`` (``bulk.py``), then schema and ledger.
 """
