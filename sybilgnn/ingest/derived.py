@@ -61,8 +61,6 @@ RETURN a.account_id AS account_id, a.created_at.epochMillis AS created_ms,
        n_ips, ip_events, dc_events, ip_first_ms, ip_last_ms, n_instruments, n_charges,
        prepaid_instruments, foreign_instruments, pay_first_ms, n_similar, max_similarity, 
 """ + ", ".join(f"a.{f} AS {f}" for f in PROMPT_STATE_FIELDS)
-STATE_QUERY = ("UNWIND $ids AS id MATCH (a:Account {account_id: id}) RETURN id AS account_id, "
-               + ", ".join(f"a.{f} AS {f}" for f in PROMPT_STATE_FIELDS))
 SIMILAR_WRITE = RelWrite("PROMPT_SIMILAR", ("Account", "account_id"), ("Account", "account_id"),
                          ("similarity", "n_shared"), ("max", "add"))
 FEATURE_WRITE = NodeWrite("Account", "account_id", tuple(ACCOUNT_FEATURES))
@@ -84,8 +82,24 @@ def write_similarity(driver: Any, database: str, result: SimilarityResult, batch
                          query=SIMILAR_QUERY, marker=f"{marker}:PROMPT_SIMILAR")
 
 
+OVER_CAP_PROCEDURE = """
+CALL sybilgnn.ingest.overCap($ids, $cap) YIELD account, other, similarity, nShared, rel
+RETURN account, other, similarity, nShared AS n_shared, rel
+"""
+
+
+def _over_cap(session: Any, ids: list[str], cap: int, procedures: bool) -> pd.DataFrame:
+    """The PROMPT_SIMILAR edges of the accounts of ``ids`` over ``cap``, one row each."""
+    if not procedures:
+        return pd.DataFrame(session.run(OVER_CAP_QUERY, ids=ids, cap=cap).data())
+    record = session.run(OVER_CAP_PROCEDURE, ids=ids, cap=cap).single()
+    return pd.DataFrame({k: record[k] for k in ("account", "other", "similarity", "n_shared",
+                                                  "rel")})
+
+
 def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: int,
-                     batch_size: int, change_seq: int = 0) -> set[str]:
+                     batch_size: int, change_seq: int = 0, *, procedures: bool = False
+                     ) -> set[str]:
     """Delete the weakest PROMPT_SIMILAR edges of accounts over ``cap`` after an incremental load.
 
     Each over-cap account keeps its ``cap`` strongest edges (similarity, then n_shared, then the
@@ -97,10 +111,10 @@ def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: in
     doomed: dict[str, tuple[str, str]] = {}
     with quiet_session(driver, database) as session:
         for _, chunk in batches([{"id": i} for i in account_ids], batch_size):
-            found = session.run(OVER_CAP_QUERY, ids=[c["id"] for c in chunk], cap=cap).data()
-            if not found:
+            found = _over_cap(session, [c["id"] for c in chunk], cap, procedures)
+            if found.empty:
                 continue
-            frame = pd.DataFrame(found).sort_values(
+            frame = found.sort_values(
                 ["account", "similarity", "n_shared", "other"],
                 ascending=[True, False, False, True], kind="stable")
             extra = frame[frame.groupby("account").cumcount() >= cap]
@@ -118,7 +132,7 @@ def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: in
 
 def _feature_inputs(tx: Any, ids: list[str], procedures: bool) -> pd.DataFrame:
     if procedures:
-        return feature_inputs(tx, ids, lambda t, found: t.run(STATE_QUERY, ids=found).data())
+        return feature_inputs(tx, ids, PROMPT_STATE_FIELDS)
     return pd.DataFrame(tx.run(FEATURE_INPUT_QUERY, ids=ids).data())
 
 

@@ -21,7 +21,7 @@ from sybilgnn.features.account_features import (
 )
 from sybilgnn.features.hashing import keyed_hash_many
 from sybilgnn.features.prompt_similarity import minhash_signatures, signature_hash
-from sybilgnn.ingest.procedures import NodeWrite, RelWrite, column_rows
+from sybilgnn.ingest.procedures import NodeWrite, RelWrite, column_rows, read_properties
 from sybilgnn.ingest.writer import write_batches
 
 __all__ = [
@@ -247,8 +247,9 @@ def load_prompt_state(driver: Any, database: str, clean: pd.DataFrame, text_len:
     rows = records(state, ["account_id", *PROMPT_STATE_FIELDS])
 
     def work(tx: ManagedTransaction, batch: list[dict[str, Any]]) -> int:
-        stored = {r["id"]: dict(r) for r in tx.run(STATE_READ_QUERY,
-                                                   ids=[b["account_id"] for b in batch])}
+        ids = [b["account_id"] for b in batch]
+        stored = (read_properties(tx, "Account", "account_id", ids, PROMPT_STATE_FIELDS)
+                  if procedures else {r["id"]: dict(r) for r in tx.run(STATE_READ_QUERY, ids=ids)})
         merged = []
         for row in batch:
             new = {k: row[k] for k in PROMPT_STATE_FIELDS}

@@ -395,6 +395,7 @@ def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: st
     endpoints = set(result.pairs["account_a"]) | set(result.pairs["account_b"])
     touched |= endpoints
     touched |= prune_similarity(driver, db, sorted(endpoints),
-                                similarity.max_edges_per_account, size, change_seq)
+                                similarity.max_edges_per_account, size, change_seq,
+                                procedures=procedures)
     lap("similarity_prune")
     return touched

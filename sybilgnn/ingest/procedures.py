@@ -12,7 +12,7 @@ changes. Used when ``neo4j.procedures`` allows it and the server has them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from neo4j import ManagedTransaction
 
-__all__ = ["NodeWrite", "RelWrite", "column_rows", "feature_inputs"]
+__all__ = ["NodeWrite", "RelWrite", "column_rows", "feature_inputs", "read_properties"]
 
 _NODES = """
 CALL sybilgnn.ingest.nodes($label, $key, $keys, $create, $names, $columns, $times)
@@ -30,6 +30,10 @@ _RELS = """
 CALL sybilgnn.ingest.relationships($type, $source_label, $source_key, $target_label,
                                    $target_key, $sources, $targets, $names, $rules, $columns)
 YIELD written RETURN written
+"""
+_PROPERTIES = """
+CALL sybilgnn.ingest.properties($label, $key, $keys, $names) YIELD ids, columns
+RETURN ids, columns
 """
 _FEATURE_INPUTS = """
 CALL sybilgnn.ingest.featureInputs($ids) YIELD ids, columns, values
@@ -96,12 +100,22 @@ class RelWrite:
         return len(batch)
 
 
-def feature_inputs(tx: ManagedTransaction, ids: list[str],
-                   state_query: Callable[[ManagedTransaction, list[str]], list[dict[str, Any]]]
+def read_properties(tx: ManagedTransaction, label: str, key: str, keys: list[str],
+                    names: list[str]) -> dict[str, dict[str, Any]]:
+    """``names`` of the keyed nodes found (None where absent), by key."""
+    record = tx.run(_PROPERTIES, label=label, key=key, keys=keys, names=names).single()
+    if record is None:
+        return {}
+    columns = record["columns"]
+    return {k: {n: columns[c][i] for c, n in enumerate(names)}
+            for i, k in enumerate(record["ids"])}
+
+
+def feature_inputs(tx: ManagedTransaction, ids: list[str], state_names: list[str]
                    ) -> pd.DataFrame:
     """The inputs of ``compute_account_features`` for the accounts of ``ids`` that exist:
-    relationship aggregates from the procedure (NaN where Cypher gives null), prompt state
-    from ``state_query``."""
+    relationship aggregates (NaN where Cypher gives null) and the prompt state
+    ``state_names``, both read by the procedures."""
     record = tx.run(_FEATURE_INPUTS, ids=ids).single()
     found = list(record["ids"]) if record else []
     if not found:
@@ -109,5 +123,7 @@ def feature_inputs(tx: ManagedTransaction, ids: list[str],
     values = np.frombuffer(record["values"], dtype="<f8").reshape(len(found), -1)
     frame = pd.DataFrame(values, columns=list(record["columns"]))
     frame.insert(0, "account_id", found)
-    state = pd.DataFrame(state_query(tx, found))
-    return frame.merge(state, on="account_id", how="left") if len(state) else frame
+    state = read_properties(tx, "Account", "account_id", found, state_names)
+    for name in state_names:
+        frame[name] = pd.Series([state[i][name] for i in found], index=frame.index, dtype=object)
+    return frame

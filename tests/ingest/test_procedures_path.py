@@ -18,11 +18,15 @@ from tests.ingest.world import day1_tables, day2_tables, write_tables
 pytestmark = pytest.mark.neo4j
 
 
-def _with(settings: Settings, procedures: str, batch_size: int | None = None) -> Settings:
+def _with(settings: Settings, procedures: str, batch_size: int | None = None,
+          cap: int | None = None) -> Settings:
     ingest = settings.ingest.model_copy(update={"batch_size": batch_size or
                                                 settings.ingest.batch_size})
+    similarity = settings.similarity.model_copy(update={
+        "max_edges_per_account": cap or settings.similarity.max_edges_per_account})
     return settings.model_copy(update={
-        "neo4j": settings.neo4j.model_copy(update={"procedures": procedures}), "ingest": ingest})
+        "neo4j": settings.neo4j.model_copy(update={"procedures": procedures}), "ingest": ingest,
+        "similarity": similarity})
 
 
 def _deliveries(tmp_path: Path) -> list[Path]:
@@ -46,16 +50,18 @@ def test_procedures_give_the_cypher_graph(neo4j_settings: Settings, neo4j_driver
                                           tmp_path: Path) -> None:
     deliveries = _deliveries(tmp_path)
     small = 40  # several batches per table, so batch boundaries are crossed
-    assert _ingest_all(_with(neo4j_settings, "off", small), neo4j_driver, deliveries) is False
+    # a low similarity cap, so that deltas prune edges (and stamp both ends)
+    assert _ingest_all(_with(neo4j_settings, "off", small, 3), neo4j_driver,
+                       deliveries) is False
     expected_counts, expected = _counts(neo4j_driver), _graph_dump(neo4j_driver)
     wipe_database(neo4j_driver)
-    assert _ingest_all(_with(neo4j_settings, "required", small), neo4j_driver,
+    assert _ingest_all(_with(neo4j_settings, "required", small, 3), neo4j_driver,
                        deliveries) is True
     assert _counts(neo4j_driver) == expected_counts
     assert expected_counts["USED_IP"] > 200 and expected_counts["PROMPT_SIMILAR"] > 10, expected_counts
     assert _graph_dump(neo4j_driver) == expected
     # a delivery ingested again changes nothing on this path either
-    ingest_directory(_with(neo4j_settings, "required", small), deliveries[-1],
+    ingest_directory(_with(neo4j_settings, "required", small, 3), deliveries[-1],
                      driver=neo4j_driver)
     assert _graph_dump(neo4j_driver) == expected
 

@@ -372,4 +372,95 @@ public class IngestProcedures {
         chunk.values = java.util.Arrays.copyOf(out.array(), out.position());
         return Stream.of(chunk);
     }
+
+    // ---- stored properties -------------------------------------------------------------
+
+    public static class PropertyColumns {
+        public List<String> ids;
+        public List<List<Object>> columns;
+    }
+
+    /** A property value as the driver should see it (arrays as lists, like Cypher's). */
+    private static Object readable(Object value) {
+        if (value == null || !value.getClass().isArray()) {
+            return value;
+        }
+        int n = java.lang.reflect.Array.getLength(value);
+        List<Object> out = new java.util.ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(java.lang.reflect.Array.get(value, i));
+        }
+        return out;
+    }
+
+    @Procedure(name = "sybilgnn.ingest.properties", mode = Mode.READ)
+    @Description("Properties names of the keyed nodes found (null where absent), one column per "
+            + "name: what UNWIND ... MATCH ... RETURN n.p reads, without Cypher's row interpreter.")
+    public Stream<PropertyColumns> properties(@Name("label") String label, @Name("key") String key,
+                                              @Name("keys") List<String> keys,
+                                              @Name("names") List<String> names) {
+        Label nodeLabel = Label.label(label);
+        String[] wanted = names.toArray(new String[0]);
+        PropertyColumns out = new PropertyColumns();
+        out.ids = new java.util.ArrayList<>();
+        out.columns = new java.util.ArrayList<>();
+        for (int c = 0; c < wanted.length; c++) {
+            out.columns.add(new java.util.ArrayList<>());
+        }
+        for (String value : keys) {
+            Node node = tx.findNode(nodeLabel, key, value);
+            if (node == null) {
+                continue;
+            }
+            out.ids.add(value);
+            Map<String, Object> found = node.getProperties(wanted);
+            for (int c = 0; c < wanted.length; c++) {
+                out.columns.get(c).add(readable(found.get(wanted[c])));
+            }
+        }
+        return Stream.of(out);
+    }
+
+    // ---- similarity cap ----------------------------------------------------------------
+
+    public static class OverCap {
+        public List<String> account;
+        public List<String> other;
+        public List<Double> similarity;
+        public List<Object> nShared;
+        public List<String> rel;
+    }
+
+    @Procedure(name = "sybilgnn.ingest.overCap", mode = Mode.READ)
+    @Description("Every PROMPT_SIMILAR edge of the accounts of ids that have more than cap of "
+            + "them (the rows of OVER_CAP_QUERY in sybilgnn/ingest/derived.py), as columns.")
+    public Stream<OverCap> overCap(@Name("ids") List<String> ids, @Name("cap") long cap) {
+        Label account = Label.label("Account");
+        RelationshipType similar = RelationshipType.withName("PROMPT_SIMILAR");
+        OverCap out = new OverCap();
+        out.account = new java.util.ArrayList<>();
+        out.other = new java.util.ArrayList<>();
+        out.similarity = new java.util.ArrayList<>();
+        out.nShared = new java.util.ArrayList<>();
+        out.rel = new java.util.ArrayList<>();
+        for (String id : ids) {
+            Node a = tx.findNode(account, "account_id", id);
+            if (a == null || a.getDegree(similar, Direction.BOTH) <= cap) {
+                continue;
+            }
+            for (Relationship r : a.getRelationships(Direction.BOTH, similar)) {
+                Node b = r.getOtherNode(a);
+                if (!b.hasLabel(account)) {
+                    continue;
+                }
+                Object value = r.getProperty("similarity", null);
+                out.account.add(id);
+                out.other.add((String) b.getProperty("account_id", null));
+                out.similarity.add(value instanceof Number n ? n.doubleValue() : null);
+                out.nShared.add(r.getProperty("n_shared", null));
+                out.rel.add(r.getElementId());
+            }
+        }
+        return Stream.of(out);
+    }
 }
