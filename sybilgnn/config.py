@@ -62,8 +62,8 @@ class Neo4jSettings(_Section):
     connect_timeout_s: float = Field(default=15.0, gt=0, description="how long one attempt "
                                      "to open a connection may take")
     procedures: Literal["auto", "off", "required"] = Field(
-        default="auto", description="sybilgnn's server-side procedures for export and "
-        "write-back: auto = use them when the server has them, off = plain Cypher, "
+        default="auto", description="sybilgnn's server-side procedures for export, "
+        "transactional (delta) ingest and write-back: auto = use them when the server has them, off = plain Cypher, "
         "required = fail without them")
 
     @field_validator("uri")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sybilgnn.ingest.procedures import NodeWrite
 from sybilgnn.ingest.writer import quiet_session, write_batches
 
 __all__ = ["CHANGE_PROPERTY", "finish_change", "first_unseen_seq", "next_change_seq",
@@ -69,12 +70,16 @@ def first_unseen_seq(tx: Any) -> int:
 
 
 def stamp_changes(driver: Any, database: str, seq: int, touched: dict[str, Iterable[str]],
-                  batch_size: int) -> int:
+                  batch_size: int, *, procedures: bool = False) -> int:
     """Set ``changed_seq = seq`` on the nodes of ``touched`` (label -> keys); returns how
     many keys were stamped. Idempotent: a resumed ingest stamps again with its own seq."""
     stamped = 0
     for label, keys in touched.items():
         key = _STAMPED[label]  # a fixed vocabulary: nothing from input reaches the query text
+        if procedures:
+            stamped += write_batches(driver, database, [(k, int(seq)) for k in sorted(set(keys))],
+                                     batch_size, work=NodeWrite(label, key, (CHANGE_PROPERTY,)))
+            continue
         rows = [{"id": k} for k in sorted(set(keys))]
         query = (f"UNWIND $rows AS row MATCH (n:{label} {{{key}: row.id}}) "
                  f"SET n.{CHANGE_PROPERTY} = $seq")

@@ -14,6 +14,7 @@ from sybilgnn.features.account_features import (
 )
 from sybilgnn.features.prompt_similarity import SimilarityResult
 from sybilgnn.ingest.loaders import records
+from sybilgnn.ingest.procedures import NodeWrite, RelWrite, column_rows, feature_inputs
 from sybilgnn.ingest.writer import batches, quiet_session, write_batches
 
 __all__ = ["write_similarity", "prune_similarity", "update_features"]
@@ -60,6 +61,9 @@ RETURN a.account_id AS account_id, a.created_at.epochMillis AS created_ms,
        n_ips, ip_events, dc_events, ip_first_ms, ip_last_ms, n_instruments, n_charges,
        prepaid_instruments, foreign_instruments, pay_first_ms, n_similar, max_similarity, 
 """ + ", ".join(f"a.{f} AS {f}" for f in PROMPT_STATE_FIELDS)
+SIMILAR_WRITE = RelWrite("PROMPT_SIMILAR", ("Account", "account_id"), ("Account", "account_id"),
+                         ("similarity", "n_shared"), ("max", "add"))
+FEATURE_WRITE = NodeWrite("Account", "account_id", tuple(ACCOUNT_FEATURES))
 FEATURE_WRITE_QUERY = """
 UNWIND $rows AS row
 MATCH (a:Account {account_id: row.account_id})
@@ -68,15 +72,34 @@ SET a += row
 
 
 def write_similarity(driver: Any, database: str, result: SimilarityResult, batch_size: int,
-                     marker: str) -> int:
+                     marker: str, *, procedures: bool = False) -> int:
     """Merge this load's near-duplicate account pairs into the graph; returns rows written."""
-    rows = records(result.pairs, ["account_a", "account_b", "similarity", "n_shared"])
-    return write_batches(driver, database, rows, batch_size, query=SIMILAR_QUERY,
-                         marker=f"{marker}:PROMPT_SIMILAR")
+    columns = ["account_a", "account_b", "similarity", "n_shared"]
+    if procedures:
+        return write_batches(driver, database, column_rows(result.pairs, columns), batch_size,
+                             work=SIMILAR_WRITE, marker=f"{marker}:PROMPT_SIMILAR")
+    return write_batches(driver, database, records(result.pairs, columns), batch_size,
+                         query=SIMILAR_QUERY, marker=f"{marker}:PROMPT_SIMILAR")
+
+
+OVER_CAP_PROCEDURE = """
+CALL sybilgnn.ingest.overCap($ids, $cap) YIELD account, other, similarity, nShared, rel
+RETURN account, other, similarity, nShared AS n_shared, rel
+"""
+
+
+def _over_cap(session: Any, ids: list[str], cap: int, procedures: bool) -> pd.DataFrame:
+    """The PROMPT_SIMILAR edges of the accounts of ``ids`` over ``cap``, one row each."""
+    if not procedures:
+        return pd.DataFrame(session.run(OVER_CAP_QUERY, ids=ids, cap=cap).data())
+    record = session.run(OVER_CAP_PROCEDURE, ids=ids, cap=cap).single()
+    return pd.DataFrame({k: record[k] for k in ("account", "other", "similarity", "n_shared",
+                                                  "rel")})
 
 
 def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: int,
-                     batch_size: int, change_seq: int = 0) -> set[str]:
+                     batch_size: int, change_seq: int = 0, *, procedures: bool = False
+                     ) -> set[str]:
     """Delete the weakest PROMPT_SIMILAR edges of accounts over ``cap`` after an incremental load.
 
     Each over-cap account keeps its ``cap`` strongest edges (similarity, then n_shared, then the
@@ -88,10 +111,10 @@ def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: in
     doomed: dict[str, tuple[str, str]] = {}
     with quiet_session(driver, database) as session:
         for _, chunk in batches([{"id": i} for i in account_ids], batch_size):
-            found = session.run(OVER_CAP_QUERY, ids=[c["id"] for c in chunk], cap=cap).data()
-            if not found:
+            found = _over_cap(session, [c["id"] for c in chunk], cap, procedures)
+            if found.empty:
                 continue
-            frame = pd.DataFrame(found).sort_values(
+            frame = found.sort_values(
                 ["account", "similarity", "n_shared", "other"],
                 ascending=[True, False, False, True], kind="stable")
             extra = frame[frame.groupby("account").cumcount() >= cap]
@@ -107,19 +130,28 @@ def prune_similarity(driver: Any, database: str, account_ids: list[str], cap: in
     return {x for pair in doomed.values() for x in pair}
 
 
-def update_features(driver: Any, database: str, account_ids: list[str], batch_size: int) -> int:
+def _feature_inputs(tx: Any, ids: list[str], procedures: bool) -> pd.DataFrame:
+    if procedures:
+        return feature_inputs(tx, ids, PROMPT_STATE_FIELDS)
+    return pd.DataFrame(tx.run(FEATURE_INPUT_QUERY, ids=ids).data())
+
+
+def update_features(driver: Any, database: str, account_ids: list[str], batch_size: int, *,
+                    procedures: bool = False) -> int:
     """Recompute ``ACCOUNT_FEATURES`` for ``account_ids`` from stored state and relationships."""
     updated = 0
+    columns = ["account_id", *ACCOUNT_FEATURES]
     with quiet_session(driver, database) as session:
         for _, chunk in batches([{"id": i} for i in sorted(account_ids)], batch_size):
-            inputs = session.execute_read(
-                lambda tx, ids: tx.run(FEATURE_INPUT_QUERY, ids=ids).data(),
-                [c["id"] for c in chunk])
-            if not inputs:
+            inputs = session.execute_read(_feature_inputs, [c["id"] for c in chunk], procedures)
+            if inputs.empty:
                 continue
-            features = compute_account_features(pd.DataFrame(inputs))
-            rows = records(features, ["account_id", *ACCOUNT_FEATURES])
-            session.execute_write(lambda tx, r: tx.run(FEATURE_WRITE_QUERY, rows=r).consume(),
-                                  rows)
-            updated += len(rows)
+            features = compute_account_features(inputs)
+            if procedures:
+                session.execute_write(FEATURE_WRITE, column_rows(features, columns))
+            else:
+                rows = records(features, columns)
+                session.execute_write(
+                    lambda tx, r: tx.run(FEATURE_WRITE_QUERY, rows=r).consume(), rows)
+            updated += len(features)
     return updated

@@ -21,6 +21,7 @@ from sybilgnn.features.account_features import (
 )
 from sybilgnn.features.hashing import keyed_hash_many
 from sybilgnn.features.prompt_similarity import minhash_signatures, signature_hash
+from sybilgnn.ingest.procedures import NodeWrite, RelWrite, column_rows, read_properties
 from sybilgnn.ingest.writer import write_batches
 
 __all__ = [
@@ -104,10 +105,17 @@ def _latest_per(frame: pd.DataFrame, key: list[str], time_col: str) -> pd.DataFr
     return frame.sort_values([*key, time_col, "_row"], kind="stable").drop_duplicates(key, keep="last")
 
 
-def load_accounts(driver: Any, database: str, clean: pd.DataFrame, batch_size: int) -> int:
+def load_accounts(driver: Any, database: str, clean: pd.DataFrame, batch_size: int, *,
+                  procedures: bool = False) -> int:
     frame = clean.rename(columns={"created_at": "created_ms"})
-    rows = records(frame, ["account_id", "created_ms", "country", "plan"])
-    return write_batches(driver, database, rows, batch_size, query=ACCOUNT_QUERY)
+    columns = ["account_id", "created_ms", "country", "plan"]
+    if procedures:
+        work = NodeWrite("Account", "account_id", ("created_at", "country", "plan"),
+                         create=True, times=("created_at",))
+        return write_batches(driver, database, column_rows(frame, columns), batch_size,
+                             work=work)
+    return write_batches(driver, database, records(frame, columns), batch_size,
+                         query=ACCOUNT_QUERY)
 
 
 def label_frame(clean: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -119,8 +127,14 @@ def label_frame(clean: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return latest, columns
 
 
-def load_labels(driver: Any, database: str, clean: pd.DataFrame, batch_size: int) -> int:
+def load_labels(driver: Any, database: str, clean: pd.DataFrame, batch_size: int, *,
+                procedures: bool = False) -> int:
     latest, columns = label_frame(clean)
+    if procedures:
+        work = NodeWrite("Account", "account_id",
+                         ("label", "label_source", "label_at", *columns[4:]), times=("label_at",))
+        return write_batches(driver, database, column_rows(latest, columns), batch_size,
+                             work=work)
     sets = [LABEL_SET] + [f"a.{c} = row.{c}" for c in columns[4:]]
     query = ("UNWIND $rows AS row MATCH (a:Account {account_id: row.account_id}) SET "
              + ", ".join(sets))
@@ -149,10 +163,25 @@ def payment_frames(clean: pd.DataFrame, secret: bytes) -> tuple[pd.DataFrame, pd
     return nodes, rels
 
 
+IP_WRITE = NodeWrite("IP", "ip_id", ("asn", "is_datacenter"), create=True)
+USED_IP_WRITE = RelWrite("USED_IP", ("Account", "account_id"), ("IP", "ip_id"),
+                         ("first_seen", "last_seen", "n_events"), ("time_min", "time_max", "add"))
+PM_WRITE = NodeWrite("PaymentInstrument", "pm_id", ("bin", "issuer_country", "is_prepaid"),
+                     create=True)
+PAID_WITH_WRITE = RelWrite("PAID_WITH", ("Account", "account_id"), ("PaymentInstrument", "pm_id"),
+                           ("first_seen", "n_charges"), ("time_min", "add"))
+
+
 def load_ip_events(driver: Any, database: str, clean: pd.DataFrame, secret: bytes,
-                   batch_size: int, marker: str) -> tuple[int, int]:
+                   batch_size: int, marker: str, *, procedures: bool = False) -> tuple[int, int]:
     """IP nodes and aggregated USED_IP; returns (nodes, rels)."""
     nodes, rels = ip_frames(clean, secret)
+    rel_columns = ["account_id", "ip_id", "first_ms", "last_ms", "n"]
+    if procedures:
+        return (write_batches(driver, database, column_rows(nodes, list(nodes.columns)),
+                              batch_size, work=IP_WRITE),
+                write_batches(driver, database, column_rows(rels, rel_columns), batch_size,
+                              work=USED_IP_WRITE, marker=f"{marker}:USED_IP"))
     n_nodes = write_batches(driver, database, records(nodes, list(nodes.columns)),
                             batch_size, query=IP_NODE_QUERY)
     n_rels = write_batches(driver, database,
@@ -162,9 +191,15 @@ def load_ip_events(driver: Any, database: str, clean: pd.DataFrame, secret: byte
 
 
 def load_payments(driver: Any, database: str, clean: pd.DataFrame, secret: bytes,
-                  batch_size: int, marker: str) -> tuple[int, int]:
+                  batch_size: int, marker: str, *, procedures: bool = False) -> tuple[int, int]:
     """PaymentInstrument nodes and aggregated PAID_WITH; returns (nodes, rels)."""
     nodes, rels = payment_frames(clean, secret)
+    if procedures:
+        return (write_batches(driver, database, column_rows(nodes, list(nodes.columns)),
+                              batch_size, work=PM_WRITE),
+                write_batches(driver, database,
+                              column_rows(rels, ["account_id", "pm_id", "first_ms", "n"]),
+                              batch_size, work=PAID_WITH_WRITE, marker=f"{marker}:PAID_WITH"))
     n_nodes = write_batches(driver, database, records(nodes, list(nodes.columns)),
                             batch_size, query=PM_NODE_QUERY)
     n_rels = write_batches(driver, database, records(rels, ["account_id", "pm_id", "first_ms", "n"]),
@@ -201,21 +236,30 @@ def prompt_state_frame(clean: pd.DataFrame, text_len: np.ndarray,
         "text_len": text_len, "text_hash": text_hash}))
 
 
+STATE_WRITE = NodeWrite("Account", "account_id", tuple(PROMPT_STATE_FIELDS))
+
+
 def load_prompt_state(driver: Any, database: str, clean: pd.DataFrame, text_len: np.ndarray,
-                      text_hash: np.ndarray, batch_size: int, marker: str) -> int:
+                      text_hash: np.ndarray, batch_size: int, marker: str, *,
+                      procedures: bool = False) -> int:
     """Merge this file's per-account prompt state into the stored ``agg_*`` properties."""
     state = prompt_state_frame(clean, text_len, text_hash)
     rows = records(state, ["account_id", *PROMPT_STATE_FIELDS])
 
     def work(tx: ManagedTransaction, batch: list[dict[str, Any]]) -> int:
-        stored = {r["id"]: dict(r) for r in tx.run(STATE_READ_QUERY,
-                                                   ids=[b["account_id"] for b in batch])}
+        ids = [b["account_id"] for b in batch]
+        stored = (read_properties(tx, "Account", "account_id", ids, PROMPT_STATE_FIELDS)
+                  if procedures else {r["id"]: dict(r) for r in tx.run(STATE_READ_QUERY, ids=ids)})
         merged = []
         for row in batch:
             new = {k: row[k] for k in PROMPT_STATE_FIELDS}
             merged.append({"account_id": row["account_id"],
                            "state": merge_prompt_state(stored.get(row["account_id"]), new)})
-        tx.run(STATE_WRITE_QUERY, rows=merged).consume()
+        if procedures:
+            STATE_WRITE.run(tx, [(m["account_id"], *(m["state"].get(f) for f in
+                                                     PROMPT_STATE_FIELDS)) for m in merged])
+        else:
+            tx.run(STATE_WRITE_QUERY, rows=merged).consume()
         return len(batch)
 
     return write_batches(driver, database, rows, batch_size, work=work,

@@ -6,7 +6,9 @@ Two ways in, chosen by ``ingest.mode``:
   payments, prompts (state, then similarity), pruning over the per-account edge cap, features
   of every touched account, and finally the ledger entries. A file whose content was ingested
   before is skipped; a run that failed part-way can simply be rerun (committed counter
-  batches carry markers).
+  batches carry markers). Each batch is written by sybilgnn's server-side procedures when the
+  server has them (``neo4j.procedures``; ``procedures.py``), else by ``UNWIND`` Cypher: the
+  same graph either way.
 * bulk (first load into the managed server's empty database): the same validated frames go
   through ``neo4j-admin database import`` (``bulk.py``), then schema and ledger.
 """
@@ -41,6 +43,7 @@ from sybilgnn.ingest.tables import (
 )
 from sybilgnn.ingest.writer import quiet_session
 from sybilgnn.neo4j.connection import open_driver
+from sybilgnn.neo4j.plugin import use_procedures
 
 __all__ = ["IngestSummary", "TableSummary", "ingest_directory"]
 
@@ -275,29 +278,35 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     # a delivery ingested before changes nothing: no change value, nothing stamped
     change_seq = (next_change_seq(driver, db, ",".join(sorted(marker_of.values())))
                   if validated else None)
-    touched = _load_accounts(driver, db, size, validated, summary, clock.lap)
+    with quiet_session(driver, db) as session:  # the server's procedures, else Cypher
+        procs = use_procedures(session, settings.neo4j.procedures)
+    summary.procedures = procs
+    touched = _load_accounts(driver, db, size, validated, summary, clock.lap, procs)
     if "labels" in by_table:
-        loaders.load_labels(driver, db, by_table["labels"].clean, size)
+        loaders.load_labels(driver, db, by_table["labels"].clean, size, procedures=procs)
         clock.lap("labels")
     if "ip_events" in by_table:
         v = by_table["ip_events"]
         summary.nodes["IP"], summary.relationships["USED_IP"] = loaders.load_ip_events(
-            driver, db, v.clean, secret, size, marker_of["ip_events"])
+            driver, db, v.clean, secret, size, marker_of["ip_events"], procedures=procs)
         touched |= set(v.clean["account_id"])
         clock.lap("ip_events")
     if "payments" in by_table:
         v = by_table["payments"]
         summary.nodes["PaymentInstrument"], summary.relationships["PAID_WITH"] = \
-            loaders.load_payments(driver, db, v.clean, secret, size, marker_of["payments"])
+            loaders.load_payments(driver, db, v.clean, secret, size, marker_of["payments"],
+                                  procedures=procs)
         touched |= set(v.clean["account_id"])
         clock.lap("payments")
     if "prompts" in by_table:
         touched |= _load_prompts(settings, driver, by_table["prompts"], marker_of["prompts"],
-                                 summary, clock.lap, change_seq or 0)
+                                 summary, clock.lap, change_seq or 0, procs)
 
-    summary.features_updated = update_features(driver, db, sorted(touched), size)
+    summary.features_updated = update_features(driver, db, sorted(touched), size,
+                                               procedures=procs)
     if change_seq is not None:
-        stamp_changes(driver, db, change_seq, _touched_nodes(by_table, touched, secret), size)
+        stamp_changes(driver, db, change_seq, _touched_nodes(by_table, touched, secret), size,
+                      procedures=procs)
     clock.lap("features")
 
     _finish_summary(summary, settings, directory, files, validated)
@@ -344,7 +353,8 @@ def _schema_and_new_tables(settings: Settings, driver: Any, files: list[Any],
 
 
 def _load_accounts(driver: Any, db: str, size: int, validated: list[ValidatedTable],
-                   summary: IngestSummary, lap: Callable[[str], None]) -> set[str]:
+                   summary: IngestSummary, lap: Callable[[str], None], procedures: bool
+                   ) -> set[str]:
     """Load the delivery's accounts, then quarantine event rows of accounts neither in it
     nor in the graph; returns the accounts loaded (their features need updating)."""
     by_table = {v.table: v for v in validated}
@@ -352,7 +362,7 @@ def _load_accounts(driver: Any, db: str, size: int, validated: list[ValidatedTab
     run_accounts = _dedupe_accounts(by_table)
     if "accounts" in by_table:
         summary.nodes["Account"] = loaders.load_accounts(driver, db, by_table["accounts"].clean,
-                                                         size)
+                                                         size, procedures=procedures)
         touched |= run_accounts
     lap("accounts")
     _reject_unknown_accounts(validated, run_accounts,
@@ -362,8 +372,8 @@ def _load_accounts(driver: Any, db: str, size: int, validated: list[ValidatedTab
 
 
 def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: str,
-                  summary: IngestSummary, lap: Callable[[str], None], change_seq: int
-                  ) -> set[str]:
+                  summary: IngestSummary, lap: Callable[[str], None], change_seq: int,
+                  procedures: bool) -> set[str]:
     """Prompt state, then similarity edges, pruned to the per-account cap; returns the
     accounts whose features need updating (senders, pair ends, pruned accounts)."""
     db, size = settings.neo4j.database, settings.ingest.batch_size
@@ -371,7 +381,8 @@ def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: st
     text_len, text_hash, signatures, index = loaders.prompt_signatures(
         v.clean, similarity.num_perm, similarity.shingle_size)
     lap("minhash")
-    loaders.load_prompt_state(driver, db, v.clean, text_len, text_hash, size, marker)
+    loaders.load_prompt_state(driver, db, v.clean, text_len, text_hash, size, marker,
+                              procedures=procedures)
     lap("prompt_state")
     touched = set(v.clean["account_id"])
     entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
@@ -379,7 +390,8 @@ def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: st
     result = similar_account_pairs(entries["acct"].to_numpy(),
                                    signatures[entries["sig"].to_numpy()], similarity)
     lap("similarity")
-    summary.relationships["PROMPT_SIMILAR"] = write_similarity(driver, db, result, size, marker)
+    summary.relationships["PROMPT_SIMILAR"] = write_similarity(driver, db, result, size, marker,
+                                                               procedures=procedures)
     lap("similarity_write")
     summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
                           "skipped_buckets": result.skipped_buckets,
@@ -387,6 +399,7 @@ def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: st
     endpoints = set(result.pairs["account_a"]) | set(result.pairs["account_b"])
     touched |= endpoints
     touched |= prune_similarity(driver, db, sorted(endpoints),
-                                similarity.max_edges_per_account, size, change_seq)
+                                similarity.max_edges_per_account, size, change_seq,
+                                procedures=procedures)
     lap("similarity_prune")
     return touched

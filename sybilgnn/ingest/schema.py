@@ -37,13 +37,22 @@ INDEXES = [
 
 
 def ensure_schema(driver: Any, database: str) -> None:
-    """Create the constraints and indexes when absent (idempotent) and wait for them online."""
+    """Create the constraints and indexes when absent (idempotent) and wait for them online.
+
+    One read lists what exists (a constraint's backing index is listed as an index), so a
+    delta on a graph that has them all costs two round trips, not one per statement."""
     with quiet_session(driver, database) as session:
+        present = {r["name"] for r in session.run(
+            "SHOW INDEXES YIELD name, state WHERE state = 'ONLINE' RETURN name")}
         for name, label, prop in CONSTRAINTS:
             assert label in NODE_LABELS and prop.isidentifier()
-            session.run(f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) "
-                        f"REQUIRE n.{prop} IS UNIQUE").consume()
+            if name not in present:
+                session.run(f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) "
+                            f"REQUIRE n.{prop} IS UNIQUE").consume()
         for name, label, prop in INDEXES:
             assert label in NODE_LABELS and prop.isidentifier()
-            session.run(f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})").consume()
-        session.run("CALL db.awaitIndexes(300)").consume()
+            if name not in present:
+                session.run(f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) "
+                            f"ON (n.{prop})").consume()
+        if not present.issuperset(n for n, _, _ in CONSTRAINTS + INDEXES):
+            session.run("CALL db.awaitIndexes(300)").consume()

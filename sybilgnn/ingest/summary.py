@@ -31,6 +31,7 @@ class IngestSummary:
     relationships: dict[str, int] = field(default_factory=dict)
     features_updated: int = 0
     mode: str = "transactional"  # or "bulk"
+    procedures: bool = False  # transactional writes went through the server's procedures
     quarantine_file: Path | None = None
     seconds: float = 0.0
     similarity: dict[str, int] = field(default_factory=dict)

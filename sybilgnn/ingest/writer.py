@@ -14,7 +14,7 @@ from neo4j import ManagedTransaction
 
 __all__ = ["batches", "quiet_session", "write_batches", "MarkedWork"]
 
-MarkedWork = Callable[[ManagedTransaction, list[dict[str, Any]]], int]
+MarkedWork = Callable[[ManagedTransaction, list[Any]], int]  # rows: maps, or tuples
 
 
 def quiet_session(driver: Any, database: str) -> Any:
@@ -22,7 +22,7 @@ def quiet_session(driver: Any, database: str) -> Any:
     return driver.session(database=database, notifications_min_severity="OFF")
 
 
-def batches(rows: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+def batches(rows: Sequence[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
     for index, start in enumerate(range(0, len(rows), size)):
         yield index, list(rows[start:start + size])
 
@@ -34,7 +34,7 @@ def _plain_work(query: str, params: dict[str, Any]) -> MarkedWork:
     return work
 
 
-def write_batches(driver: Any, database: str, rows: Sequence[dict[str, Any]], batch_size: int, *,
+def write_batches(driver: Any, database: str, rows: Sequence[Any], batch_size: int, *,
                   query: str | None = None, work: MarkedWork | None = None,
                   params: dict[str, Any] | None = None, marker: str | None = None,
                   progress: Callable[[int], None] | None = None) -> int:
@@ -48,7 +48,7 @@ def write_batches(driver: Any, database: str, rows: Sequence[dict[str, Any]], ba
     run = work if work is not None else _plain_work(query or "", params or {})
     written = 0
 
-    def marked(tx: ManagedTransaction, key: str, batch: list[dict[str, Any]]) -> int:
+    def marked(tx: ManagedTransaction, key: str, batch: list[Any]) -> int:
         if tx.run("MATCH (b:IngestBatch {batch_key: $key}) RETURN count(b) AS n",
                   key=key).single()["n"]:
             return 0
