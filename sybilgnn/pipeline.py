@@ -71,29 +71,13 @@ def run_pipeline(
     from sybilgnn.ingest.pipeline import ingest_directory
     from sybilgnn.reporting.report import write_report
     from sybilgnn.retrain import retrain
-    from sybilgnn.evaluation import read_truth, truth_report
     from sybilgnn.scoring.job import score_graph
-    from sybilgnn.simulate import simulate_platform
 
     seconds: dict[str, float] = {}
-
-    def timed(stage: str, work: Callable[[], Any]) -> Any:
-        say(f"[{stage}] ...")
-        began = time.perf_counter()
-        value = work()
-        seconds[stage] = time.perf_counter() - began
-        say(f"[{stage}] done in {seconds[stage]:.1f}s")
-        return value
-
+    timed = _stage_timer(seconds, say)
     if data_dir is None:
-        sim = settings.simulate
-        n, name, s = accounts or sim.accounts, scenario or sim.scenario, sim.seed if seed is None else seed
-        folder = Path(".sybilgnn") / "platform" / f"{name}-{n}-seed{s}"
-        summary = timed("simulate", lambda: simulate_platform(folder, accounts=n, scenario=name,
-                                                              seed=s, progress=True))
-        say(f"  simulated {n:,} accounts ({summary.fake_accounts:,} fake), scenario {name}")
-        _guard_other_world(settings, folder, fresh, say)
-        data_dir = folder
+        data_dir = _simulate(settings, timed, accounts=accounts, scenario=scenario, seed=seed,
+                             fresh=fresh, say=say)
     elif fresh:
         _guard_other_world(settings, Path(data_dir), fresh, say)
     directory = Path(data_dir)
@@ -108,15 +92,57 @@ def run_pipeline(
     say(f"  scored {scored.n_scored:,} accounts, flagged {scored.n_flagged:,} "
         f"in {scored.n_fleets:,} fleets (run {scored.run_id}, model v{scored.model_version})")
     report = timed("report", lambda: write_report(settings, scored.run_id))
-    truth = read_truth(directory)  # a simulated world's answer key: evaluation only
-    measured = None
-    if truth is not None:
-        node_type = graph.snapshot.labelled_type
-        store = graph.snapshot.data[node_type]
-        labelled = (store.y.cpu().numpy() >= 0) if "y" in store else None
-        measured = truth_report(graph.snapshot.id_maps[node_type], graph.scores, graph.flags,
-                                truth, active_fleet_members(settings), labelled)
+    measured = _measure_truth(settings, directory, graph)
     return PipelineSummary(directory, ingested, outcome, scored, report, seconds, measured)
+
+
+_Timed = Callable[[str, Callable[[], Any]], Any]
+
+
+def _stage_timer(seconds: dict[str, float], say: Callable[[str], None]) -> _Timed:
+    """A runner that announces a stage, runs it and records its seconds in ``seconds``
+    (the summary's per-stage timings)."""
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        say(f"[{stage}] ...")
+        began = time.perf_counter()
+        value = work()
+        seconds[stage] = time.perf_counter() - began
+        say(f"[{stage}] done in {seconds[stage]:.1f}s")
+        return value
+
+    return timed
+
+
+def _simulate(settings: Settings, timed: _Timed, *, accounts: int | None,
+              scenario: str | None, seed: int | None, fresh: bool,
+              say: Callable[[str], None]) -> Path:
+    """Simulate a platform into a folder named by its settings (a rerun reuses the name)
+    and make sure the graph may take it."""
+    from sybilgnn.simulate import simulate_platform
+
+    sim = settings.simulate
+    n, name, s = accounts or sim.accounts, scenario or sim.scenario, sim.seed if seed is None else seed
+    folder = Path(".sybilgnn") / "platform" / f"{name}-{n}-seed{s}"
+    summary = timed("simulate", lambda: simulate_platform(folder, accounts=n, scenario=name,
+                                                          seed=s, progress=True))
+    say(f"  simulated {n:,} accounts ({summary.fake_accounts:,} fake), scenario {name}")
+    _guard_other_world(settings, folder, fresh, say)
+    return folder
+
+
+def _measure_truth(settings: Settings, directory: Path, graph: Any) -> Any:
+    """The run's flags against a simulated world's answer key (evaluation only); ``None``
+    for real data, which has none."""
+    from sybilgnn.evaluation import read_truth, truth_report
+
+    truth = read_truth(directory)
+    if truth is None:
+        return None
+    node_type = graph.snapshot.labelled_type
+    store = graph.snapshot.data[node_type]
+    labelled = (store.y.cpu().numpy() >= 0) if "y" in store else None
+    return truth_report(graph.snapshot.id_maps[node_type], graph.scores, graph.flags,
+                        truth, active_fleet_members(settings), labelled)
 
 
 def active_fleet_members(settings: Settings) -> dict[str, list[str]]:

@@ -33,44 +33,18 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
              fresh: bool) -> None:
     """Simulate or take event tables, ingest, retrain, score, report; with --days, replay
     day-by-day deliveries."""
-    from sybilgnn.pipeline import run_pipeline, run_replay_pipeline
-    from sybilgnn.training.report import report_table
+    from sybilgnn.pipeline import run_pipeline
 
     if days is not None:
-        if data_dir is not None:
-            raise click.UsageError("--days simulates its deliveries; to replay your own "
-                                   "day-NNN folders use `sybilgnn replay DIR`")
-        from sybilgnn.cli.replay_cmd import echo_replay
-
-        echo_replay(run_replay_pipeline(
-            settings, days=days, retrain_every=retrain_every, accounts=accounts,
-            scenario=scenario, seed=seed, trials=0 if trials is None else trials,
-            say=lambda line: click.echo(line, err=True)))
+        _replay(settings, data_dir=data_dir, days=days, retrain_every=retrain_every,
+                accounts=accounts, scenario=scenario, seed=seed, trials=trials)
         return
     trials = 6 if trials is None else trials
 
     summary = run_pipeline(settings, data_dir=Path(data_dir) if data_dir else None,
                            accounts=accounts, scenario=scenario, seed=seed, trials=trials,
                            fresh=fresh, say=lambda line: click.echo(line, err=True))
-    tuned = summary.retrain.tune
-    if tuned is not None:
-        click.echo(f"\nTuning: {tuned.describe_spread()}")
-        click.echo(f"Trained with {tuned.adopted_params(settings.tune.adopt)[1]}.")
-    click.echo("\nModel quality (time-split test set and held-out campaign):")
-    click.echo(report_table(summary.retrain.trained.evaluation, splits=("test", "holdout")))
-    point = summary.retrain.trained.result.threshold_info
-    if "expected_flags" in point:
-        queue = f" among {point['queue']:,} undecided accounts" if "queue" in point else ""
-        click.echo(f"\nOperating point: threshold {point['threshold']:.4f}, estimated precision "
-                   f"of the new flags {point['precision']:.3f}{_precision_range(point)}, "
-                   f"held-out recall of labelled fakes {point['recall']:.3f}, "
-                   f"{point['expected_flags']:,} new flags expected{queue} "
-                   f"({point['positives']} labelled fakes, cross-fitted); prevalence "
-                   f"{point['prevalence']:.4f} from {point.get('prevalence_source', '?')}; "
-                   f"rule: {point.get('rule', '?')}.")
-    if summary.retrain.trained.loco is not None:
-        click.echo("\nLeave-one-campaign-out (every labelled campaign held out in turn):")
-        click.echo(summary.retrain.trained.loco.table())
+    _echo_model_quality(settings, summary.retrain)
     scored = summary.scoring
     click.echo(f"\nScoring run {scored.run_id}: {scored.n_scored:,} accounts scored, "
                f"{scored.n_flagged:,} flagged, {scored.n_fleets:,} fleets.")
@@ -85,6 +59,54 @@ def pipeline(settings: Settings, data_dir: str | None, accounts: int | None, sce
                "analysts' guide.")
     timings = ", ".join(f"{k} {v:.0f}s" for k, v in summary.stage_seconds.items())
     click.echo(f"Stage times: {timings}")
+
+
+def _replay(settings: Settings, *, data_dir: str | None, days: int, retrain_every: int,
+            accounts: int | None, scenario: str | None, seed: int | None,
+            trials: int | None) -> None:
+    """``--days``: simulate deliveries and replay them (no tuning unless --trials asks)."""
+    from sybilgnn.pipeline import run_replay_pipeline
+
+    if data_dir is not None:
+        raise click.UsageError("--days simulates its deliveries; to replay your own "
+                               "day-NNN folders use `sybilgnn replay DIR`")
+    from sybilgnn.cli.replay_cmd import echo_replay
+
+    echo_replay(run_replay_pipeline(
+        settings, days=days, retrain_every=retrain_every, accounts=accounts,
+        scenario=scenario, seed=seed, trials=0 if trials is None else trials,
+        say=lambda line: click.echo(line, err=True)))
+
+
+def _echo_model_quality(settings: Settings, retrain: Any) -> None:
+    """What the retrain measured: tuning spread, test and held-out metrics, the operating
+    point and, where campaigns are labelled, leave-one-campaign-out."""
+    from sybilgnn.training.report import report_table
+
+    tuned = retrain.tune
+    if tuned is not None:
+        click.echo(f"\nTuning: {tuned.describe_spread()}")
+        click.echo(f"Trained with {tuned.adopted_params(settings.tune.adopt)[1]}.")
+    click.echo("\nModel quality (time-split test set and held-out campaign):")
+    click.echo(report_table(retrain.trained.evaluation, splits=("test", "holdout")))
+    point = retrain.trained.result.threshold_info
+    if "expected_flags" in point:
+        _echo_operating_point(point)
+    if retrain.trained.loco is not None:
+        click.echo("\nLeave-one-campaign-out (every labelled campaign held out in turn):")
+        click.echo(retrain.trained.loco.table())
+
+
+def _echo_operating_point(point: dict[str, Any]) -> None:
+    """The threshold with the precision, recall and flag count an analyst can expect of it."""
+    queue = f" among {point['queue']:,} undecided accounts" if "queue" in point else ""
+    click.echo(f"\nOperating point: threshold {point['threshold']:.4f}, estimated precision "
+               f"of the new flags {point['precision']:.3f}{_precision_range(point)}, "
+               f"held-out recall of labelled fakes {point['recall']:.3f}, "
+               f"{point['expected_flags']:,} new flags expected{queue} "
+               f"({point['positives']} labelled fakes, cross-fitted); prevalence "
+               f"{point['prevalence']:.4f} from {point.get('prevalence_source', '?')}; "
+               f"rule: {point.get('rule', '?')}.")
 
 
 def _precision_range(point: dict[str, Any]) -> str:

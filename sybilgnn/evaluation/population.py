@@ -174,6 +174,33 @@ def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray, 
     estimate, and their sum weighted by the strata's sizes, is unbiased whatever the model.
     With one stratum it is the plain difference estimator.
 
+    The interval is exact per stratum and not symmetric about the estimate (wider above,
+    where misses may hide); ``_stratified_share`` says how and why.
+    """
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    y = np.asarray(y).reshape(-1)
+    audit_y = np.asarray(audit_y).reshape(-1)
+    rest = y < 0
+    audited = audit_y >= 0
+    if not audited.any():
+        raise ValueError("audit_prevalence needs at least one audited account "
+                         "(audit_y >= 0); none was given")
+    share, below, above = _stratified_share(p, rest, audit_y, audited, strata)
+    n_rest = float(rest.sum())
+    known, n = float((y == 1).sum()), float(y.size)
+
+    def total(s: float) -> float:
+        return (known + n_rest * min(max(s, 0.0), 1.0)) / n
+
+    return total(share), total(share - below), total(share + above)
+
+
+def _stratified_share(p: np.ndarray, rest: np.ndarray, audit_y: np.ndarray,
+                      audited: np.ndarray, strata: tuple[float, ...]
+                      ) -> tuple[float, float, float]:
+    """Share of fakes among the unlabelled accounts (``rest``), with its distances below and
+    above: the post-stratified difference estimator of ``audit_prevalence``.
+
     The interval. A normal interval of the mean residual fails where the model misses
     fakes: a missed fake scores near 0, so its residual is a rare value near 1, an audit of
     1,000 holds a handful, and the fewer it happens to hold, the lower both the estimate
@@ -197,14 +224,6 @@ def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray, 
     audited miss among ``n`` low-scored accounts still allows about 3.7 / ``n`` of them to
     be fakes.
     """
-    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
-    y = np.asarray(y).reshape(-1)
-    audit_y = np.asarray(audit_y).reshape(-1)
-    rest = y < 0
-    audited = audit_y >= 0
-    if not audited.any():
-        raise ValueError("audit_prevalence needs at least one audited account "
-                         "(audit_y >= 0); none was given")
     band = _audit_bands(np.searchsorted(strata, p, side="right"), audited, len(strata) + 1)
     size = band.max() + 1
     seen = np.bincount(band[audited], minlength=size) > 0
@@ -214,8 +233,7 @@ def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray, 
         return np.bincount(band[rows], weights=None if values is None else values[rows],
                            minlength=size)[seen]
 
-    n_rest = float(rest.sum())
-    weight = per_band(rest) / n_rest
+    weight = per_band(rest) / float(rest.sum())
     mean_p = per_band(rest, p) / np.maximum(per_band(rest), 1.0)
     n_h = per_band(audited)
     k_h = per_band(audited, audit_y.astype(np.float64))
@@ -224,12 +242,7 @@ def audit_prevalence(predicted: np.ndarray, y: np.ndarray, audit_y: np.ndarray, 
     lo_h, hi_h = clopper_pearson(k_h, n_h)
     below = math.sqrt(float(np.sum((weight * (observed - lo_h)) ** 2)))
     above = math.sqrt(float(np.sum((weight * (hi_h - observed)) ** 2)))
-    known, n = float((y == 1).sum()), float(y.size)
-
-    def total(s: float) -> float:
-        return (known + n_rest * min(max(s, 0.0), 1.0)) / n
-
-    return total(share), total(share - below), total(share + above)
+    return share, below, above
 
 
 def _audit_bands(stratum: np.ndarray, audited: np.ndarray, count: int) -> np.ndarray:

@@ -176,27 +176,61 @@ def compute_account_features(state: pd.DataFrame) -> pd.DataFrame:
     ``n_charges``, ``prepaid_instruments``, ``foreign_instruments``, ``pay_first_ms``,
     ``n_similar``, ``max_similarity``. Times are epoch milliseconds.
     """
+    columns = {"account_id": state["account_id"].to_numpy()}
+    columns.update(_prompt_features(state))
+    columns.update(_lifetime_features(state))
+    columns.update(_relationship_features(state))
+    out = pd.DataFrame({c: columns[c] for c in ["account_id", *ACCOUNT_FEATURES]})
+    assert list(out.columns[1:]) == ACCOUNT_FEATURES
+    return out
+
+
+def _prompt_features(state: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Volume, timing and diversity of an account's prompts: scripted fleets send many,
+    evenly spaced, at any hour, from few distinct templates."""
     n = _num(state, "agg_n_prompts")
     hist = np.array(_list_column(state, "agg_hour_hist", 24), dtype=np.float64).reshape(len(state), 24)
-    days = _list_column(state, "agg_days")
-    kmv = _list_column(state, "agg_text_kmv")
-    active_days = np.array([len(d) for d in days], dtype=np.float64)
-
+    active_days = np.array([len(d) for d in _list_column(state, "agg_days")], dtype=np.float64)
     probs = hist / np.maximum(hist.sum(axis=1, keepdims=True), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(probs > 0, probs * np.log2(probs), 0.0).sum(axis=1)
     night = hist[:, list(NIGHT_HOURS)].sum(axis=1)
+    gap_mean, cv = _interarrival(state)
+    distinct = _distinct_prompts(_list_column(state, "agg_text_kmv"))
+    return {
+        "f_n_prompts": n,
+        "f_active_days": active_days,
+        "f_prompts_per_active_day": _ratio(n, active_days),
+        "f_night_share": _ratio(night, n),
+        "f_hour_entropy": np.where(n > 0, entropy, 0.0),
+        "f_interarrival_cv": cv,
+        "f_mean_interarrival_hours": gap_mean / 3600.0,
+        "f_mean_prompt_len": _ratio(_num(state, "agg_len_sum"), _num(state, "agg_len_n")),
+        "f_prompt_distinct_ratio": np.minimum(_ratio(distinct, n), 1.0),
+    }
 
+
+def _interarrival(state: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Mean gap (seconds) and its coefficient of variation, from the stored gap sums alone
+    (so a daily delta never needs earlier events); CV is 0 below two gaps."""
     gap_n, gap_sum, gap_sq = (_num(state, c) for c in ("agg_gap_n", "agg_gap_sum_s",
                                                        "agg_gap_sumsq_s"))
     gap_mean = _ratio(gap_sum, gap_n)
     gap_var = np.maximum(_ratio(gap_sq, gap_n) - gap_mean**2, 0.0)
-    cv = np.where(gap_n >= 2, _ratio(np.sqrt(gap_var), gap_mean), 0.0)
+    return gap_mean, np.where(gap_n >= 2, _ratio(np.sqrt(gap_var), gap_mean), 0.0)
 
-    distinct = np.array([
+
+def _distinct_prompts(kmv: list[list[int]]) -> np.ndarray:
+    """Distinct prompt texts per account: exact below ``KMV_SIZE``, else the k-minimum-values
+    estimate ``(k - 1) / h_k`` with hashes scaled to [0, 1)."""
+    return np.array([
         len(k) if len(k) < KMV_SIZE else (KMV_SIZE - 1) / ((k[KMV_SIZE - 1] + 1) / _HASH_SCALE)
         for k in kmv], dtype=np.float64)
 
+
+def _lifetime_features(state: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Account age at its last activity and delay to its first (prompt, IP or payment): fleet
+    accounts are created in batches and put to work at once."""
     created = _num(state, "created_ms")
     starts = [_num(state, c) for c in ("agg_first_prompt_ms", "ip_first_ms", "pay_first_ms")]
     ends = [_num(state, c) for c in ("agg_last_prompt_ms", "ip_last_ms", "pay_first_ms")]
@@ -208,21 +242,13 @@ def compute_account_features(state: pd.DataFrame) -> pd.DataFrame:
     first_hours = np.where(has_activity,
                            np.maximum(np.where(has_activity, first, 0) - created, 0) / 3_600_000,
                            0.0)
+    return {"f_account_age_days": age_days, "f_first_activity_hours": first_hours}
 
+
+def _relationship_features(state: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Counts and shares over the account's IPs, payment instruments and similar accounts."""
     n_instr = _num(state, "n_instruments")
-    out = pd.DataFrame({
-        "account_id": state["account_id"].to_numpy(),
-        "f_n_prompts": n,
-        "f_active_days": active_days,
-        "f_prompts_per_active_day": _ratio(n, active_days),
-        "f_account_age_days": age_days,
-        "f_first_activity_hours": first_hours,
-        "f_night_share": _ratio(night, n),
-        "f_hour_entropy": np.where(n > 0, entropy, 0.0),
-        "f_interarrival_cv": cv,
-        "f_mean_interarrival_hours": gap_mean / 3600.0,
-        "f_mean_prompt_len": _ratio(_num(state, "agg_len_sum"), _num(state, "agg_len_n")),
-        "f_prompt_distinct_ratio": np.minimum(_ratio(distinct, n), 1.0),
+    return {
         "f_distinct_ips": _num(state, "n_ips"),
         "f_ip_events": _num(state, "ip_events"),
         "f_datacenter_ip_share": _ratio(_num(state, "dc_events"), _num(state, "ip_events")),
@@ -232,6 +258,4 @@ def compute_account_features(state: pd.DataFrame) -> pd.DataFrame:
         "f_foreign_card_share": _ratio(_num(state, "foreign_instruments"), n_instr),
         "f_max_prompt_similarity": _num(state, "max_similarity"),
         "f_n_similar_accounts": _num(state, "n_similar"),
-    })
-    assert list(out.columns[1:]) == ACCOUNT_FEATURES
-    return out
+    }

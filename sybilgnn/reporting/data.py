@@ -263,38 +263,11 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
     """
     schema = GraphSchema.default() if schema is None else schema
     label = quote(schema.labelled_node.label)
-    record = session.run(_RUN_QUERY, run_id=run_id).single()
-    if record is None:
-        if run_id is None:
-            raise InputError("no (:ScoringRun) in the graph: run `sybilgnn score` first")
-        raise InputError(f"scoring run {run_id!r} is not in the graph; `sybilgnn neo4j query "
-                         "'MATCH (r:ScoringRun) RETURN r.run_id'` lists the runs")
-    run = {k: _plain(v) for k, v in record["run"].items()}
-    latest = session.run(_LATEST_QUERY).single()
-    is_latest = latest is not None and latest["run_id"] == run["run_id"]
-
+    run, is_latest = _read_run(session, run_id)
     counts = session.run(_graph_counts_query(label), run_id=run["run_id"]).single()
     scores = [float(r["score"]) for r in session.run(_scores_query(label), run_id=run["run_id"])]
-    fleet_rows = list(session.run(_FLEETS_QUERY, is_latest=is_latest, run_id=run["run_id"]))
-    counted = [hub.hub.fleet_count for hub in schema.fleet_hubs()]
-    fleets = [FleetSummary(fleet_id=r["fleet_id"], size=r["size"], mean_score=r["mean_score"],
-                           shared={name: r["properties"].get(name) for name in counted},
-                           first_seen=_plain(r["first_seen"]))
-              for r in fleet_rows]
-    for fleet in fleets[:fleet_pictures]:
-        fleet.graph = fleet_graph(session, fleet.fleet_id, schema)
-
-    change_row = session.run(changes_query(schema).cypher, run_id=run["run_id"]).single()
-    assert change_row is not None
-    previous = change_row["previous_run_id"]
-    flags_known = is_latest and (previous is None or change_row["with_previous_flag"] > 0)
-    changes = RunChanges(
-        previous_run_id=previous,
-        new_fleets=sorted(change_row["new_fleets"]),
-        gone_fleets=sorted(change_row["gone_fleets"]),
-        newly_flagged=change_row["newly_flagged"] if flags_known else None,
-        unflagged=change_row["unflagged"] if flags_known else None,
-    )
+    fleets, counted = _read_fleets(session, schema, run["run_id"], is_latest, fleet_pictures)
+    changes = _read_changes(session, schema, run["run_id"], is_latest)
     verdicts = {r["review"]: r["n"] for r in session.run(
         _verdicts_query(label, quote(schema.labels.review)))}
 
@@ -310,4 +283,50 @@ def collect_report_data(session: Any, run_id: str | None = None, *,
         scores=scores, fleets=fleets[:top_fleets], changes=changes, verdicts=verdicts,
         drift=input_drift(run), recent_runs=recent_runs(session, run["run_id"], history),
         fleet_counts=counted,
+    )
+
+
+def _read_run(session: Any, run_id: str | None) -> tuple[dict[str, Any], bool]:
+    """The run's stored properties (``None``: the latest run) and whether it is the latest,
+    which decides whether the graph still shows its flags."""
+    record = session.run(_RUN_QUERY, run_id=run_id).single()
+    if record is None:
+        if run_id is None:
+            raise InputError("no (:ScoringRun) in the graph: run `sybilgnn score` first")
+        raise InputError(f"scoring run {run_id!r} is not in the graph; `sybilgnn neo4j query "
+                         "'MATCH (r:ScoringRun) RETURN r.run_id'` lists the runs")
+    run = {k: _plain(v) for k, v in record["run"].items()}
+    latest = session.run(_LATEST_QUERY).single()
+    return run, latest is not None and latest["run_id"] == run["run_id"]
+
+
+def _read_fleets(session: Any, schema: GraphSchema, run_id: str, is_latest: bool,
+                 fleet_pictures: int) -> tuple[list[FleetSummary], list[str]]:
+    """The run's fleets, largest first, the first ``fleet_pictures`` with their graph; and
+    the shared-node counts each fleet carries (one per fleet hub of the schema)."""
+    fleet_rows = list(session.run(_FLEETS_QUERY, is_latest=is_latest, run_id=run_id))
+    counted = [hub.hub.fleet_count for hub in schema.fleet_hubs()]
+    fleets = [FleetSummary(fleet_id=r["fleet_id"], size=r["size"], mean_score=r["mean_score"],
+                           shared={name: r["properties"].get(name) for name in counted},
+                           first_seen=_plain(r["first_seen"]))
+              for r in fleet_rows]
+    for fleet in fleets[:fleet_pictures]:
+        fleet.graph = fleet_graph(session, fleet.fleet_id, schema)
+    return fleets, counted
+
+
+def _read_changes(session: Any, schema: GraphSchema, run_id: str, is_latest: bool
+                  ) -> RunChanges:
+    """What changed since the previous run; flag counts only where the graph still holds
+    both runs' flags (this run is the latest and the previous one left flags to compare)."""
+    change_row = session.run(changes_query(schema).cypher, run_id=run_id).single()
+    assert change_row is not None
+    previous = change_row["previous_run_id"]
+    flags_known = is_latest and (previous is None or change_row["with_previous_flag"] > 0)
+    return RunChanges(
+        previous_run_id=previous,
+        new_fleets=sorted(change_row["new_fleets"]),
+        gone_fleets=sorted(change_row["gone_fleets"]),
+        newly_flagged=change_row["newly_flagged"] if flags_known else None,
+        unflagged=change_row["unflagged"] if flags_known else None,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from sybilgnn.config import Settings
 from sybilgnn.errors import SybilgnnError
 from sybilgnn.graph_schema import GraphSchema
-from sybilgnn.reporting.data import SCORE_BANDS, ReportData, collect_report_data
+from sybilgnn.reporting.data import SCORE_BANDS, RecentRun, ReportData, collect_report_data
 from sybilgnn.reporting.figures import fleet_graph_png, recent_scores_png, score_histogram_png
 
 __all__ = ["render_report_html", "write_report", "log_report_to_mlflow"]
@@ -111,43 +111,14 @@ def _drift_html(data: ReportData) -> str:
 {more}"""
 
 
+_NOT_RECORDED = '<span class="muted">not recorded</span>'
+
+
 def _recent_runs_html(data: ReportData) -> str:
     runs = data.recent_runs
     if not runs:
         return '<p id="recent-none" class="muted">No finished scoring run up to this one.</p>'
     this_run = data.run.get("run_id")
-    not_recorded = '<span class="muted">not recorded</span>'
-
-    def drift_cell(run_max: float | None, warn_at: float) -> str:
-        if run_max is None:
-            return f'<td class="num">{not_recorded}</td>'
-        if run_max > warn_at:
-            return f'<td class="num drift-warn">{run_max:.3f} \u26a0</td>'
-        return f'<td class="num">{run_max:.3f}</td>'
-
-    def attrs(run_id: str) -> str:
-        return ' class="this-run"' if run_id == this_run else ""
-
-    def count(value: int | None) -> str:
-        return f'<td class="num">{"" if value is None else value}</td>'
-
-    rows = "\n".join(
-        f"<tr{attrs(r.run_id)}><td>{_e(r.started_at)}</td><td><code>{_e(r.run_id)}</code></td>"
-        f"<td>{_e(r.model_version)}</td>{count(r.n_scored)}{count(r.n_flagged)}"
-        f"{count(r.n_fleets)}{drift_cell(r.drift_max, r.drift_warn)}</tr>"
-        for r in runs)
-    width = 1 / SCORE_BANDS
-    band_heads = "".join(f"<th>{i * width:.1f}&ndash;{(i + 1) * width:.1f}</th>"
-                         for i in range(SCORE_BANDS))
-
-    def band_cells(shares: list[float] | None) -> str:
-        if shares is None:
-            return f'<td colspan="{SCORE_BANDS}">{not_recorded}</td>'
-        return "".join(f'<td class="num">{100 * s:.1f}%</td>' for s in shares)
-
-    band_rows = "\n".join(
-        f"<tr{attrs(r.run_id)}><td><code>{_e(r.run_id)}</code></td>{band_cells(r.band_shares())}"
-        "</tr>" for r in runs)
     figure = (_img(recent_scores_png(runs), "score distribution of recent runs")
               if any(r.bin_shares() is not None for r in runs) else "")
     return f"""<p>The last {len(runs)} finished scoring runs up to this one, newest first.
@@ -156,25 +127,72 @@ Max input PSI: the largest drift of any model input in that run (marked above it
 <table id="recent-runs">
 <tr><th>started</th><th>run</th><th>model version</th><th>scored</th><th>flagged</th>
 <th>fleets</th><th>max input PSI</th></tr>
-{rows}
+{_recent_run_rows(runs, this_run)}
 </table>
 <p>Score distribution per run: share of the scored accounts in each score band (from the
 run's stored histogram, <code>score_hist</code>).</p>
 <table id="recent-score-bands">
-<tr><th>run</th>{band_heads}</tr>
-{band_rows}
+<tr><th>run</th>{_band_heads()}</tr>
+{_recent_band_rows(runs, this_run)}
 </table>
 {figure}"""
 
 
-def render_report_html(data: ReportData) -> str:
-    """The report page for collected data; pictures are embedded as base64 PNG."""
-    run = data.run
-    threshold = run.get("threshold")
-    histogram = (_img(score_histogram_png(data.scores, threshold), "score distribution")
-                 if data.scores else
-                 '<p class="muted">Scores of this run are no longer in the graph (a later '
-                 'run overwrote them).</p>')
+def _row_attrs(run_id: str, this_run: str | None) -> str:
+    """Marks the report's own run among the recent ones."""
+    return ' class="this-run"' if run_id == this_run else ""
+
+
+def _recent_run_rows(runs: list[RecentRun], this_run: str | None) -> str:
+    """One row per recent run: counts and its largest input drift, marked above the run's
+    own warning level (a run from before drift was stored says so)."""
+    def drift_cell(run_max: float | None, warn_at: float) -> str:
+        if run_max is None:
+            return f'<td class="num">{_NOT_RECORDED}</td>'
+        if run_max > warn_at:
+            return f'<td class="num drift-warn">{run_max:.3f} \u26a0</td>'
+        return f'<td class="num">{run_max:.3f}</td>'
+
+    def count(value: int | None) -> str:
+        return f'<td class="num">{"" if value is None else value}</td>'
+
+    return "\n".join(
+        f"<tr{_row_attrs(r.run_id, this_run)}><td>{_e(r.started_at)}</td>"
+        f"<td><code>{_e(r.run_id)}</code></td>"
+        f"<td>{_e(r.model_version)}</td>{count(r.n_scored)}{count(r.n_flagged)}"
+        f"{count(r.n_fleets)}{drift_cell(r.drift_max, r.drift_warn)}</tr>"
+        for r in runs)
+
+
+def _band_heads() -> str:
+    width = 1 / SCORE_BANDS
+    return "".join(f"<th>{i * width:.1f}&ndash;{(i + 1) * width:.1f}</th>"
+                   for i in range(SCORE_BANDS))
+
+
+def _recent_band_rows(runs: list[RecentRun], this_run: str | None) -> str:
+    """One row per recent run: its share of accounts in each score band, so a shift in the
+    score distribution shows from run to run."""
+    def band_cells(shares: list[float] | None) -> str:
+        if shares is None:
+            return f'<td colspan="{SCORE_BANDS}">{_NOT_RECORDED}</td>'
+        return "".join(f'<td class="num">{100 * s:.1f}%</td>' for s in shares)
+
+    return "\n".join(
+        f"<tr{_row_attrs(r.run_id, this_run)}><td><code>{_e(r.run_id)}</code></td>"
+        f"{band_cells(r.band_shares())}</tr>" for r in runs)
+
+
+def _histogram_html(data: ReportData) -> str:
+    """This run's score histogram, or why it is gone (a later run overwrote the scores)."""
+    if not data.scores:
+        return ('<p class="muted">Scores of this run are no longer in the graph (a later '
+                'run overwrote them).</p>')
+    return _img(score_histogram_png(data.scores, data.run.get("threshold")), "score distribution")
+
+
+def _fleets_html(data: ReportData) -> str:
+    """The top fleets' table (with a column per shared-node count) and their pictures."""
     counted = data.fleet_counts
     shared_heads = "".join(
         f"<th>shared {_e(name.removeprefix('n_shared_').replace('_', ' '))}</th>"
@@ -190,6 +208,19 @@ def render_report_html(data: ReportData) -> str:
         f"<figcaption>{_e(f.fleet_id)}: {len(f.graph.nodes)} nodes, "
         f"{len(f.graph.edges)} relationships</figcaption></figure>"
         for f in data.fleets if f.graph is not None)
+    return f"""<table><tr><th>fleet</th><th>size</th><th>mean score</th>{shared_heads}
+<th>first seen</th></tr>
+{rows}
+</table>
+<div class="fleets">
+{pictures}
+</div>"""
+
+
+def render_report_html(data: ReportData) -> str:
+    """The report page for collected data; pictures are embedded as base64 PNG."""
+    run = data.run
+    threshold = run.get("threshold")
     verdicts = ", ".join(f"{_e(k)}: {v}" for k, v in sorted(data.verdicts.items())) or "none yet"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -206,15 +237,9 @@ status {_e(run.get('status'))} · report generated {generated}</p>
 <div class="card"><div class="n" id="n-fleets">{data.n_fleets}</div>fleets</div>
 </div>
 <h2>Score distribution</h2>
-{histogram}
+{_histogram_html(data)}
 <h2>Top fleets</h2>
-<table><tr><th>fleet</th><th>size</th><th>mean score</th>{shared_heads}
-<th>first seen</th></tr>
-{rows}
-</table>
-<div class="fleets">
-{pictures}
-</div>
+{_fleets_html(data)}
 <h2>Changes since the previous run</h2>
 {_changes_html(data)}
 <h2>Input drift</h2>

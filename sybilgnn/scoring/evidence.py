@@ -27,7 +27,8 @@ relation in turn (relation shares only, no neighbours). captum is not needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,68 +251,108 @@ def _explain_chunk(
 ) -> dict[int, AccountEvidence]:
     if rows_np.size == 0:
         return {}
-    target = schema.labelled
-    incoming = schema.messages_to_labelled()
-    device = next(model.parameters()).device
     hops = num_hops if num_hops is not None else _count_hops(model)
-    # As many hops as layers reach every input of the explained logits; the outermost nodes'
-    # degree inputs come from the whole graph (``structural``). A model without those takes
-    # one hop more, so the outermost nodes keep all their edges.
+    chunk = _chunk_subgraph(data, rows_np, hops, structural, schema.labelled,
+                            next(model.parameters()).device)
+    with _frozen_eval(model):
+        feat, raw, rel_share, neighbours = _attributions(
+            model, chunk, id_maps=id_maps, top_k=top_k, schema=schema)
+    if feature_stats is not None:
+        raw = raw * np.asarray(feature_stats["std"]) + np.asarray(feature_stats["mean"])
+    features = _top_features(feat, raw, feature_names, top_k)
+    names = list(schema.messages_to_labelled().values())
+    return {row: _account_evidence(features[k], rel_share[k],
+                                   neighbours[k] if neighbours else [], names,
+                                   score=float(scores[row]), threshold=threshold)
+            for k, row in enumerate(rows_np.tolist())}
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """The subgraph around one chunk of explained accounts, already on the model's device."""
+
+    subset: dict[str, torch.Tensor]
+    sub: HeteroData
+    structural: dict[str, torch.Tensor] | None
+    local: torch.Tensor  # the explained accounts' rows within ``sub``
+
+
+def _chunk_subgraph(data: HeteroData, rows_np: np.ndarray, hops: int,
+                    structural: Mapping[str, torch.Tensor] | None, target: str,
+                    device: torch.device) -> _Chunk:
+    """The smallest subgraph whose forward pass gives the explained accounts' exact logits.
+
+    As many hops as layers reach every input of the explained logits; the outermost nodes'
+    degree inputs come from the whole graph (``structural``). A model without those takes
+    one hop more, so the outermost nodes keep all their edges.
+    """
     subset = khop_subset(data, torch.as_tensor(rows_np), hops + (structural is None), target)
     sub = data.subgraph(subset).to(device)
     sub_structural = None if structural is None else \
         {nt: s[subset[nt]].to(device) for nt, s in structural.items()}
     local = torch.as_tensor(np.searchsorted(subset[target].numpy(), rows_np), device=device)
+    return _Chunk(subset=subset, sub=sub, structural=sub_structural, local=local)
 
+
+@contextmanager
+def _frozen_eval(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode with no parameter gradients (only inputs and masks need them); restored after,
+    so explaining never changes the model the caller holds."""
     was_training = model.training
     model.eval()
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     try:
-        x_dict = {t: sub[t].x for t in sub.node_types}
-        x_acc = x_dict[target].detach().clone().requires_grad_(True)
-        x_dict[target] = x_acc
-        masks = {et: torch.ones(ei.size(1), device=device, requires_grad=True)
-                 for et, ei in sub.edge_index_dict.items()}
-        set_hetero_masks(model, masks, sub.edge_index_dict, apply_sigmoid=False)
-        try:
-            with torch.enable_grad():
-                logits = _masked_forward(model, sub, x_dict, masks, sub_structural)
-                logits[local].sum().backward()
-        finally:
-            clear_masks(model)
-        feat = (x_acc.grad * x_acc).detach()[local].cpu().numpy()
-        raw = x_acc.detach()[local].cpu().numpy().astype(np.float64)
-        if feature_stats is not None:
-            raw = raw * np.asarray(feature_stats["std"]) + np.asarray(feature_stats["mean"])
-        edge_grads = {et: m.grad for et, m in masks.items() if m.grad is not None}
-        if edge_grads:
-            rel_share, neighbours = _edge_evidence(sub, subset, local.cpu().numpy(), edge_grads,
-                                                   id_maps, top_k, schema)
-        else:
-            rel_share, neighbours = _ablation_evidence(model, sub, x_dict, local,
-                                                       incoming), None
+        yield
     finally:
         for p in frozen:
             p.requires_grad_(True)
         model.train(was_training)
 
-    features = _top_features(feat, raw, feature_names, top_k)
-    names = list(incoming.values())
-    result: dict[int, AccountEvidence] = {}
-    for k, row in enumerate(rows_np.tolist()):
-        share = rel_share[k]
-        order = [j for j in np.argsort(-share, kind="stable") if share[j] > 0]
-        relations = [f"{names[j]}:{share[j]:.2f}" for j in order]
-        top_rel = ", ".join(f"{names[j]} {share[j]:.0%}" for j in order[:2]) or "own features"
-        top_feat = ", ".join(f.split(" (")[0] for f in features[k][:3])
-        summary = (f"score {scores[row]:.3f} >= threshold {threshold:.3f}; "
-                   f"driven by {top_rel}; top features: {top_feat}")
-        result[row] = AccountEvidence(features=features[k], relations=relations,
-                                      neighbours=neighbours[k] if neighbours else [],
-                                      summary=summary)
-    return result
+
+def _attributions(model: torch.nn.Module, chunk: _Chunk, *, id_maps: Mapping[str, np.ndarray],
+                  top_k: int, schema: GraphSchema
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]] | None]:
+    """One backward pass: gradient x input per own feature, the normalised inputs, relation
+    shares and top neighbours (``None`` when the model has no maskable message passing)."""
+    target, sub, device = schema.labelled, chunk.sub, chunk.local.device
+    x_dict = {t: sub[t].x for t in sub.node_types}
+    x_acc = x_dict[target].detach().clone().requires_grad_(True)
+    x_dict[target] = x_acc
+    masks = {et: torch.ones(ei.size(1), device=device, requires_grad=True)
+             for et, ei in sub.edge_index_dict.items()}
+    set_hetero_masks(model, masks, sub.edge_index_dict, apply_sigmoid=False)
+    try:
+        with torch.enable_grad():
+            logits = _masked_forward(model, sub, x_dict, masks, chunk.structural)
+            logits[chunk.local].sum().backward()
+    finally:
+        clear_masks(model)
+    feat = (x_acc.grad * x_acc).detach()[chunk.local].cpu().numpy()
+    raw = x_acc.detach()[chunk.local].cpu().numpy().astype(np.float64)
+    edge_grads = {et: m.grad for et, m in masks.items() if m.grad is not None}
+    if not edge_grads:
+        rel_share = _ablation_evidence(model, sub, x_dict, chunk.local,
+                                       schema.messages_to_labelled())
+        return feat, raw, rel_share, None
+    rel_share, neighbours = _edge_evidence(sub, chunk.subset, chunk.local.cpu().numpy(),
+                                           edge_grads, id_maps, top_k, schema)
+    return feat, raw, rel_share, neighbours
+
+
+def _account_evidence(features: list[str], share: np.ndarray, neighbours: list[str],
+                      names: Sequence[str], *, score: float, threshold: float
+                      ) -> AccountEvidence:
+    """One account's evidence, with the one-line summary an analyst reads first."""
+    order = [j for j in np.argsort(-share, kind="stable") if share[j] > 0]
+    relations = [f"{names[j]}:{share[j]:.2f}" for j in order]
+    top_rel = ", ".join(f"{names[j]} {share[j]:.0%}" for j in order[:2]) or "own features"
+    top_feat = ", ".join(f.split(" (")[0] for f in features[:3])
+    summary = (f"score {score:.3f} >= threshold {threshold:.3f}; "
+               f"driven by {top_rel}; top features: {top_feat}")
+    return AccountEvidence(features=features, relations=relations, neighbours=neighbours,
+                           summary=summary)
 
 
 def _edge_evidence(sub: HeteroData, subset: Mapping[str, torch.Tensor], local: np.ndarray,

@@ -177,7 +177,7 @@ def score_snapshot(
     ``graph_seq`` (the change counter read before the export) lets a later incremental run
     start from this one.
     """
-    database, cfg = settings.neo4j.database, settings.scoring
+    database = settings.neo4j.database
     schema = GraphSchema.from_settings(settings)
     ids, scores = _checked_scores(schema, snapshot, scores)
     # Known labels win: an account a label or verdict says is legitimate never enters the
@@ -191,14 +191,22 @@ def score_snapshot(
     plan = _plan_writes(driver, settings, schema, snapshot, ids, scores, flags, timings,
                         threshold=threshold, model_version=version, model=model,
                         ranked_by_trees=ranked_by_trees)
-
     start = time.perf_counter()
     write_accounts(driver, settings, state, plan, node=node,
                    node_ids=snapshot.neo4j_ids.get(schema.labelled), resumed=resumed,
                    stop_after_batches=stop_after_batches, on_batch=on_batch)
     timings["write_s"] = time.perf_counter() - start + timings.get("write_s", 0.0)
+    return _commit_run(driver, settings, state, plan, resumed, timings, scores=scores,
+                       drift=drift or {}, graph_seq=graph_seq, node=node)
 
-    drift = drift or {}
+
+def _commit_run(driver: Driver, settings: Settings, state: RunState, plan: WritePlan,
+                resumed: bool, timings: dict[str, float], *, scores: np.ndarray,
+                drift: dict[str, float], graph_seq: int, node: str) -> ScoringSummary:
+    """Close the run once every account is written: fleets and the ``ScoringRun``'s stats
+    commit in one transaction, so a run killed before it stays resumable (the module
+    docstring); then the summary, with delivery latency, goes to the report."""
+    database, cfg = settings.neo4j.database, settings.scoring
     summary = _summary(state, plan, resumed, timings, drift, cfg.drift_warn)
     with quiet_session(driver, database) as session:  # no graph_seq before the first run
         since = session.execute_read(last_finished_seq)

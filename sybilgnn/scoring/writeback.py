@@ -257,30 +257,63 @@ def write_scores(
     """
     ids, values, flags, state = _checked_rows(driver, run_id, database, account_ids, scores,
                                               threshold, flags)
+    batches = _ScoreBatches(
+        driver=driver, database=database, run_id=run_id, node=node, ids=ids, scores=values,
+        flags=flags, batch_size=batch_size, bands=bands, evidence=evidence,
+        hints=node_ids if node_ids is not None and len(node_ids) == len(ids) else None,
+        common={"scored_at": scored_at or state.started_at,
+                "model_version": str(model_version), "run_id": run_id})
     first = state.written_batches if start_batch is None else start_batch
-    common: dict[str, Any] = {"scored_at": scored_at or state.started_at,
-                              "model_version": str(model_version), "run_id": run_id}
-    n_batches = (len(ids) + batch_size - 1) // batch_size
-    query = _write_scores_query(node) if bands is None else _WRITE_SCORES_PROCEDURE
-    flagged_query = _write_flagged_query(node)
-    hints = node_ids if node_ids is not None and len(node_ids) == len(ids) else None
-    written = 0
-    for batch in range(first, n_batches):
-        if stop_after_batches is not None and written >= stop_after_batches:
-            raise WriteInterrupted(f"scoring run {run_id}: stopped after {written} batches")
-        lo, hi = batch * batch_size, min((batch + 1) * batch_size, len(ids))
-        batch_ids = [str(v) for v in ids[lo:hi]]
-        params = _batch_params({"ids": batch_ids, **common}, node=node, bands=bands,
-                               scores=values[lo:hi], flags=flags[lo:hi],
-                               node_ids=None if hints is None else hints[lo:hi])
-        with driver.session(database=database) as session:
-            session.execute_write(_write_batch, batch=batch, run_id=run_id, query=query,
+    return batches.write_from(first, stop_after_batches=stop_after_batches, on_batch=on_batch)
+
+
+@dataclass(frozen=True)
+class _ScoreBatches:
+    """One ``write_scores`` call's rows, cut into batches that each commit in their own
+    transaction together with the run's counter (so a killed write resumes at the next)."""
+
+    driver: Driver
+    database: str | None
+    run_id: str
+    node: NodeType
+    ids: np.ndarray
+    scores: np.ndarray
+    flags: np.ndarray
+    batch_size: int
+    bands: ScoreBands | None
+    evidence: dict[str, dict[str, Any]] | None
+    hints: np.ndarray | None  # the snapshot's internal node ids, row by row
+    common: dict[str, Any]  # parameters every batch shares
+
+    def write_from(self, first: int, *, stop_after_batches: int | None,
+                   on_batch: Callable[[int, int], None] | None) -> int:
+        """Write batches ``first``.. in order; returns how many this call wrote."""
+        n_batches = (len(self.ids) + self.batch_size - 1) // self.batch_size
+        query = _write_scores_query(self.node) if self.bands is None else _WRITE_SCORES_PROCEDURE
+        flagged_query = _write_flagged_query(self.node)
+        written = 0
+        for batch in range(first, n_batches):
+            if stop_after_batches is not None and written >= stop_after_batches:
+                raise WriteInterrupted(f"scoring run {self.run_id}: stopped after {written} "
+                                       "batches")
+            self._write(batch, query, flagged_query)
+            written += 1
+            if on_batch is not None:
+                on_batch(batch + 1, n_batches)
+        return written
+
+    def _write(self, batch: int, query: str, flagged_query: str) -> None:
+        lo, hi = batch * self.batch_size, min((batch + 1) * self.batch_size, len(self.ids))
+        batch_ids = [str(v) for v in self.ids[lo:hi]]
+        params = _batch_params({"ids": batch_ids, **self.common}, node=self.node,
+                               bands=self.bands, scores=self.scores[lo:hi],
+                               flags=self.flags[lo:hi],
+                               node_ids=None if self.hints is None else self.hints[lo:hi])
+        with self.driver.session(database=self.database) as session:
+            session.execute_write(_write_batch, batch=batch, run_id=self.run_id, query=query,
                                   params=params, flagged_query=flagged_query,
-                                  flagged_rows=_flagged_rows(batch_ids, flags[lo:hi], evidence))
-        written += 1
-        if on_batch is not None:
-            on_batch(batch + 1, n_batches)
-    return written
+                                  flagged_rows=_flagged_rows(batch_ids, self.flags[lo:hi],
+                                                             self.evidence))
 
 
 def _checked_rows(driver: Driver, run_id: str, database: str | None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -29,6 +29,9 @@ from sybilgnn.tuning._storage import (MLFLOW_RUN_ATTR, WORKER_ATTR, fail_dead_lo
 from sybilgnn.tuning._summary import PruningSummary, summarize_pruning
 from sybilgnn.tuning._tracking import (close_trial_run, log_epoch, parent_run_for_study,
                                        start_trial_run)
+
+if TYPE_CHECKING:
+    from sybilgnn.training import TrainResult
 
 __all__ = ["TuneResult", "TrialScore", "run_study", "trial_settings", "FINISHED_STATES",
            "DEFAULT_ATTR"]
@@ -126,8 +129,6 @@ def trial_settings(settings: Settings) -> Settings:
 
 def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
                parent_run_id: str) -> Callable[[optuna.Trial], float]:
-    from sybilgnn.training import train  # heavy import, and only needed when trials run
-
     per_trial = trial_settings(settings)
     fixed = {"max_epochs": per_trial.train.epochs, "snapshot_hash": snapshot.content_hash,
              "pruner": settings.tune.pruner}
@@ -137,36 +138,9 @@ def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
         params = space.suggest(trial)
         run_id = start_trial_run(settings, parent_run_id, trial, params, fixed)
         trial.set_user_attr(MLFLOW_RUN_ATTR, run_id)
-        epochs_seen: list[int] = []
-
-        def on_epoch(record: dict[str, Any]) -> None:
-            epochs_seen.append(int(record.get("epoch", len(epochs_seen))))
-            log_epoch(settings, run_id, record)
-
-        try:
-            result = train(snapshot, per_trial, params=params, trial=trial,
-                           epoch_callback=on_epoch)
-        except optuna.TrialPruned:
-            trial.set_user_attr("epochs_run", len(epochs_seen))
-            close_trial_run(settings, run_id, status="KILLED",
-                            metrics={"epochs_run": len(epochs_seen)},
-                            tags={"optuna.state": "PRUNED"})
-            raise
-        except BaseException as exc:
-            trial.set_user_attr("epochs_run", len(epochs_seen))
-            close_trial_run(settings, run_id, status="FAILED",
-                            tags={"optuna.state": "FAIL", "failure": repr(exc)[:500]})
-            raise
+        result = _train_trial(snapshot, settings, per_trial, trial, params, run_id)
         val = result.metrics["val"]
-        if settings.tune.objective == "loco":
-            value, lo, hi = _loco_objective(snapshot, per_trial, params)
-        else:
-            # the interval of the objective: of the negated loss, so lo <= value <= hi
-            value, lo, hi = (-float(val["log_loss"]), -float(val["log_loss_hi"]),
-                             -float(val["log_loss_lo"]))
-        if math.isnan(value):
-            raise InputError("the validation slice needs fakes and legitimate accounts to "
-                             "score a trial; label more accounts or change split.*")
+        value, lo, hi = _objective_interval(snapshot, settings, per_trial, params, val)
         trial.set_user_attr("objective_lo", lo)
         trial.set_user_attr("objective_hi", hi)
         trial.set_user_attr("epochs_run", int(result.epochs_run))
@@ -180,6 +154,50 @@ def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
         return value
 
     return objective
+
+
+def _train_trial(snapshot: Snapshot, settings: Settings, per_trial: Settings,
+                 trial: optuna.Trial, params: dict[str, Any], run_id: str) -> TrainResult:
+    """Train one trial, logging each epoch to its MLflow run; a pruned or failed trial
+    closes its run (KILLED or FAILED, with the epochs it ran) before the error goes on."""
+    from sybilgnn.training import train  # heavy import, and only needed when trials run
+
+    epochs_seen: list[int] = []
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        epochs_seen.append(int(record.get("epoch", len(epochs_seen))))
+        log_epoch(settings, run_id, record)
+
+    try:
+        return train(snapshot, per_trial, params=params, trial=trial, epoch_callback=on_epoch)
+    except optuna.TrialPruned:
+        trial.set_user_attr("epochs_run", len(epochs_seen))
+        close_trial_run(settings, run_id, status="KILLED",
+                        metrics={"epochs_run": len(epochs_seen)},
+                        tags={"optuna.state": "PRUNED"})
+        raise
+    except BaseException as exc:
+        trial.set_user_attr("epochs_run", len(epochs_seen))
+        close_trial_run(settings, run_id, status="FAILED",
+                        tags={"optuna.state": "FAIL", "failure": repr(exc)[:500]})
+        raise
+
+
+def _objective_interval(snapshot: Snapshot, settings: Settings, per_trial: Settings,
+                        params: dict[str, Any], val: dict[str, Any]
+                        ) -> tuple[float, float, float]:
+    """(value, lo, hi) of the trial's objective, higher is better; the interval lets the
+    study tell whether the best trial is separated from the rest."""
+    if settings.tune.objective == "loco":
+        value, lo, hi = _loco_objective(snapshot, per_trial, params)
+    else:
+        # the interval of the objective: of the negated loss, so lo <= value <= hi
+        value, lo, hi = (-float(val["log_loss"]), -float(val["log_loss_hi"]),
+                         -float(val["log_loss_lo"]))
+    if math.isnan(value):
+        raise InputError("the validation slice needs fakes and legitimate accounts to "
+                         "score a trial; label more accounts or change split.*")
+    return value, lo, hi
 
 
 def run_study(
