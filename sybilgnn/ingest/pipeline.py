@@ -25,7 +25,7 @@ import pandas as pd
 
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
-from sybilgnn.features.hashing import load_secret
+from sybilgnn.features.hashing import keyed_hash_many, load_secret
 from sybilgnn.features.prompt_similarity import similar_account_pairs
 from sybilgnn.ingest import bulk, loaders
 from sybilgnn.ingest.changes import finish_change, next_change_seq, stamp_changes
@@ -317,6 +317,12 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     return summary
 
 
+def _hashed(raw: pd.Series, secret: bytes) -> set[str]:
+    """The node keys of these raw IPs or tokens (the loaders' keyed hash, without their
+    per-pair aggregation)."""
+    return set(keyed_hash_many(raw.unique().tolist(), secret).values())
+
+
 def _touched_nodes(by_table: dict[str, ValidatedTable], accounts: set[str], secret: bytes
                    ) -> dict[str, set[str]]:
     """Every node the delivery wrote, by label: the accounts whose features were updated,
@@ -325,10 +331,10 @@ def _touched_nodes(by_table: dict[str, ValidatedTable], accounts: set[str], secr
     if "labels" in by_table:
         touched["Account"] |= set(by_table["labels"].clean["account_id"])
     if "ip_events" in by_table:
-        touched["IP"] = set(loaders.ip_frames(by_table["ip_events"].clean, secret)[0]["ip_id"])
+        touched["IP"] = _hashed(by_table["ip_events"].clean["ip"], secret)
     if "payments" in by_table:
-        touched["PaymentInstrument"] = set(
-            loaders.payment_frames(by_table["payments"].clean, secret)[0]["pm_id"])
+        touched["PaymentInstrument"] = _hashed(by_table["payments"].clean["instrument_token"],
+                                               secret)
     return touched
 
 
