@@ -1,5 +1,5 @@
 """Coverage and width of the audit's prevalence interval: the normal one against the
-post-stratified exact one (``sybilgnn.evaluation.population.audit_prevalence``).
+post-stratified exact one (``sybilgnn.measures.population.audit_prevalence``).
 
 A Monte Carlo over synthetic populations, each drawn afresh: ``--accounts`` accounts, a
 share ``prevalence`` of them fake. Investigations label a share of the fakes (40 %; 60 %
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from sybilgnn.evaluation.population import audit_prevalence
+from sybilgnn.measures.population import audit_prevalence
 
 # (prevalence, model recall, share of the fakes labelled)
 SETTINGS = [*((prevalence, recall, 0.4) for prevalence, recall

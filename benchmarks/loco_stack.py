@@ -25,7 +25,7 @@ from scipy.stats import rankdata
 from sybilgnn.config import load_settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.evaluation.loco import held_out_snapshot
-from sybilgnn.evaluation.population import MIN_POSITIVES, recall_at_budget
+from sybilgnn.measures.population import MIN_POSITIVES, recall_at_budget
 from sybilgnn.models.graph import prepare_graph
 from sybilgnn.models.trees import TreeEnsemble
 from sybilgnn.training import train

@@ -386,9 +386,10 @@ class TuneSettings(_Section):
                     "change tune.study_name when switching")
     adopt: Literal["separated", "best"] = Field(
         default="separated",
-        description="separated: a retrain trains the best trial's parameters only when its "
-                    "interval lies above the configured trial's, else the configuration as it "
-                    "stands; best: always the best trial")
+        description="separated: a retrain trains the best trial's parameters only when it "
+                    "beats the configured trial beyond the noise (paired interval on the same "
+                    "validation rows), else the configuration as it stands; best: always the "
+                    "best trial")
     search_space: Path | None = None
     seed: int = 0
     trial_epochs: int | None = Field(default=None, ge=1, description="max epochs per trial; "

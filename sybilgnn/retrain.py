@@ -142,6 +142,21 @@ def train_and_register(snapshot: Snapshot, settings: Settings, *, params: dict[s
     return TrainOutcome(version, result.metrics, result, baselines, loco)
 
 
+def _log_tuning(tuned: TuneResult) -> None:
+    """The study's pruning figures, its spread and the best trial's paired margins, on the
+    retrain's MLflow run."""
+    import mlflow
+
+    mlflow.log_metrics({f"tune_{k}": v for k, v in tuned.pruning.to_dict().items()})
+    mlflow.log_metrics({f"tune_{name}_{part}": getattr(score, part)
+                        for name, score in tuned.spread.items() for part in ("value", "lo", "hi")})
+    mlflow.log_metrics({f"tune_best_gain_over_{name}_{part}": getattr(margin, part)
+                        for name, margin in tuned.margins.items()
+                        for part in ("gain", "lo", "hi")})
+    mlflow.set_tags({"tune.best_separated": str(tuned.best_separated),
+                     "optuna.study": tuned.study_name})
+
+
 def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_dir: str | Path | None = None,
             n_trials: int | None = None, timeout_s: float | None = None,
             with_baselines: bool = True, show_progress: bool = False) -> RetrainOutcome:
@@ -168,12 +183,7 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
                                   until_total=True, study_name=study_name,
                                   parent_run_id=run.info.run_id, show_progress=show_progress)
                 study = open_study(settings, study_name=study_name)
-                mlflow.log_metrics({f"tune_{k}": v for k, v in tuned.pruning.to_dict().items()})
-                mlflow.log_metrics({f"tune_{name}_{part}": getattr(score, part)
-                                    for name, score in tuned.spread.items()
-                                    for part in ("value", "lo", "hi")})
-                mlflow.set_tag("tune.best_separated", str(tuned.best_separated))
-                mlflow.set_tag("optuna.study", study_name)
+                _log_tuning(tuned)
             params, adopted = (tuned.adopted_params(settings.tune.adopt) if tuned
                                else (None, "no tuning: the configuration as it stands"))
             mlflow.set_tag("tune.adopted", adopted[:4000])

@@ -1,9 +1,8 @@
-"""How good the model and its flags are: at the population's prevalence with intervals
-(``population``), on every campaign held out in turn (``loco``), and against a simulated
-world's ground truth (``truth``, evaluation only).
+"""How good the model and its flags are: on every campaign held out in turn (``loco``) and
+against a simulated world's ground truth (``truth``, evaluation only). The metrics both
+report at the population's prevalence live below training, in ``sybilgnn.measures``.
 
-``loco`` trains models, so it is imported from its module, not here (training imports
-``population``)."""
+``loco`` trains models, so it is imported from its module, not here."""
 
 from __future__ import annotations
 

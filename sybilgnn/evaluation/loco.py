@@ -31,7 +31,7 @@ from sybilgnn.config import Settings, SplitSettings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.data.splits import make_splits
 from sybilgnn.errors import SybilgnnError
-from sybilgnn.evaluation.population import MIN_POSITIVES
+from sybilgnn.measures.population import MIN_POSITIVES
 
 __all__ = ["LocoResult", "leave_one_campaign_out", "held_out_snapshot"]
 

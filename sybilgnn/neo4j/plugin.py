@@ -26,7 +26,7 @@ __all__ = ["API_VERSION", "PLUGIN_PREFIX", "build_plugin", "install_plugin",
 LOG = logging.getLogger(__name__)
 SOURCE_DIR = Path(__file__).with_name("plugin")
 PLUGIN_PREFIX = "sybilgnn-procedures-"
-API_VERSION = 4  # SybilgnnProcedures.API_VERSION
+API_VERSION = 5  # SybilgnnProcedures.API_VERSION
 
 
 def _source_digest() -> str:

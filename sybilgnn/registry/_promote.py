@@ -4,11 +4,13 @@ Both models are re-scored on one snapshot (the current export), each through its
 preprocessing, on the same rows: the labelled accounts of ``registry.promote_split`` whose
 label arrived after the champion's training (the challenger scored through its time-split
 run), so neither was fitted on them. ``registry.promote_metric`` is measured at the
-population's prevalence with a 95% bootstrap interval, the two models sharing resamples.
-Intervals decide, not points: a challenger whose interval lies above the champion's (plus
-``registry.promote_margin``) is promoted; overlapping intervals keep the champion, unless
-its labels are more than ``registry.refresh_after_days`` behind the newest and the
-challenger is not worse on the point estimate (rule ``refresh``). Too few rows keep the
+population's prevalence with a 95% bootstrap interval for each model, and the challenger's
+gain over the champion with a paired interval (both models on every resample, so what the
+rows share cancels). Intervals decide, not points: a challenger whose paired gain's interval
+lies above ``registry.promote_margin`` is promoted; one whose gain's interval lies below zero
+is worse; a gain that spans zero keeps the champion, unless its labels are more than
+``registry.refresh_after_days`` behind the newest and the challenger is not worse on the
+point estimate (rule ``refresh``). Too few rows keep the
 champion (``not measurable``). A champion that cannot be evaluated stops the gate with a
 ``GateError`` that says why: it is never a reason to promote. When the retrain measured the
 challenger's recipe with every labelled campaign held out in turn, a promotion also needs
@@ -84,10 +86,12 @@ def gate_rows(snapshot: Snapshot, split: str, since: float | None = None) -> np.
 
 def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str,
                          rows: np.ndarray | None = None, *, prevalence: float | None = None,
-                         n_boot: int = 0) -> dict[str, float]:
+                         n_boot: int = 0, scores: np.ndarray | None = None
+                         ) -> dict[str, float]:
     """The model's metrics on ``split`` of ``snapshot`` (labelled accounts only), or on
     ``rows`` when given; at ``prevalence`` with ``n_boot``-resample intervals when given
-    (the resamples depend on the labels only, so two models on the same rows share them)."""
+    (the resamples depend on the labels only, so two models on the same rows share them).
+    ``scores``: the model's predictions on ``snapshot`` when the caller already has them."""
     from sybilgnn.training.metrics import evaluate
 
     store = snapshot.data[snapshot.labelled_type]
@@ -97,7 +101,8 @@ def evaluate_on_snapshot(model: LoadedModel, snapshot: Snapshot, split: str,
         raise InputError(f"registry.promote_split={split!r}: the snapshot's {split} split needs "
                          "labelled accounts of both classes to compare models; label more "
                          "accounts or choose another split")
-    scores = model.predict(snapshot)
+    if scores is None:
+        scores = model.predict(snapshot)
     fleets = store.fleet.cpu().numpy()[mask] if "fleet" in store else None
     metrics = evaluate(y[mask], scores[mask], model.threshold, fleets=fleets,
                        prevalence=prevalence, n_boot=n_boot)
@@ -133,26 +138,33 @@ def _days_behind(snapshot: Snapshot, labels_through: float | None) -> float | No
     return (newest - labels_through) / 86_400
 
 
-def _decide(chal: _Interval, champ: _Interval, margin: float, refresh_after_days: float | None,
-            behind_days: float | None, champion: str) -> tuple[bool, str, str]:
-    """(promoted, rule, reason): intervals, not points, decide; see the module docstring."""
-    if not (chal.measurable and champ.measurable):
+def _decide(chal: _Interval, champ: _Interval, gain: _Interval, margin: float,
+            refresh_after_days: float | None, behind_days: float | None, champion: str
+            ) -> tuple[bool, str, str]:
+    """(promoted, rule, reason): the paired gain's interval, not points, decides; see the
+    module docstring."""
+    if not (chal.measurable and champ.measurable and gain.measurable):
         return False, "not measurable", (
             f"not measurable: too few labels on these rows (challenger {chal.text()}, "
             f"champion {champ.text()}); the champion stays until more labels arrive")
-    if chal.lo > champ.hi + margin:
-        return True, "interval", (f"its 95% interval lies above champion v{champion}'s "
-                                  f"(+ margin {margin})")
+    paired = f"paired gain {gain.text()} on the same rows"
+    if gain.lo > margin:
+        return True, "interval", (f"better than champion v{champion} beyond the noise: "
+                                  f"{paired}, above the margin {margin:g}")
     if (refresh_after_days is not None and behind_days is not None
             and behind_days > refresh_after_days and chal.value >= champ.value):
-        return True, "refresh", (f"intervals overlap, not worse on the point estimate, and "
-                                 f"champion v{champion}'s labels are {behind_days:.1f} days "
-                                 f"behind the newest (> registry.refresh_after_days "
-                                 f"{refresh_after_days:g})")
-    if chal.hi < champ.lo:
-        return False, "interval", f"its 95% interval lies below champion v{champion}'s"
-    return False, "interval", (f"within the noise of champion v{champion} (95% intervals "
-                               "overlap); the champion stays")
+        return True, "refresh", (f"within the noise ({paired}), not worse on the point "
+                                 f"estimate, and champion v{champion}'s labels are "
+                                 f"{behind_days:.1f} days behind the newest "
+                                 f"(> registry.refresh_after_days {refresh_after_days:g})")
+    if gain.hi < 0:
+        return False, "interval", f"worse than champion v{champion} beyond the noise: {paired}"
+    if gain.lo > 0:
+        return False, "interval", (f"better than champion v{champion} ({paired}) but not "
+                                   f"beyond registry.promote_margin {margin:g}; the champion "
+                                   "stays")
+    return False, "interval", (f"within the noise of champion v{champion} ({paired} spans "
+                               "zero); the champion stays")
 
 
 def _loco_check(settings: Settings, snapshot: Snapshot, loco: Any, champ_model: LoadedModel,
@@ -289,11 +301,11 @@ def _gate(settings: Settings, snapshot: Snapshot, contest: _Contest, loco: Any
     prevalence = settings.train.prevalence
     if prevalence is None:
         prevalence = challenger_model.prevalence or champ_model.prevalence
-    chal, champ = _intervals(settings, snapshot, rows, challenger_model, champ_model, contest,
-                             prevalence)
+    chal, champ, gain = _intervals(settings, snapshot, rows, challenger_model, champ_model,
+                                   contest, prevalence)
     behind_days = _days_behind(snapshot, champ_model.labels_through)
-    promoted, rule, reason = _decide(chal, champ, reg.promote_margin, reg.refresh_after_days,
-                                     behind_days, contest.champion)
+    promoted, rule, reason = _decide(chal, champ, gain, reg.promote_margin,
+                                     reg.refresh_after_days, behind_days, contest.champion)
     loco_tags: dict[str, Any] = {}
     if promoted and loco is not None and reg.loco_tolerance is not None:
         promoted, rule, reason, loco_tags = _loco_check(settings, snapshot, loco, champ_model,
@@ -307,6 +319,7 @@ def _gate(settings: Settings, snapshot: Snapshot, contest: _Contest, loco: Any
               "promotion.challenger_interval": chal.text(),
               "promotion.champion_score": f"{champ.value:.6g}",
               "promotion.champion_interval": champ.text(),
+              "promotion.paired_gain": gain.text(),
               "promotion.compared_with": contest.champion,
               "promotion.rows": int(rows.sum()), **loco_tags}
     _record_decision(settings, contest, promoted, record)
@@ -350,25 +363,36 @@ def _too_few_rows(settings: Settings, snapshot: Snapshot, rows: np.ndarray,
 
 def _intervals(settings: Settings, snapshot: Snapshot, rows: np.ndarray,
                challenger_model: LoadedModel, champ_model: LoadedModel, contest: _Contest,
-               prevalence: float | None) -> tuple[_Interval, _Interval]:
-    """(challenger, champion) intervals of ``registry.promote_metric`` on the same rows and
-    bootstrap resamples; a champion that fails here stops the gate (``GateError``)."""
-    reg = settings.registry
+               prevalence: float | None) -> tuple[_Interval, _Interval, _Interval]:
+    """(challenger, champion, challenger's paired gain over the champion) intervals of
+    ``registry.promote_metric`` on the same rows and bootstrap resamples; a champion that
+    fails here stops the gate (``GateError``)."""
+    from sybilgnn.measures.population import INTERVAL_METRICS, paired_metric_gain
+
+    reg, metric = settings.registry, settings.registry.promote_metric
+    if metric not in INTERVAL_METRICS:
+        raise InputError(f"registry.promote_metric {metric!r} is not a metric the gate can "
+                         f"compare; choose one of {', '.join(INTERVAL_METRICS)}")
     n_boot = max(settings.train.bootstrap, 50)
-    challenger_metrics = evaluate_on_snapshot(challenger_model.selection_model(), snapshot,
-                                              reg.promote_split, rows, prevalence=prevalence,
-                                              n_boot=n_boot)
-    metric = reg.promote_metric
-    if metric not in challenger_metrics:
-        raise InputError(f"registry.promote_metric {metric!r} is not a metric; "
-                         f"choose one of {', '.join(sorted(challenger_metrics))}")
+    selection = challenger_model.selection_model()
+    chal_scores = selection.predict(snapshot)
+    challenger_metrics = evaluate_on_snapshot(selection, snapshot, reg.promote_split, rows,
+                                              prevalence=prevalence, n_boot=n_boot,
+                                              scores=chal_scores)
     try:
+        champ_scores = champ_model.predict(snapshot)
         champ_metrics = evaluate_on_snapshot(champ_model, snapshot, reg.promote_split, rows,
-                                             prevalence=prevalence, n_boot=n_boot)
+                                             prevalence=prevalence, n_boot=n_boot,
+                                             scores=champ_scores)
     except SybilgnnError as exc:
         _champion_failed(settings, snapshot, contest.champion, contest.challenger, contest.now,
                          exc)
-    return _Interval.of(challenger_metrics, metric), _Interval.of(champ_metrics, metric)
+    y = snapshot.data[snapshot.labelled_type].y.cpu().numpy()
+    gain = paired_metric_gain(y[rows], chal_scores[rows], selection.threshold,
+                              champ_scores[rows], champ_model.threshold, metric,
+                              prevalence=prevalence, n_boot=n_boot)
+    return (_Interval.of(challenger_metrics, metric), _Interval.of(champ_metrics, metric),
+            _Interval(*gain))
 
 
 def _record_decision(settings: Settings, contest: _Contest, promoted: bool,

@@ -40,6 +40,7 @@ from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.ingest.changes import CHANGE_PROPERTY
 from sybilgnn.ingest.writer import quiet_session
 from sybilgnn.neo4j.cypher import quote
+from sybilgnn.neo4j.plugin import use_procedures
 
 __all__ = ["BaseRun", "ChangedGraph", "FlaggedUniverse", "changed_region", "find_base_run",
            "flagged_universe", "rows_of"]
@@ -116,10 +117,14 @@ def _seeds(tx: Any, schema: GraphSchema, base: BaseRun) -> dict[str, np.ndarray]
     return seeds
 
 
-def _expand(tx: Any, schema: GraphSchema, start: dict[str, np.ndarray], hops: int
-            ) -> dict[str, np.ndarray]:
+def _expand(tx: Any, schema: GraphSchema, start: dict[str, np.ndarray], hops: int, *,
+            procedures: bool = False) -> dict[str, np.ndarray]:
     """Every node of the schema within ``hops`` relationships of ``start`` (start
-    included), per node type; relationships are followed in both directions."""
+    included), per node type; relationships are followed in both directions. Through the
+    ``sybilgnn.graph.expand`` procedure when the server has it (one call, the walk in the
+    server's kernel), else one Cypher query per hop; both give the same nodes."""
+    if procedures:
+        return _expand_on_server(tx, schema, start, hops)
     types = "|".join(quote(rel.type) for rel in schema.relations.values())
     by_label = {node.label: name for name, node in schema.nodes.items()}
     reached = {name: np.asarray(start.get(name, []), dtype=np.int64) for name in schema.nodes}
@@ -141,6 +146,23 @@ def _expand(tx: Any, schema: GraphSchema, start: dict[str, np.ndarray], hops: in
     return reached
 
 
+def _expand_on_server(tx: Any, schema: GraphSchema, start: dict[str, np.ndarray], hops: int
+                      ) -> dict[str, np.ndarray]:
+    names = list(schema.nodes)
+    starts = [np.asarray(start.get(name, []), dtype=np.int64) for name in names]
+    packed = np.concatenate(starts).astype("<i8").tobytes()
+    reached = dict(zip(names, starts))
+    query = ("CALL sybilgnn.graph.expand($ids, $types, $labels, $hops) YIELD index, ids "
+             "RETURN index, ids")
+    for record in tx.run(query, ids=packed, hops=hops,
+                         types=[rel.type for rel in schema.relations.values()],
+                         labels=[schema.nodes[name].label for name in names]):
+        name = names[int(record["index"])]
+        found = np.frombuffer(record["ids"], dtype="<i8").astype(np.int64)
+        reached[name] = np.union1d(reached[name], found)
+    return {name: np.unique(ids) for name, ids in reached.items()}
+
+
 def changed_region(driver: Driver, settings: Settings, base: BaseRun, reach: int,
                    context_hops: int) -> ChangedGraph:
     """Seeds, targets (within ``reach`` of a seed) and context (within ``context_hops`` of
@@ -148,10 +170,11 @@ def changed_region(driver: Driver, settings: Settings, base: BaseRun, reach: int
     schema = GraphSchema.from_settings(settings)
 
     def work(tx: Any) -> ChangedGraph:
+        procedures = use_procedures(tx, settings.neo4j.procedures)
         seeds = _seeds(tx, schema, base)
-        targets = _expand(tx, schema, seeds, reach)[schema.labelled]
-        context = (_expand(tx, schema, {schema.labelled: targets}, context_hops)
-                   if targets.size else {})
+        targets = _expand(tx, schema, seeds, reach, procedures=procedures)[schema.labelled]
+        context = (_expand(tx, schema, {schema.labelled: targets}, context_hops,
+                           procedures=procedures) if targets.size else {})
         return ChangedGraph(seeds, targets, context)
 
     with quiet_session(driver, settings.neo4j.database) as session:

@@ -23,7 +23,7 @@ from sybilgnn.config import ModelSettings, Settings, TrainSettings
 from sybilgnn.data.preprocessing import Preprocessor
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
-from sybilgnn.evaluation.population import log_loss_interval, recall_at_budget
+from sybilgnn.measures.population import log_loss_interval, recall_at_budget
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.models import PreparedGraph, SybilGNN, build_model
 from sybilgnn.models.backends import require_neighbor_sampler
@@ -66,6 +66,11 @@ class TrainResult:
     selection: TrainResult | None = None  # the time-split run a refit took its settings from
     companion: Any = None  # TreeCompanion under model.companion=trees, fused into the logits
     id_map_schema: dict[str, str] = field(default_factory=dict)  # node type -> key property
+    # The validation slice's labels and calibrated probabilities: tuning compares trials
+    # on the same rows (a paired comparison), which separates what independent intervals
+    # cannot.
+    val_labels: np.ndarray | None = None
+    val_probs: np.ndarray | None = None
 
 
 @contextlib.contextmanager
@@ -264,7 +269,9 @@ def train(snapshot: Snapshot, settings: Settings, *, params: dict[str, Any] | No
         threshold_info=chosen, train_settings=cfg.model_dump(mode="json"), device=str(device),
         train_seconds=time.perf_counter() - started,
         labels_through=labels_through(snapshot, labels.masks["train"]),
-        id_map_schema=schema.id_map_schema, fitted_on=_fitted_on(labels, companion))
+        id_map_schema=schema.id_map_schema, fitted_on=_fitted_on(labels, companion),
+        val_labels=labels.y[labels.masks["val"]].astype(np.int8),
+        val_probs=probs[labels.masks["val"]].astype(np.float64))
 
 
 def _early_stopped(fit: FullGraphFit, snapshot: Snapshot, labels: AccountLabels,
@@ -348,11 +355,28 @@ def _held_out_metrics(cfg: TrainSettings, labels: AccountLabels, probs: np.ndarr
     # The tuning objective: a proper scoring rule on validation at the population's
     # prevalence, which keeps separating trials after their ranking is perfect.
     val_idx = np.flatnonzero(labels.masks["val"])
-    loss, loss_lo, loss_hi = log_loss_interval(labels.y[val_idx], probs[val_idx], prevalence,
+    weighting = objective_prevalence(cfg, labels, prevalence)
+    loss, loss_lo, loss_hi = log_loss_interval(labels.y[val_idx], probs[val_idx], weighting,
                                                n_boot=cfg.bootstrap, seed=cfg.seed)
     metrics.setdefault("val", {}).update({"log_loss": loss, "log_loss_lo": loss_lo,
-                                          "log_loss_hi": loss_hi})
+                                          "log_loss_hi": loss_hi,
+                                          "log_loss_prevalence": weighting})
     return metrics
+
+
+def objective_prevalence(cfg: TrainSettings, labels: AccountLabels, prevalence: float
+                         ) -> float:
+    """The prevalence the tuning objective weighs validation at: one that no trial's model
+    moves, so every trial of a study is scored on the same weighting (the operating point's
+    model-assisted estimate differs from trial to trial by noise). The random audit's plain
+    share of fakes when it counts and holds one, else ``train.prevalence``, else the model's own
+    estimate (``prevalence``)."""
+    if _usable_audit(cfg, labels) is not None:
+        audited = labels.audit >= 0
+        share = float((labels.audit[audited] == 1).mean())
+        if share > 0:  # an audit without a fake would weigh every fake at zero
+            return share
+    return float(cfg.prevalence) if cfg.prevalence is not None else float(prevalence)
 
 
 def _fitted_on(labels: AccountLabels, companion: Any) -> dict[str, str]:
@@ -374,7 +398,7 @@ def population_prevalence(cfg: TrainSettings, logits: np.ndarray, labels: Any
     the labels (``train.prevalence_from_audit``, at least ``MIN_AUDITED`` audited
     accounts) estimated with this model's predictions; else ``train.prevalence``; else an
     EM estimate from the unlabelled accounts' probabilities."""
-    from sybilgnn.evaluation.population import estimate_prevalence
+    from sybilgnn.measures.population import estimate_prevalence
 
     val = labels.masks["val"]
     y_val = labels.y[val]
@@ -404,7 +428,7 @@ def audit_estimate(cfg: TrainSettings, probs: np.ndarray, labels: Any, *, by: st
     calibrated probability), its 95 % interval and a description (``by`` names the model);
     None without ``train.prevalence_from_audit`` or ``MIN_AUDITED`` audited accounts. The
     sharper the probabilities on the audited accounts, the narrower the interval."""
-    from sybilgnn.evaluation.population import audit_prevalence
+    from sybilgnn.measures.population import audit_prevalence
 
     n_audited = _usable_audit(cfg, labels)
     if n_audited is None:
@@ -420,7 +444,7 @@ def _usable_audit(cfg: TrainSettings, labels: AccountLabels) -> int | None:
     """How many accounts the random audit reviewed, or None where the prevalence may not
     rest on it (``train.prevalence_from_audit`` off, or fewer than ``MIN_AUDITED``): the
     one place that decides whether the audit counts."""
-    from sybilgnn.evaluation.population import MIN_AUDITED
+    from sybilgnn.measures.population import MIN_AUDITED
 
     n_audited = int((labels.audit >= 0).sum())
     if not cfg.prevalence_from_audit or n_audited < MIN_AUDITED:

@@ -56,7 +56,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float,
     members of each fleet. With ``prevalence`` the metrics are those of a population with
     that share of fakes, each with a 95% bootstrap interval (``<metric>_lo`` / ``_hi``,
     ``n_boot`` resamples) and NaN where too few accounts make it not measurable
-    (``sybilgnn.evaluation.population``).
+    (``sybilgnn.measures.population``).
     """
     y_all = np.asarray(y_true).astype(np.int64).reshape(-1)
     s_all = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -85,7 +85,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float,
         value, n_fleets = fleet_recall(flagged, f)
         result["fleet_recall"], result["n_fleets"] = value, float(n_fleets)
     if prevalence is not None or n_boot:
-        from sybilgnn.evaluation.population import population_metrics
+        from sybilgnn.measures.population import population_metrics
 
         result.update(population_metrics(y, s, threshold, prevalence=prevalence,
                                          n_boot=n_boot, seed=seed))

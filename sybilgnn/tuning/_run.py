@@ -7,7 +7,8 @@ probabilities on validation at the population's prevalence: a proper scoring rul
 keeps telling trials apart after their validation ranking is perfect (AUPRC 1.0 for all,
 as on the default world). A new study's first trial is the configuration as it stands, so
 the study shows whether tuning beat it; ``TuneResult.spread`` gives the best, median and
-default trials with their intervals.
+default trials with their intervals, and ``TuneResult.margins`` the best trial's gain over
+the median and the default on the same validation rows (a paired interval, ``_paired``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError
+from sybilgnn.tuning._paired import TrialMargin, paired_margin, validation_attrs
 from sybilgnn.tuning._space import SearchSpace, load_search_space
 from sybilgnn.tuning._storage import (MLFLOW_RUN_ATTR, WORKER_ATTR, fail_dead_local_trials,
                                       open_study_created, worker_id)
@@ -70,16 +72,26 @@ class TuneResult:
     revived: list[int] = field(default_factory=list)
     spread: dict[str, TrialScore] = field(default_factory=dict)  # best, median, default
     objective: str = "log_loss"  # tune.objective
+    # the best trial's paired gain over the median and the default (same validation rows)
+    margins: dict[str, TrialMargin] = field(default_factory=dict)
+
+    def beats(self, name: str) -> bool | None:
+        """Whether the best trial is better than the ``name`` trial (median or default)
+        beyond the noise: by the paired interval on the same rows when both trials kept
+        their validation scores, else by the two intervals not overlapping. None when that
+        trial is the best one or missing."""
+        best, other = self.spread.get("best"), self.spread.get(name)
+        if best is None or other is None or other.number == best.number:
+            return None
+        margin = self.margins.get(name)
+        return margin.separated if margin is not None else best.lo > other.hi
 
     @property
     def best_separated(self) -> bool | None:
-        """Whether the best trial's interval lies above the default's and the median's."""
-        best = self.spread.get("best")
-        others = [self.spread[k] for k in ("default", "median") if k in self.spread
-                  and self.spread[k].number != (best.number if best else -1)]
-        if best is None or not others:
-            return None
-        return all(best.lo > other.hi for other in others)
+        """Whether the best trial is better than the default and the median beyond the
+        noise (``beats``)."""
+        verdicts = [v for v in (self.beats("default"), self.beats("median")) if v is not None]
+        return all(verdicts) if verdicts else None
 
     def adopted_params(self, rule: str = "separated") -> tuple[dict[str, Any] | None, str]:
         """The parameters a retrain trains with under ``tune.adopt`` (None: the configuration
@@ -94,15 +106,19 @@ class TuneResult:
         if rule == "best" or default is None:
             why = "tune.adopt=best" if rule == "best" else "no configured trial to compare with"
             return dict(self.best_params), f"best {best.describe()} ({why})"
-        if best.lo > default.hi:
-            return dict(self.best_params), (f"best {best.describe()}: its interval lies above "
-                                            f"the configuration's, {default.describe()}")
+        margin = self.margins.get("default")
+        by = f"paired gain {margin.describe()}" if margin else f"{default.describe()}"
+        if self.beats("default"):
+            return dict(self.best_params), (f"best {best.describe()}: better than the "
+                                            f"configuration beyond the noise, {by}")
         return None, (f"the configuration as it stands: best {best.describe()} is within the "
-                      f"noise of it, {default.describe()} (tune.adopt=best would take it)")
+                      f"noise of it, {by} (tune.adopt=best would take it)")
 
     def describe_spread(self) -> str:
         parts = [f"{name} {score.describe()}" for name, score in self.spread.items()]
-        verdict = {True: "the best trial's interval lies above the default's and the median's",
+        parts += [f"best vs {name}: {margin.describe()}" for name, margin in self.margins.items()]
+        verdict = {True: "the best trial is better than the default and the median beyond "
+                         "the noise",
                    False: "the best trial is within the noise of the default or the median",
                    None: "not enough complete trials to compare"}[self.best_separated]
         what = OBJECTIVES.get(self.objective, self.objective)
@@ -143,6 +159,11 @@ def _objective(snapshot: Snapshot, settings: Settings, space: SearchSpace,
         value, lo, hi = _objective_interval(snapshot, settings, per_trial, params, val)
         trial.set_user_attr("objective_lo", lo)
         trial.set_user_attr("objective_hi", hi)
+        if settings.tune.objective == "log_loss" and result.val_probs is not None:
+            for key, attr in validation_attrs(result.val_labels, result.val_probs,
+                                              result.metrics["val"]["log_loss_prevalence"],
+                                              snapshot.content_hash).items():
+                trial.set_user_attr(key, attr)
         trial.set_user_attr("epochs_run", int(result.epochs_run))
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         close_trial_run(settings, run_id, status="FINISHED",
@@ -285,6 +306,7 @@ def _result(study: optuna.Study, settings: Settings, parent: str, ran: int,
         revived=revived,
         spread=_spread(complete),
         objective=settings.tune.objective,
+        margins=_margins(complete),
     )
 
 
@@ -294,12 +316,32 @@ def _score(trial: optuna.trial.FrozenTrial) -> TrialScore:
                       float(trial.user_attrs.get("objective_hi", value)))
 
 
-def _spread(complete: list[optuna.trial.FrozenTrial]) -> dict[str, TrialScore]:
+def _ranked(complete: list[optuna.trial.FrozenTrial]
+            ) -> dict[str, optuna.trial.FrozenTrial]:
+    """The best, median and (when the study has one) default trials."""
     scored = sorted((t for t in complete if t.value is not None), key=lambda t: t.value)
     if not scored:
         return {}
-    out = {"best": _score(scored[-1]), "median": _score(scored[(len(scored) - 1) // 2])}
+    out = {"best": scored[-1], "median": scored[(len(scored) - 1) // 2]}
     default = [t for t in scored if t.user_attrs.get(DEFAULT_ATTR)]
     if default:
-        out["default"] = _score(default[0])
+        out["default"] = default[0]
+    return out
+
+
+def _spread(complete: list[optuna.trial.FrozenTrial]) -> dict[str, TrialScore]:
+    return {name: _score(trial) for name, trial in _ranked(complete).items()}
+
+
+def _margins(complete: list[optuna.trial.FrozenTrial]) -> dict[str, TrialMargin]:
+    """The best trial's paired gain over the median and the default trials."""
+    ranked = _ranked(complete)
+    out: dict[str, TrialMargin] = {}
+    for name in ("default", "median"):
+        other = ranked.get(name)
+        if other is None or other.number == ranked["best"].number:
+            continue
+        margin = paired_margin(ranked["best"], other)
+        if margin is not None:
+            out[name] = margin
     return out

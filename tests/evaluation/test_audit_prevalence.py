@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sybilgnn.evaluation.population import audit_prevalence, clopper_pearson
+from sybilgnn.measures.population import audit_prevalence, clopper_pearson
 
 
 def _population() -> tuple[np.ndarray, np.ndarray]:

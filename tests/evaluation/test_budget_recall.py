@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sybilgnn.evaluation.population import recall_at_budget
+from sybilgnn.measures.population import recall_at_budget
 
 
 def _ranked(order: str) -> np.ndarray:

@@ -10,8 +10,10 @@ from mlflow.tracking import MlflowClient
 
 from sybilgnn.cli import main
 from sybilgnn.data.snapshot import Snapshot
+from sybilgnn.measures.population import paired_metric_gain
 from sybilgnn.registry import (ModelNotFoundError, evaluate_on_snapshot, load_registered_model,
                                log_and_register, promote)
+from sybilgnn.registry._promote import gate_rows
 from sybilgnn.training import train
 from tests.registry.stores import make_settings
 from tests.synthetic import planted_snapshot
@@ -64,7 +66,18 @@ def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
     assert decision.challenger_score == weak_pop["auprc"]
     assert decision.champion_score == good_pop["auprc"]
     assert weak_pop["auprc_hi"] < good_pop["auprc_lo"]
-    assert "interval lies below" in decision.reason
+    # the decision rests on the weak model's paired loss against the champion, measured on
+    # the same resamples of the same rows
+    weak_model, good_model = load_registered_model(settings, 2), load_registered_model(settings, 1)
+    rows = gate_rows(tiny_snapshot, "test", good_model.labels_through)
+    y = tiny_snapshot.data["account"].y.numpy()[rows]
+    gain = paired_metric_gain(y, weak_model.predict(tiny_snapshot)[rows], weak_model.threshold,
+                              good_model.predict(tiny_snapshot)[rows], good_model.threshold,
+                              "auprc", prevalence=0.02, n_boot=200)
+    assert gain[0] == pytest.approx(weak_pop["auprc"] - good_pop["auprc"])
+    assert gain[2] < 0
+    assert decision.reason == (f"worse than champion v1 beyond the noise: paired gain "
+                               f"{gain[0]:.4f} [{gain[1]:.4f}, {gain[2]:.4f}] on the same rows")
     assert _aliases(name)["champion"] == "1"
     tags = MlflowClient().get_model_version(name, "2").tags
     assert tags["promotion.decision"] == "rejected"
@@ -72,6 +85,7 @@ def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
     assert tags["promotion.metric"] == "test_auprc"
     assert tags["promotion.snapshot_hash"] == tiny_snapshot.content_hash
     assert tags["promotion.rule"] == "interval"
+    assert tags["promotion.paired_gain"] == f"{gain[0]:.4f} [{gain[1]:.4f}, {gain[2]:.4f}]"
     assert tags["promotion.champion_interval"] == (
         f"{good_pop['auprc']:.4f} [{good_pop['auprc_lo']:.4f}, {good_pop['auprc_hi']:.4f}]")
 
@@ -110,7 +124,7 @@ def test_gate_refuses_a_worse_challenger_and_rollback_with_version(
     main([*overrides, "promote", "--version", "2"])
     beaten = promote(settings, tiny_snapshot)
     assert beaten.promoted and beaten.champion_version == "3" and beaten.previous_champion == "2"
-    assert "interval lies above" in beaten.reason
+    assert beaten.reason.startswith("better than champion v2 beyond the noise: paired gain")
     assert MlflowClient().get_model_version(name, "2").tags["promotion.replaced_by"] == "3"
 
 

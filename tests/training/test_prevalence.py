@@ -78,6 +78,9 @@ def test_a_random_audit_sets_the_prevalence_in_place_of_the_configured_guess() -
     assert info["prevalence_lo"] < info["prevalence"] < info["prevalence_hi"]
     assert info["prevalence_source"].endswith(
         f"[{info['prevalence_lo']:.4f}, {info['prevalence_hi']:.4f}]")
+    # the tuning objective weighs validation at the audit's plain share, which no trial's
+    # model moves (the operating point's model-assisted estimate does)
+    assert result.metrics["val"]["log_loss_prevalence"] == fake[audited].mean()
     # the registered refit estimates it again with its own cross-fitted probabilities
     from sybilgnn.training.refit import refit_on_all_labels
 
@@ -94,3 +97,4 @@ def test_a_random_audit_sets_the_prevalence_in_place_of_the_configured_guess() -
     assert plain.threshold_info["prevalence"] == 0.02
     assert plain.threshold_info["prevalence_source"] == "train.prevalence"
     assert plain.threshold_info["prevalence_lo"] == plain.threshold_info["prevalence_hi"] == 0.02
+    assert plain.metrics["val"]["log_loss_prevalence"] == 0.02

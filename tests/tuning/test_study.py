@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -173,6 +175,20 @@ def test_a_new_study_starts_with_the_configuration_and_reports_the_spread(
     assert result.spread["best"].value == max(t.value for t in study.trials)
     assert result.best_separated in (True, False)
     assert "default trial 0:" in result.describe_spread()
+    # every trial kept its validation scores, so the best is compared with the others on
+    # the same rows; all trials use the configured prevalence, so the paired gain is the
+    # difference of their objectives
+    best = result.spread["best"]
+    for name in ("default", "median"):
+        if result.spread[name].number == best.number:
+            assert name not in result.margins
+            continue
+        margin = result.margins[name]
+        assert margin.other == result.spread[name].number
+        assert margin.gain == pytest.approx(best.value - result.spread[name].value, abs=1e-6)
+        assert margin.lo <= margin.gain <= margin.hi
+        assert result.beats(name) is (margin.lo > 0)
+        assert f"best vs {name}: +{margin.gain:.4f}" in result.describe_spread()
 
 
 def test_the_loco_objective_scores_trials_on_campaigns_held_out_in_turn(
@@ -197,15 +213,18 @@ def test_the_loco_objective_scores_trials_on_campaigns_held_out_in_turn(
         "turn" in result.describe_spread()
 
 
-def _tuned(best: tuple[int, float, float, float], default: tuple[int, float, float, float]
-           ) -> object:
+def _tuned(best: tuple[int, float, float, float], default: tuple[int, float, float, float],
+           margin: tuple[float, float, float] | None = None) -> object:
+    from sybilgnn.tuning._paired import TrialMargin
     from sybilgnn.tuning._run import TrialScore, TuneResult
     from sybilgnn.tuning._summary import PruningSummary
 
+    margins = {} if margin is None else {"default": TrialMargin(default[0], *margin)}
     return TuneResult(study_name="s", best_params={"hidden": 32}, best_value=best[1],
                       best_trial=best[0], finished_since_start=2, counts={},
                       pruning=PruningSummary(2, 0, 4, 8, 8, 0, 0), parent_run_id="p",
-                      spread={"best": TrialScore(*best), "default": TrialScore(*default)})
+                      spread={"best": TrialScore(*best), "default": TrialScore(*default)},
+                      margins=margins)
 
 
 def test_a_best_trial_inside_the_noise_of_the_configuration_is_not_adopted() -> None:
@@ -218,6 +237,46 @@ def test_a_best_trial_inside_the_noise_of_the_configuration_is_not_adopted() -> 
     apart = _tuned(best=(3, -0.01, -0.015, -0.005), default=(0, -0.03, -0.04, -0.025))
     params, why = apart.adopted_params("separated")
     assert params == {"hidden": 32}
-    assert "its interval lies above the configuration's, trial 0: -0.0300" in why
+    assert "better than the configuration beyond the noise, trial 0: -0.0300" in why
     configured_won = _tuned(best=(0, -0.01, -0.02, 0.0), default=(0, -0.01, -0.02, 0.0))
     assert configured_won.adopted_params("best")[0] is None
+
+
+def test_the_paired_margin_decides_over_overlapping_intervals() -> None:
+    # the intervals overlap, but on the same rows the best is better on every resample
+    paired_apart = _tuned(best=(3, -0.02, -0.03, -0.01), default=(0, -0.03, -0.04, -0.025),
+                          margin=(0.01, 0.004, 0.016))
+    params, why = paired_apart.adopted_params("separated")
+    assert params == {"hidden": 32}
+    assert why.endswith("paired gain +0.0100 [+0.0040, +0.0160] over trial 0")
+    assert paired_apart.best_separated is True
+    # the intervals do not overlap, but the paired difference says noise
+    paired_noise = _tuned(best=(3, -0.01, -0.015, -0.005), default=(0, -0.03, -0.04, -0.025),
+                          margin=(0.02, -0.001, 0.04))
+    assert paired_noise.adopted_params("separated")[0] is None
+    assert paired_noise.best_separated is False
+
+
+def test_trials_scored_on_different_rows_are_not_paired() -> None:
+    from optuna.distributions import IntDistribution
+    from optuna.trial import create_trial
+
+    from sybilgnn.tuning._paired import paired_margin, validation_attrs
+
+    def trial(number: int, labels: list[int], probs: list[float], snapshot: str = "s1"):
+        made = create_trial(value=0.0, params={"h": 1},
+                            distributions={"h": IntDistribution(1, 2)},
+                            user_attrs=validation_attrs(np.array(labels), np.array(probs),
+                                                        0.5, snapshot))
+        made.number = number
+        return made
+
+    best = trial(2, [1, 0, 1], [0.9, 0.1, 0.8])
+    margin = paired_margin(best, trial(0, [1, 0, 1], [0.6, 0.4, 0.8]), n_boot=50)
+    # at prevalence 0.5 the two fakes weigh 0.75 each and the legitimate account 1.5
+    gain = (0.75 * (math.log(0.9) - math.log(0.6)) + 1.5 * (math.log(0.9) - math.log(0.6))) / 3
+    assert margin is not None and margin.other == 0
+    assert margin.gain == pytest.approx(gain, rel=1e-6)
+    assert paired_margin(best, trial(0, [1, 1, 0], [0.6, 0.4, 0.8])) is None  # other labels
+    assert paired_margin(best, trial(0, [1, 0], [0.6, 0.4])) is None  # other rows
+    assert paired_margin(best, trial(0, [1, 0, 1], [0.6, 0.4, 0.8], "s2")) is None

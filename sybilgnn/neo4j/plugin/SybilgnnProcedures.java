@@ -55,7 +55,7 @@ import org.neo4j.values.storable.Value;
 public class SybilgnnProcedures {
 
     /** Bump when a signature or an output changes; the client checks it. */
-    public static final long API_VERSION = 4;
+    public static final long API_VERSION = 5;
 
     @Context
     public Transaction tx;
