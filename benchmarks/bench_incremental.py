@@ -40,9 +40,26 @@ from sybilgnn.neo4j.connection import open_driver  # noqa: E402
 from sybilgnn.neo4j.server import LocalNeo4j  # noqa: E402
 from sybilgnn.registry import log_and_register, set_champion  # noqa: E402
 from sybilgnn.scoring import run_scoring  # noqa: E402
+from sybilgnn.scoring.incremental import changed_region, find_base_run  # noqa: E402
 from sybilgnn.scoring.incremental_run import score_changed  # noqa: E402
+from sybilgnn.scoring.inference import load_scoring_model  # noqa: E402
 from sybilgnn.simulate import simulate_deliveries  # noqa: E402
 from sybilgnn.training import train  # noqa: E402
+
+
+def reach_both_ways(driver: Any, settings: Any, base: Any, model: Any) -> dict[str, float]:
+    """Seconds to find the same changed region through one Cypher query per hop and through
+    the server-side walk, on the same graph (after the delivery), in this process."""
+    seconds = {}
+    regions = {}
+    for mode in ("off", "required"):
+        moded = settings.model_copy(update={"neo4j": settings.neo4j.model_copy(
+            update={"procedures": mode})})
+        started = time.perf_counter()
+        regions[mode] = changed_region(driver, moded, base, model.reach, model.context_hops)
+        seconds[mode] = round(time.perf_counter() - started, 2)
+    assert np.array_equal(regions["off"].targets, regions["required"].targets)
+    return seconds
 
 
 def small_delivery(day: Path, out: Path, accounts: int, share: float, seed: int) -> int:
@@ -129,12 +146,15 @@ def main() -> None:
             print("model trained; first full scoring ...", file=sys.stderr)
             run_scoring(settings, driver=driver)
 
+            scoring_model = load_scoring_model(settings)
+            base = find_base_run(driver, settings.neo4j.database, scoring_model.version)
             started = time.perf_counter()
             ingest = ingest_directory(settings, home / "delivery", driver=driver)
             ingest_s = time.perf_counter() - started
             started = time.perf_counter()
             incremental = score_changed(settings, driver=driver)
             incremental_s = time.perf_counter() - started
+            walks = reach_both_ways(driver, settings, base, scoring_model)
             scores, flags, fleets = graph_state(driver)
             started = time.perf_counter()
             full = run_scoring(settings, driver=driver)
@@ -152,6 +172,8 @@ def main() -> None:
             "changed_nodes": incremental.n_seeds, "rescored": incremental.n_scored,
             "written": incremental.n_written, "ingest_s": round(ingest_s, 2),
             "reach_s": round(incremental.reach_s, 2),
+            "reach_cypher_s": walks["off"], "reach_procedure_s": walks["required"],
+            "reach_speedup": round(walks["off"] / walks["required"], 1),
             "export_s": round(incremental.export_s, 2),
             "inference_s": round(incremental.inference_s, 2),
             "evidence_s": round(incremental.evidence_s, 2),

@@ -165,7 +165,7 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
         import mlflow
 
         from sybilgnn.registry import configure_tracking, flat_metrics, promote
-        from sybilgnn.tuning import open_study, run_study
+        from sybilgnn.tuning import open_study, run_study, snapshot_study_name
 
         snap = snapshot if snapshot is not None else load_or_export_snapshot(settings, snapshot_dir)
         experiment_id = configure_tracking(settings)
@@ -177,11 +177,13 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
             tuned: TuneResult | None = None
             study = None
             if budget > 0:
-                # One study per snapshot: a re-run after a crash resumes it up to the budget.
-                study_name = f"{settings.tune.study_name}-{snap.content_hash[:12]}"
+                # One study per snapshot: a re-run after a crash resumes it up to the budget,
+                # and `sybilgnn tune --worker` processes elsewhere join it.
+                study_name = snapshot_study_name(settings, snap)
                 tuned = run_study(snap, settings, n_trials=budget, timeout_s=timeout_s,
                                   until_total=True, study_name=study_name,
-                                  parent_run_id=run.info.run_id, show_progress=show_progress)
+                                  parent_run_id=run.info.run_id, show_progress=show_progress,
+                                  wait_for_others=True)
                 study = open_study(settings, study_name=study_name)
                 _log_tuning(tuned)
             params, adopted = (tuned.adopted_params(settings.tune.adopt) if tuned

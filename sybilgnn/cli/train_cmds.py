@@ -41,17 +41,25 @@ def train_cmd(settings: Settings, snapshot_dir: str | None, no_baselines: bool) 
               help="Override tune.pruner ('none' gives the no-pruning comparison).")
 @click.option("--seed", type=int, default=None, help="Sampler seed; give parallel workers distinct ones.")
 @click.option("--train-best", is_flag=True, help="Retrain the best parameters and register them.")
+@click.option("--worker", is_flag=True,
+              help="Join the study `sybilgnn retrain` runs for the current graph (same "
+                   "snapshot, same tune.storage) and help it to its budget (tune.n_trials).")
 @pass_settings
 def tune_cmd(settings: Settings, snapshot_dir: str | None, n_trials: int | None, until_total: bool,
              timeout_s: float | None, study_name: str | None, pruner: str | None,
-             seed: int | None, train_best: bool) -> None:
+             seed: int | None, train_best: bool, worker: bool) -> None:
     """Run or join an Optuna study (storage tune.storage); several workers may share it."""
     from sybilgnn.retrain import load_or_export_snapshot, train_and_register
-    from sybilgnn.tuning import open_study, run_study
+    from sybilgnn.tuning import open_study, run_study, snapshot_study_name
 
+    if worker and (study_name or train_best):
+        raise click.UsageError("--worker joins the retrain's study of the current graph; it "
+                               "takes neither --study-name nor --train-best")
     if seed is not None:
         settings = settings.model_copy(update={"tune": settings.tune.model_copy(update={"seed": seed})})
     snapshot = load_or_export_snapshot(settings, snapshot_dir)
+    if worker:
+        study_name, until_total = snapshot_study_name(settings, snapshot), True
     result = run_study(snapshot, settings, n_trials=n_trials, timeout_s=timeout_s,
                        until_total=until_total, study_name=study_name, pruner=pruner,
                        show_progress=True)

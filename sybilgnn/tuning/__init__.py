@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sybilgnn.tuning._run import FINISHED_STATES, TuneResult, run_study, trial_settings
+from sybilgnn.tuning._run import (FINISHED_STATES, TuneResult, run_study, snapshot_study_name,
+                                  trial_settings, wait_for_running)
 from sybilgnn.tuning._space import (DEFAULT_SPACE_FILE, TUNABLE_PARAMS, ParamSpec, SearchSpace,
                                     load_search_space, parse_search_space)
 from sybilgnn.tuning._storage import fail_dead_local_trials, make_pruner, open_study
@@ -23,6 +24,8 @@ __all__ = [
     "open_study",
     "parse_search_space",
     "run_study",
+    "snapshot_study_name",
     "summarize_pruning",
     "trial_settings",
+    "wait_for_running",
 ]

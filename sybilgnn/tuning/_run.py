@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sybilgnn.training import TrainResult
 
 __all__ = ["TuneResult", "TrialScore", "run_study", "trial_settings", "FINISHED_STATES",
-           "DEFAULT_ATTR"]
+           "DEFAULT_ATTR", "snapshot_study_name", "wait_for_running"]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -221,6 +221,12 @@ def _objective_interval(snapshot: Snapshot, settings: Settings, per_trial: Setti
     return value, lo, hi
 
 
+def snapshot_study_name(settings: Settings, snapshot: Snapshot) -> str:
+    """The study of one snapshot: what ``sybilgnn retrain`` runs and ``sybilgnn tune
+    --worker`` joins (every worker must export the same graph to find it)."""
+    return f"{settings.tune.study_name}-{snapshot.content_hash[:12]}"
+
+
 def run_study(
     snapshot: Snapshot,
     settings: Settings,
@@ -232,13 +238,16 @@ def run_study(
     pruner: str | None = None,
     parent_run_id: str | None = None,
     show_progress: bool = False,
+    wait_for_others: bool = False,
 ) -> TuneResult:
     """Run trials in this process.
 
     ``n_trials`` (default ``tune.n_trials``) counts trials run by this worker, so workers on
     one study add up. With ``until_total`` it is the study's target instead: the worker
     stops once the study holds that many finished (complete or pruned) trials, which is
-    what a resumed or re-run budget wants.
+    what a resumed or re-run budget wants. With ``wait_for_others`` the result waits for
+    the trials other workers are still running (``wait_for_running``), so the best trial is
+    chosen from the whole study.
     """
     space = load_search_space(settings.tune.search_space)
     budget = n_trials if n_trials is not None else settings.tune.n_trials
@@ -267,8 +276,31 @@ def run_study(
     if to_run > 0:
         study.optimize(_objective(snapshot, settings, space, parent), n_trials=to_run,
                        timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
+    if wait_for_others:
+        wait_for_running(study, settings, timeout_s=timeout)
     after = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     return _result(study, settings, parent, after - before, revived)
+
+
+def wait_for_running(study: optuna.Study, settings: Settings, *,
+                     timeout_s: float | None = None, poll_s: float | None = None) -> list[int]:
+    """Wait until no trial of ``study`` is RUNNING, polling every heartbeat interval; a
+    trial whose worker died stops counting once its heartbeat is older than the grace
+    period (it is failed and queued again, as any worker would). Returns the trials still
+    running when ``timeout_s`` ran out (none when they all ended)."""
+    import time
+
+    poll = poll_s if poll_s is not None else settings.tune.heartbeat_interval_s
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        running = [t.number for t in study.get_trials(deepcopy=False,
+                                                      states=(TrialState.RUNNING,))]
+        if not running or (deadline is not None and time.monotonic() >= deadline):
+            return running
+        time.sleep(poll)
 
 
 def _loco_objective(snapshot: Snapshot, settings: Settings,

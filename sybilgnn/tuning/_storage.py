@@ -78,6 +78,8 @@ def _storage(settings: Settings) -> RDBStorage:
         raise InputError(f"tune.storage: expected a database URL like "
                          f"sqlite:///mlruns/optuna.db or postgresql://..., got {url!r}")
     ensure_sqlite_parent(url)
+    if url.startswith("postgresql"):
+        _require_postgres_driver(url)
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Several local workers write the same file: wait for the lock instead of failing.
@@ -102,6 +104,15 @@ def _storage(settings: Settings) -> RDBStorage:
             # Two workers created the schema at the same moment; the next try finds it.
             time.sleep(0.2 * (attempt + 1))
     raise InputError(f"tune.storage {url!r} cannot be opened: {last_error}") from None
+
+
+def _require_postgres_driver(url: str) -> None:
+    """A PostgreSQL storage needs psycopg2, an optional dependency: say how to get it."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None:  # SQLAlchemy's default driver for it
+        raise InputError(f"tune.storage {url!r} is a PostgreSQL database, which needs the "
+                         "psycopg2 driver: pip install 'sybilgnn[postgres]'")
 
 
 def fail_dead_local_trials(study: optuna.Study, settings: Settings) -> list[int]:

@@ -27,9 +27,13 @@ def parent_run_for_study(settings: Settings, study: optuna.Study, *, created: bo
     """The run that groups the study's trials: given, recorded on the study, or new.
 
     Only the worker that created the study creates the parent run; workers that joined wait
-    for it to be recorded, so concurrent workers nest their trials under one run.
+    for it to be recorded, so concurrent workers nest their trials under one run. A given
+    run (the retrain's) is recorded on the study, so `tune --worker` processes joining it
+    later nest their trials under the retrain's run too.
     """
     if parent_run_id:
+        if study.user_attrs.get(PARENT_ATTR) != parent_run_id:
+            study.set_user_attr(PARENT_ATTR, parent_run_id)
         return parent_run_id
     deadline = time.monotonic() + (0.0 if created else wait_s)
     while True:
