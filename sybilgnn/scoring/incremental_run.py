@@ -221,20 +221,8 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
     timings["evidence_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    write = _changed(_stored_state(driver, database, targets.internal), targets)
-    state = start_run(driver, run_id=new_run_id(), model_version=scoring.version,
-                      model_run_id=scoring.loaded.run_id, threshold=scoring.threshold,
-                      snapshot_hash=content_hash, n_accounts=int(write.sum()),
-                      batch_size=settings.scoring.batch_size, database=database)
-    bands = _bands(driver, settings)
-    write_scores(driver, state.run_id, targets.keys[write], targets.scores[write],
-                 scoring.threshold, scoring.version, node=node, batch_size=state.batch_size,
-                 scored_at=state.started_at, evidence=evidence, database=database,
-                 flags=targets.flagged[write], bands=bands, node_ids=targets.internal[write])
-    _clear_flags_and_conflicts(driver, database, node, targets, write)
-    if bands is None:  # the Cypher write leaves the band labels to a pass of their own
-        apply_score_bands(driver, database=database, batch_size=state.batch_size, node=node,
-                          keys=[str(k) for k in targets.keys[write]])
+    state, write = _write_targets(driver, settings, scoring, node, targets, evidence,
+                                  content_hash)
     summary = ScoringSummary(
         run_id=state.run_id, model_version=scoring.version, threshold=scoring.threshold,
         n_scored=int(targets.rows.size), n_flagged=len(flagged_keys), n_fleets=len(fleets),
@@ -253,6 +241,29 @@ def _run(driver: Driver, settings: Settings, schema: GraphSchema, scoring: Scori
                               stats, node, flagged_keys)
     summary.write_s = time.perf_counter() - start
     return summary
+
+
+def _write_targets(driver: Driver, settings: Settings, scoring: ScoringModel, node: NodeType,
+                   targets: _Targets, evidence: dict[str, dict[str, Any]], content_hash: str
+                   ) -> tuple[Any, np.ndarray]:
+    """Start the run and write the targets whose score, flag or conflict changed; returns
+    the run's state and which targets were written."""
+    database = settings.neo4j.database
+    write = _changed(_stored_state(driver, database, targets.internal), targets)
+    state = start_run(driver, run_id=new_run_id(), model_version=scoring.version,
+                      model_run_id=scoring.loaded.run_id, threshold=scoring.threshold,
+                      snapshot_hash=content_hash, n_accounts=int(write.sum()),
+                      batch_size=settings.scoring.batch_size, database=database)
+    bands = _bands(driver, settings)
+    write_scores(driver, state.run_id, targets.keys[write], targets.scores[write],
+                 scoring.threshold, scoring.version, node=node, batch_size=state.batch_size,
+                 scored_at=state.started_at, evidence=evidence, database=database,
+                 flags=targets.flagged[write], bands=bands, node_ids=targets.internal[write])
+    _clear_flags_and_conflicts(driver, database, node, targets, write)
+    if bands is None:  # the Cypher write leaves the band labels to a pass of their own
+        apply_score_bands(driver, database=database, batch_size=state.batch_size, node=node,
+                          keys=[str(k) for k in targets.keys[write]])
+    return state, write
 
 
 def _bands(driver: Driver, settings: Settings) -> ScoreBands | None:

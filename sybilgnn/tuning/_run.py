@@ -267,19 +267,23 @@ def run_study(
 
     before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     to_run = max(0, budget - before) if until_total else budget
-    callbacks = []
-    if until_total:
-        def stop_at_target(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-            if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= budget:
-                study.stop()
-        callbacks.append(stop_at_target)
     if to_run > 0:
         study.optimize(_objective(snapshot, settings, space, parent), n_trials=to_run,
-                       timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
+                       timeout=timeout, show_progress_bar=show_progress,
+                       callbacks=[_stop_at(budget)] if until_total else [])
     if wait_for_others:
         wait_for_running(study, settings, timeout_s=timeout)
     after = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     return _result(study, settings, parent, after - before, revived)
+
+
+def _stop_at(budget: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """A callback that stops the worker once the study holds ``budget`` finished trials
+    (other workers' included)."""
+    def stop_at_target(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= budget:
+            study.stop()
+    return stop_at_target
 
 
 def wait_for_running(study: optuna.Study, settings: Settings, *,
