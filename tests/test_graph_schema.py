@@ -280,6 +280,11 @@ def test_worker_graph_goes_through_export_retrain_score_and_write_back(
         drawing = fleet_graph(session, fleets[0]["id"], GraphSchema.from_settings(settings))
     assert {rel for _, _, rel in drawing.edges} <= {"MEMBER_OF", "COWORKED"}
     assert {kind for _, kind in drawing.nodes} <= {"flagged", "worker", "fleet"}
+    # drawn in the accounts' colours, and the schema's own relation gets one of its own
+    from sybilgnn.reporting.figures import edge_colours, node_colours
+
+    assert node_colours(drawing)["worker"] == "#4C8EDA"
+    assert edge_colours(drawing)["COWORKED"] == "#2A9D8F"
 
     # The analysts' saved queries and verdicts, built for this schema, find the same workers.
     _analysts_see_the_worker_graph(neo4j_driver, settings, summary.run_id, by_id, edges,

@@ -32,6 +32,7 @@ class FleetGraph:
 
     nodes: list[tuple[str, str]] = field(default_factory=list)
     edges: list[tuple[str, str, str]] = field(default_factory=list)
+    labelled_kind: str = "account"  # the node type the model scores, drawn as accounts are
 
 
 @dataclass
@@ -233,7 +234,7 @@ def fleet_graph(session: Any, fleet_id: str, schema: GraphSchema | None = None) 
     """The fleet's subgraph as the Browser guide draws it (``fleet_subgraph_query``;
     default: the default schema)."""
     schema = GraphSchema.default() if schema is None else schema
-    graph = FleetGraph()
+    graph = FleetGraph(labelled_kind=schema.labelled)
     seen_nodes: dict[str, str] = {}
     seen_edges: set[str] = set()
     for record in session.run(fleet_subgraph_query(schema).cypher, fleet_id=fleet_id,

@@ -17,7 +17,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from sybilgnn.reporting.data import FleetGraph, RecentRun  # noqa: E402
 
-__all__ = ["NODE_COLOURS", "score_histogram_png", "fleet_graph_png", "recent_scores_png"]
+__all__ = ["NODE_COLOURS", "edge_colours", "node_colours", "score_histogram_png", "fleet_graph_png",
+           "recent_scores_png"]
 
 # Same colours as the Browser style (sybilgnn/browser/style.grass).
 NODE_COLOURS = {
@@ -30,6 +31,25 @@ NODE_COLOURS = {
 }
 _EDGE_COLOURS = {"MEMBER_OF": "#8E44AD", "USED_IP": "#2A9D8F", "PAID_WITH": "#F4A261",
                  "PROMPT_SIMILAR": "#E76F51"}
+# Node and relationship types of another graph schema, in sorted order of their names, so
+# a graph without IPs or payments still gets one colour per type (and a legend entry).
+_PALETTE = ("#2A9D8F", "#F4A261", "#E76F51", "#264653", "#E9C46A", "#6A4C93", "#1982C4")
+
+
+def node_colours(graph: FleetGraph) -> dict[str, str]:
+    """Kind -> colour for a fleet's nodes: the scored type as accounts, flagged and fleet
+    nodes as in the Browser, the default schema's IPs and payments as in the Browser, any
+    other type from the palette."""
+    fixed = {**NODE_COLOURS, graph.labelled_kind: NODE_COLOURS["account"]}
+    others = sorted({kind for _, kind in graph.nodes} - set(fixed))
+    return {**fixed, **{kind: _PALETTE[i % len(_PALETTE)] for i, kind in enumerate(others)}}
+
+
+def edge_colours(graph: FleetGraph) -> dict[str, str]:
+    """Relationship type -> colour: the default schema's as in the Browser, others from
+    the palette."""
+    others = sorted({rel for _, _, rel in graph.edges} - set(_EDGE_COLOURS))
+    return {**_EDGE_COLOURS, **{rel: _PALETTE[i % len(_PALETTE)] for i, rel in enumerate(others)}}
 
 
 def _png_base64(fig: Figure) -> str:
@@ -82,18 +102,20 @@ def fleet_graph_png(graph: FleetGraph, title: str, *, seed: int = 0) -> str:
     for start, end, rel_type in graph.edges:
         g.add_edge(start, end, rel_type=rel_type)
     fig, ax = plt.subplots(figsize=(5, 4))
+    colours = node_colours(graph)
     if g.number_of_nodes():
         positions = nx.spring_layout(g, seed=seed, k=1.2 / max(1, g.number_of_nodes()) ** 0.5)
         kinds = nx.get_node_attributes(g, "kind")
+        edges = edge_colours(graph)
         nx.draw_networkx_edges(g, positions, ax=ax, width=1.0, alpha=0.7,
-                               edge_color=[_EDGE_COLOURS.get(d["rel_type"], "#A5ABB6")
+                               edge_color=[edges[d["rel_type"]]
                                            for _, _, d in g.edges(data=True)])
         nx.draw_networkx_nodes(g, positions, ax=ax, node_size=[
             420 if kinds[n] == "fleet" else 160 for n in g.nodes],
-            node_color=[NODE_COLOURS.get(kinds[n], NODE_COLOURS["other"]) for n in g.nodes])
+            node_color=[colours[kinds[n]] for n in g.nodes])
     present = sorted({kind for _, kind in graph.nodes})
-    handles = [Line2D([0], [0], marker="o", linestyle="", color=NODE_COLOURS[k], label=k)
-               for k in present if k in NODE_COLOURS]
+    handles = [Line2D([0], [0], marker="o", linestyle="", color=colours[k], label=k)
+               for k in present]
     if handles:
         ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=False)
     ax.set_title(title, fontsize=10)
