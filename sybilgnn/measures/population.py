@@ -13,6 +13,7 @@ report prints as "not measurable".
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
@@ -104,16 +105,21 @@ def population_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, *,
     return out
 
 
-def _bootstrap(y: np.ndarray, s: np.ndarray, threshold: float, prevalence: float | None,
-               n_boot: int, seed: int) -> list[dict[str, float]]:
+def _stratified_resamples(y: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Row indices of ``n_boot`` bootstrap resamples, fakes and legitimate accounts drawn
+    apart (so every resample keeps both classes); the same ``seed`` and labels give the
+    same resamples, which is what lets two models share them."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    draws = []
     for _ in range(n_boot):
-        rows = np.concatenate([rng.choice(pos, pos.size),
-                               rng.choice(neg, neg.size) if neg.size else neg])
-        draws.append(_point(y[rows], s[rows], threshold, prevalence))
-    return draws
+        yield np.concatenate([rng.choice(pos, pos.size),
+                              rng.choice(neg, neg.size) if neg.size else neg])
+
+
+def _bootstrap(y: np.ndarray, s: np.ndarray, threshold: float, prevalence: float | None,
+               n_boot: int, seed: int) -> list[dict[str, float]]:
+    return [_point(y[rows], s[rows], threshold, prevalence)
+            for rows in _stratified_resamples(y, n_boot, seed)]
 
 
 def recall_at_budget(scores: np.ndarray, positives: np.ndarray, candidates: np.ndarray,
@@ -310,11 +316,8 @@ def log_loss_interval(y: np.ndarray, probs: np.ndarray, prevalence: float | None
     value = weighted_log_loss(y, p, class_weights(y, prevalence))
     if n_boot <= 0:
         return value, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        rows = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
-        draws.append(weighted_log_loss(y[rows], p[rows], class_weights(y[rows], prevalence)))
+    draws = [weighted_log_loss(y[rows], p[rows], class_weights(y[rows], prevalence))
+             for rows in _stratified_resamples(y, n_boot, seed)]
     return value, float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
 
 
@@ -343,9 +346,7 @@ def paired_log_loss_gain(y: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray
                 - weighted_log_loss(y[rows], pa[rows], weights))
 
     value = gain(np.arange(len(y)))
-    rng = np.random.default_rng(seed)
-    draws = [gain(np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)]))
-             for _ in range(n_boot)]
+    draws = [gain(rows) for rows in _stratified_resamples(y, n_boot, seed)]
     return value, float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
 
 
@@ -372,11 +373,7 @@ def paired_metric_gain(y: np.ndarray, scores_a: np.ndarray, threshold_a: float,
     value = gain(np.arange(len(y)))
     if math.isnan(value) or n_boot <= 0:
         return value, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    draws = np.asarray([gain(np.concatenate([rng.choice(pos, pos.size),
-                                             rng.choice(neg, neg.size)]))
-                        for _ in range(n_boot)])
+    draws = np.asarray([gain(rows) for rows in _stratified_resamples(y, n_boot, seed)])
     draws = draws[~np.isnan(draws)]
     if draws.size == 0:
         return value, math.nan, math.nan

@@ -256,9 +256,7 @@ def run_study(
     timeout = timeout_s if timeout_s is not None else settings.tune.timeout_s
     study, created = open_study_created(settings, study_name=study_name, pruner=pruner)
     revived = fail_dead_local_trials(study, settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    _fail_stale(study)
     parent = parent_run_for_study(settings, study, created=created, parent_run_id=parent_run_id)
     if created:
         configured = space.configured(settings)
@@ -286,6 +284,14 @@ def _stop_at(budget: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], 
     return stop_at_target
 
 
+def _fail_stale(study: optuna.Study) -> None:
+    """Fail the RUNNING trials whose heartbeat is older than the grace period (Optuna's
+    experimental API, its warning kept out of the user's output)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def wait_for_running(study: optuna.Study, settings: Settings, *,
                      timeout_s: float | None = None, poll_s: float | None = None) -> list[int]:
     """Wait until no trial of ``study`` is RUNNING, polling every heartbeat interval; a
@@ -297,9 +303,7 @@ def wait_for_running(study: optuna.Study, settings: Settings, *,
     poll = poll_s if poll_s is not None else settings.tune.heartbeat_interval_s
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+        _fail_stale(study)
         running = [t.number for t in study.get_trials(deepcopy=False,
                                                       states=(TrialState.RUNNING,))]
         if not running or (deadline is not None and time.monotonic() >= deadline):
