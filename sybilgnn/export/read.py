@@ -181,7 +181,7 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
     with driver.session(**session_kwargs) as session:
         plan = session.execute_read(_plan, settings, only)
         bookmarks = [frozenset(session.last_bookmarks().raw_values)]
-    schema, counts, node_ids = plan.schema, plan.counts, plan.node_ids
+    schema, node_ids = plan.schema, plan.node_ids
     tasks: list[_Task] = []
     node_tasks: dict[str, list[int]] = {}
     node_readers = {name: _node_reader(schema, name, plan.procedures) for name in schema.nodes}
@@ -191,22 +191,7 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
             node_tasks.setdefault(name, []).append(len(tasks))
             tasks.append(_Task(partial(node_reader.read, ids=ids[lo:hi]),
                                cost=(hi - lo) * (1 + len(node_reader.columns)), items=hi - lo))
-    edge_tasks: dict[str, list[tuple[int, int]]] = {}  # name -> (task, position in result)
-    for source_name, group in _edge_groups(schema, plan.procedures):
-        source = schema.nodes[source_name]
-        rels = [schema.relationships[name] for name in group]
-        edge_reader = EdgeReader(source, [
-            EdgeSpec(rel.type, schema.nodes[rel.target], rel.weight,
-                     check_target_label=name in plan.mixed_targets)
-            for name, rel in zip(group, rels)], procedures=plan.procedures)
-        ids = node_ids[source_name]
-        degree = sum(counts.get(f"rel:{rel.type}", 0) for rel in rels) \
-            / max(1, counts.get(f"node:{source.label}", 1))
-        for lo, hi in chunks(len(ids), chunk_size):
-            for position, name in enumerate(group):
-                edge_tasks.setdefault(name, []).append((len(tasks), position))
-            tasks.append(_Task(partial(edge_reader.read, source_ids=ids[lo:hi]),
-                               cost=(hi - lo) * 3 * degree, items=hi - lo))
+    edge_tasks = _add_edge_tasks(plan, chunk_size, tasks)
     if total:
         total(sum(task.items for task in tasks))
     results, worker_bookmarks = _run_tasks(driver, session_kwargs, tasks, workers, progress)
@@ -217,4 +202,28 @@ def read_graph(driver: neo4j.Driver, settings: Settings, *, session_kwargs: dict
     edges = {name: EdgeReader.assemble([results[i][k] for i, k in edge_tasks.get(name, [])],
                                        index[rel.source], index[rel.target])
              for name, rel in schema.relationships.items()}
-    return RawGraph(schema, counts, nodes, edges), bookmarks + worker_bookmarks
+    return RawGraph(schema, plan.counts, nodes, edges), bookmarks + worker_bookmarks
+
+
+def _add_edge_tasks(plan: _Plan, chunk_size: int, tasks: list[_Task]
+                    ) -> dict[str, list[tuple[int, int]]]:
+    """Append one read task per chunk of source nodes and relationship group to ``tasks``;
+    returns relationship name -> (task, position of its edges in that task's result)."""
+    schema, counts = plan.schema, plan.counts
+    edge_tasks: dict[str, list[tuple[int, int]]] = {}
+    for source_name, group in _edge_groups(schema, plan.procedures):
+        source = schema.nodes[source_name]
+        rels = [schema.relationships[name] for name in group]
+        edge_reader = EdgeReader(source, [
+            EdgeSpec(rel.type, schema.nodes[rel.target], rel.weight,
+                     check_target_label=name in plan.mixed_targets)
+            for name, rel in zip(group, rels)], procedures=plan.procedures)
+        ids = plan.node_ids[source_name]
+        degree = sum(counts.get(f"rel:{rel.type}", 0) for rel in rels) \
+            / max(1, counts.get(f"node:{source.label}", 1))
+        for lo, hi in chunks(len(ids), chunk_size):
+            for position, name in enumerate(group):
+                edge_tasks.setdefault(name, []).append((len(tasks), position))
+            tasks.append(_Task(partial(edge_reader.read, source_ids=ids[lo:hi]),
+                               cost=(hi - lo) * 3 * degree, items=hi - lo))
+    return edge_tasks

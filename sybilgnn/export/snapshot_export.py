@@ -168,16 +168,7 @@ def build_snapshot(raw: RawGraph, settings: Settings, *, workers: int = DEFAULT_
                                                   settings, raw.schema)
         for key, future in edge_futures:
             data[key].edge_index, data[key].edge_weight = future.result()
-    meta.update({
-        "graph_counts": raw.counts,
-        "relationships_exported": {name: int(raw.edges[name].src.size)
-                                   for name in raw.schema.relationships},
-        "late_edges_dropped": {name: raw.edges[name].dropped_late
-                               for name in raw.schema.relationships},
-        "vanished_nodes": {n: c.vanished for n, c in raw.nodes.items()},
-        "schema": schema_description,
-        "notes": raw.schema.notes,
-    })
+    meta.update(_export_meta(raw, schema_description))
     feature_names = own.feature_names
     digest = content_hash(data, id_maps, schema_description, feature_names, raw=raw_features,
                           workers=workers)
@@ -186,6 +177,20 @@ def build_snapshot(raw: RawGraph, settings: Settings, *, workers: int = DEFAULT_
                     created_at=datetime.now(timezone.utc), meta=meta,
                     neo4j_ids={name: columns.internal_ids for name, columns in raw.nodes.items()},
                     raw=raw_features, encoding=own.digest)
+
+
+def _export_meta(raw: RawGraph, schema_description: dict[str, Any]) -> dict[str, Any]:
+    """What the export saw: counts, relationships read and dropped, vanished nodes, schema."""
+    return {
+        "graph_counts": raw.counts,
+        "relationships_exported": {name: int(raw.edges[name].src.size)
+                                   for name in raw.schema.relationships},
+        "late_edges_dropped": {name: raw.edges[name].dropped_late
+                               for name in raw.schema.relationships},
+        "vanished_nodes": {n: c.vanished for n, c in raw.nodes.items()},
+        "schema": schema_description,
+        "notes": raw.schema.notes,
+    }
 
 
 def _graph_state(session: neo4j.Session) -> tuple[str, str | None]:

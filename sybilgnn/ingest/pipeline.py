@@ -199,6 +199,34 @@ def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
     run_accounts = _dedupe_accounts(by_table)
     _reject_unknown_accounts(validated, run_accounts, lambda ids: set())
     clock.lap("read_validate")
+    table, frames = _bulk_tables(settings, by_table, summary, clock)
+    workdir = bulk.import_workdir(settings)
+    try:
+        file_args, multiline = bulk.write_import_csvs(workdir, table, frames)
+        clock.lap("csv")
+        rows = len(table) + sum(len(f) for f in (frames.ip_nodes, frames.pm_nodes,
+                                                 frames.used_ip, frames.paid_with, frames.similar))
+        summary.import_stages = bulk.run_import(settings, workdir, file_args,
+                                                multiline=multiline, rows=rows,
+                                                on_phase=clock.lap)
+    finally:
+        bulk.remove_workdir(workdir)
+    _count_bulk(summary, table, frames, by_table)
+    with open_driver(settings) as driver:
+        ensure_schema(driver, settings.neo4j.database)
+        clock.lap("schema")
+        _finish_summary(summary, settings, directory, files, validated)
+        _finish_files(driver, settings.neo4j.database, validated)
+    clock.lap("ledger")
+    clock.bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _bulk_tables(settings: Settings, by_table: dict[str, ValidatedTable],
+                 summary: IngestSummary, clock: PhaseClock
+                 ) -> tuple[pd.DataFrame, bulk.BulkFrames]:
+    """The account table (features included) and the relationship frames the import writes."""
     secret = load_secret(settings.hashing)
     accounts = by_table["accounts"].clean.rename(columns={"created_at": "created_ms"})
     frames = bulk.BulkFrames(accounts=accounts)
@@ -212,34 +240,33 @@ def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
     clock.lap("aggregate")
     state = None
     if "prompts" in by_table:
-        v = by_table["prompts"]
-        text_len, text_hash, signatures, index = loaders.prompt_signatures(
-            v.clean, settings.similarity.num_perm, settings.similarity.shingle_size)
-        state = loaders.prompt_state_frame(v.clean, text_len, text_hash)
-        clock.lap("minhash")
-        entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
-        entries = entries[entries["sig"] >= 0].drop_duplicates()
-        result = similar_account_pairs(entries["acct"].to_numpy(),
-                                       signatures[entries["sig"].to_numpy()],
-                                       settings.similarity)
-        frames.similar = result.pairs
-        summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
-                              "skipped_buckets": result.skipped_buckets,
-                              "bands": result.bands, "rows_per_band": result.rows}
-        clock.lap("similarity")
+        state, frames.similar = _bulk_prompts(settings, by_table["prompts"], summary, clock)
     table = bulk.account_table(frames, labels, label_columns, state)
     clock.lap("features")
-    workdir = bulk.import_workdir(settings)
-    try:
-        file_args, multiline = bulk.write_import_csvs(workdir, table, frames)
-        clock.lap("csv")
-        rows = len(table) + sum(len(f) for f in (frames.ip_nodes, frames.pm_nodes,
-                                                 frames.used_ip, frames.paid_with, frames.similar))
-        summary.import_stages = bulk.run_import(settings, workdir, file_args,
-                                                multiline=multiline, rows=rows,
-                                                on_phase=clock.lap)
-    finally:
-        bulk.remove_workdir(workdir)
+    return table, frames
+
+
+def _bulk_prompts(settings: Settings, v: ValidatedTable, summary: IngestSummary,
+                  clock: PhaseClock) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prompt state per account and the similar-account pairs, from MinHash signatures."""
+    text_len, text_hash, signatures, index = loaders.prompt_signatures(
+        v.clean, settings.similarity.num_perm, settings.similarity.shingle_size)
+    state = loaders.prompt_state_frame(v.clean, text_len, text_hash)
+    clock.lap("minhash")
+    entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
+    entries = entries[entries["sig"] >= 0].drop_duplicates()
+    result = similar_account_pairs(entries["acct"].to_numpy(),
+                                   signatures[entries["sig"].to_numpy()], settings.similarity)
+    summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
+                          "skipped_buckets": result.skipped_buckets,
+                          "bands": result.bands, "rows_per_band": result.rows}
+    clock.lap("similarity")
+    return state, result.pairs
+
+
+def _count_bulk(summary: IngestSummary, table: pd.DataFrame, frames: bulk.BulkFrames,
+                by_table: dict[str, ValidatedTable]) -> None:
+    """Node and relationship counts of a bulk load, per table it had."""
     summary.nodes = {"Account": len(table)}
     if "ip_events" in by_table:
         summary.nodes["IP"] = len(frames.ip_nodes)
@@ -250,19 +277,11 @@ def _ingest_bulk(settings: Settings, directory: Path, progress: bool,
     if "prompts" in by_table:
         summary.relationships["PROMPT_SIMILAR"] = len(frames.similar)
     summary.features_updated = len(table)
-    with open_driver(settings) as driver:
-        ensure_schema(driver, settings.neo4j.database)
-        clock.lap("schema")
-        _finish_summary(summary, settings, directory, files, validated)
-        _finish_files(driver, settings.neo4j.database, validated)
-    clock.lap("ledger")
-    clock.bar.close()
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 def _ingest_transactional(settings: Settings, directory: Path, driver: Any, progress: bool,
                           prevalidated: Prevalidated | None = None) -> IngestSummary:
+    """A later delivery, through batched transactions that stamp what they change."""
     started = time.perf_counter() if prevalidated is None else prevalidated[1]
     db, size = settings.neo4j.database, settings.ingest.batch_size
     files = find_tables(directory)
@@ -281,6 +300,30 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
     with quiet_session(driver, db) as session:  # the server's procedures, else Cypher
         procs = use_procedures(session, settings.neo4j.procedures)
     summary.procedures = procs
+    touched = _load_tables(settings, driver, validated, marker_of, summary, clock,
+                           change_seq or 0, procs)
+    summary.features_updated = update_features(driver, db, sorted(touched), size,
+                                               procedures=procs)
+    if change_seq is not None:
+        stamp_changes(driver, db, change_seq, _touched_nodes(by_table, touched, secret), size,
+                      procedures=procs)
+    clock.lap("features")
+
+    _finish_summary(summary, settings, directory, files, validated)
+    _finish_files(driver, db, validated, change_seq, time.perf_counter() - started)
+    clock.lap("ledger")
+    clock.bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _load_tables(settings: Settings, driver: Any, validated: list[ValidatedTable],
+                 marker_of: dict[str, str], summary: IngestSummary, clock: PhaseClock,
+                 change_seq: int, procs: bool) -> set[str]:
+    """Write each new table of a delivery; the accounts whose inputs it touched."""
+    db, size = settings.neo4j.database, settings.ingest.batch_size
+    secret = load_secret(settings.hashing)
+    by_table = {v.table: v for v in validated}
     touched = _load_accounts(driver, db, size, validated, summary, clock.lap, procs)
     if "labels" in by_table:
         loaders.load_labels(driver, db, by_table["labels"].clean, size, procedures=procs)
@@ -300,21 +343,8 @@ def _ingest_transactional(settings: Settings, directory: Path, driver: Any, prog
         clock.lap("payments")
     if "prompts" in by_table:
         touched |= _load_prompts(settings, driver, by_table["prompts"], marker_of["prompts"],
-                                 summary, clock.lap, change_seq or 0, procs)
-
-    summary.features_updated = update_features(driver, db, sorted(touched), size,
-                                               procedures=procs)
-    if change_seq is not None:
-        stamp_changes(driver, db, change_seq, _touched_nodes(by_table, touched, secret), size,
-                      procedures=procs)
-    clock.lap("features")
-
-    _finish_summary(summary, settings, directory, files, validated)
-    _finish_files(driver, db, validated, change_seq, time.perf_counter() - started)
-    clock.lap("ledger")
-    clock.bar.close()
-    summary.seconds = time.perf_counter() - started
-    return summary
+                                 summary, clock.lap, change_seq, procs)
+    return touched
 
 
 def _hashed(raw: pd.Series, secret: bytes) -> set[str]:

@@ -143,29 +143,10 @@ def _fakes(rng: np.random.Generator, plans: list[CampaignPlan], sc: Scenario, st
     fleet_names: list[str] = []
     for c, cp in enumerate(plans):
         first = len(fleet_campaign)
-        fleets = np.arange(first, first + cp.fleets)
         fleet_campaign += [c] * cp.fleets
         fleet_names += [f"{cp.spec.name}-f{i:03d}" for i in range(cp.fleets)]
-        cstart = start + cp.spec.start_day * DAY
-        fleet_start = cstart + rng.integers(0, int(0.35 * (end - cstart)), cp.fleets)
-        fleet_start[0] = cstart
-        burst = max(1, int(sc.burst_hours * HOUR))
-        wave = np.minimum(fleet_start + burst + rng.integers(10 * DAY, 30 * DAY, cp.fleets),
-                          end - 3 * DAY)
-        fleet_of = np.repeat(fleets, np.diff(np.linspace(0, cp.originals, cp.fleets + 1)
-                                             .round().astype(np.int64)))
-        active = fleet_start[fleet_of - first] + rng.integers(0, burst, cp.originals)
-        banned_at = np.full(cp.originals, -1, dtype=np.int64)
-        banned = rng.choice(cp.originals, size=cp.replacements, replace=False)
-        banned_at[banned] = wave[fleet_of[banned] - first] + rng.integers(0, 2 * HOUR, banned.size)
-        repl_fleet = fleet_of[banned]
-        repl_active = (wave[repl_fleet - first] + HOUR
-                       + rng.integers(0, max(2 * HOUR, burst // 4), banned.size))
-        cols["active"] += [active, repl_active]
-        cols["banned_at"] += [banned_at, np.full(banned.size, -1, dtype=np.int64)]
-        cols["campaign"] += [np.full(cp.accounts, c)]
-        cols["fleet"] += [fleet_of, repl_fleet]
-        cols["replacement"] += [np.zeros(cp.originals), np.ones(banned.size)]
+        for key, arrays in _campaign_fakes(rng, cp, c, first, sc, start, end).items():
+            cols[key] += arrays
     out = {k: np.concatenate(v).astype(np.int64) for k, v in cols.items()}
     out["replacement"] = out["replacement"].astype(bool)
     n = out["active"].size
@@ -181,6 +162,33 @@ def _fakes(rng: np.random.Generator, plans: list[CampaignPlan], sc: Scenario, st
     out["fleet_campaign"] = np.asarray(fleet_campaign, dtype=np.int64)
     out["fleet_names"] = np.asarray(fleet_names, dtype=object)
     return out
+
+
+def _campaign_fakes(rng: np.random.Generator, cp: CampaignPlan, c: int, first: int,
+                    sc: Scenario, start: int, end: int) -> dict[str, list[np.ndarray]]:
+    """One campaign's originals and replacements: activation, ban, fleet (global numbers
+    from ``first``); the originals' columns first, then the replacements'."""
+    fleets = np.arange(first, first + cp.fleets)
+    cstart = start + cp.spec.start_day * DAY
+    fleet_start = cstart + rng.integers(0, int(0.35 * (end - cstart)), cp.fleets)
+    fleet_start[0] = cstart
+    burst = max(1, int(sc.burst_hours * HOUR))
+    wave = np.minimum(fleet_start + burst + rng.integers(10 * DAY, 30 * DAY, cp.fleets),
+                      end - 3 * DAY)
+    fleet_of = np.repeat(fleets, np.diff(np.linspace(0, cp.originals, cp.fleets + 1)
+                                         .round().astype(np.int64)))
+    active = fleet_start[fleet_of - first] + rng.integers(0, burst, cp.originals)
+    banned_at = np.full(cp.originals, -1, dtype=np.int64)
+    banned = rng.choice(cp.originals, size=cp.replacements, replace=False)
+    banned_at[banned] = wave[fleet_of[banned] - first] + rng.integers(0, 2 * HOUR, banned.size)
+    repl_fleet = fleet_of[banned]
+    repl_active = (wave[repl_fleet - first] + HOUR
+                   + rng.integers(0, max(2 * HOUR, burst // 4), banned.size))
+    return {"active": [active, repl_active],
+            "banned_at": [banned_at, np.full(banned.size, -1, dtype=np.int64)],
+            "campaign": [np.full(cp.accounts, c)],
+            "fleet": [fleet_of, repl_fleet],
+            "replacement": [np.zeros(cp.originals), np.ones(banned.size)]}
 
 
 def _volumes(rng: np.random.Generator, w: dict[str, np.ndarray], plans: list[CampaignPlan],
