@@ -422,6 +422,15 @@ class RegistrySettings(_Section):
                     "unseen campaigns lies "
                     "below the champion's by more than this; null: no such check")
     lock_file: Path = Path("mlruns/retrain.lock")
+    promotion_wait_s: float = Field(
+        default=1800, ge=0,
+        description="how long a promotion waits for another one on the same registered model "
+                    "(the registry's lease, shared by every machine on the registry) before "
+                    "it gives up without promoting")
+    lease_stale_s: float = Field(
+        default=3600, gt=0,
+        description="a promotion lease older than this belongs to a process that died and is "
+                    "taken over")
 
 
 class ScoringSettings(_Section):

@@ -192,7 +192,8 @@ def retrain(settings: Settings, *, snapshot: Snapshot | None = None, snapshot_di
             trained = train_and_register(snap, settings, params=params,
                                          with_baselines=with_baselines, study=study,
                                          parent_run_id=run.info.run_id, run_name="final")
-            decision = promote(settings, snap, loco=trained.loco)
+            decision = promote(settings, snap, loco=trained.loco,
+                               challenger=trained.version.version)
             mlflow.log_metrics(flat_metrics(trained.metrics))
             if trained.loco is not None:
                 mlflow.log_metrics(trained.loco.flat())

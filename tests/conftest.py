@@ -17,6 +17,8 @@ import pytest
 from sybilgnn.config import Settings, load_settings
 from sybilgnn.neo4j.connection import open_driver
 from sybilgnn.neo4j.server import LocalNeo4j
+from tests.mlflow_server import mlflow_server  # noqa: F401 - session fixture
+from tests.postgres import postgres_server  # noqa: F401 - session fixture
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

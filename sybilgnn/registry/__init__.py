@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sybilgnn.registry._lease import PromotionBusyError, lease_name, promotion_lease
 from sybilgnn.registry._log import (CHALLENGER, CHAMPION, RegisteredVersion, flat_metrics,
                                     log_and_register)
 from sybilgnn.registry._model_io import (ID_MAP_SCHEMA, LoadedModel, ModelNotFoundError,
@@ -18,6 +19,7 @@ __all__ = [
     "ID_MAP_SCHEMA",
     "LoadedModel",
     "ModelNotFoundError",
+    "PromotionBusyError",
     "PromotionDecision",
     "RegisteredVersion",
     "SybilgnnPyfunc",
@@ -26,10 +28,12 @@ __all__ = [
     "evaluate_on_snapshot",
     "flat_metrics",
     "gate_rows",
+    "lease_name",
     "load_model_dir",
     "load_registered_model",
     "log_and_register",
     "promote",
+    "promotion_lease",
     "resolve_version",
     "save_model_dir",
     "set_champion",

@@ -33,6 +33,7 @@ import numpy as np
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.registry._lease import promotion_lease
 from sybilgnn.registry._log import CHALLENGER, CHAMPION
 from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_registered_model, \
     resolve_version
@@ -234,6 +235,12 @@ def _version_of(settings: Settings, alias: str) -> str | None:
 
 def set_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
     """Point ``champion`` at ``version`` without a comparison: explicit rollback / roll-forward."""
+    with promotion_lease(settings):
+        return _move_champion(settings, version, reason=reason)
+
+
+def _move_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
+    """``set_champion`` for a caller that holds the promotion lease."""
     target = str(resolve_version(settings, version).version)
     previous = _version_of(settings, CHAMPION)
     client, _ = client_for(settings)
@@ -258,31 +265,41 @@ class _Contest:
 
 
 def promote(settings: Settings, snapshot: Snapshot | None = None, *,
-            version: str | int | None = None, loco: Any = None) -> PromotionDecision:
-    """Run the gate for the current challenger, or move champion to ``version`` explicitly.
+            version: str | int | None = None, loco: Any = None,
+            challenger: str | int | None = None) -> PromotionDecision:
+    """Run the gate for the challenger, or move champion to ``version`` explicitly.
 
+    ``challenger`` names the version to judge (a retrain passes the one it registered:
+    another retrain may have moved the ``challenger`` alias since); by default the alias.
     ``loco`` (the retrain's ``LocoResult`` of the challenger's recipe on ``snapshot``) arms
-    the leave-one-campaign-out check (``registry.loco_tolerance``)."""
+    the leave-one-campaign-out check (``registry.loco_tolerance``). The champion is read
+    under the registry's promotion lease, so two promotions never judge against the same
+    champion and both move it."""
     reg = settings.registry
     if version is not None:
         return set_champion(settings, version, reason=f"explicit promote --version {version}")
-    challenger = _version_of(settings, CHALLENGER)
     if challenger is None:
-        raise ModelNotFoundError(f"registered model {reg.model_name!r} has no {CHALLENGER!r} "
-                                 "alias; train one first (`sybilgnn train`)")
-    champion = _version_of(settings, CHAMPION)
-    now = datetime.now(timezone.utc).isoformat()
-    if champion is None:
-        decision = set_champion(settings, challenger, reason="first model: no champion yet")
-        return PromotionDecision(True, decision.reason, challenger, challenger, None,
-                                 reg.promote_metric, reg.promote_split)
-    if champion == challenger:
-        return PromotionDecision(False, "challenger already is the champion", champion,
-                                 challenger, champion, reg.promote_metric, reg.promote_split)
-    if snapshot is None:
-        raise InputError("the promotion gate needs an evaluation snapshot; pass one or run "
-                         "`sybilgnn promote` with a reachable Neo4j")
-    return _gate(settings, snapshot, _Contest(challenger, champion, now), loco)
+        challenger = _version_of(settings, CHALLENGER)
+        if challenger is None:
+            raise ModelNotFoundError(f"registered model {reg.model_name!r} has no "
+                                     f"{CHALLENGER!r} alias; train one first (`sybilgnn train`)")
+    challenger = str(challenger)
+    with promotion_lease(settings):
+        champion = _version_of(settings, CHAMPION)
+        now = datetime.now(timezone.utc).isoformat()
+        if champion is None:
+            decision = _move_champion(settings, challenger,
+                                      reason="first model: no champion yet")
+            return PromotionDecision(True, decision.reason, challenger, challenger, None,
+                                     reg.promote_metric, reg.promote_split)
+        if champion == challenger:
+            return PromotionDecision(False, "challenger already is the champion", champion,
+                                     challenger, champion, reg.promote_metric,
+                                     reg.promote_split)
+        if snapshot is None:
+            raise InputError("the promotion gate needs an evaluation snapshot; pass one or "
+                             "run `sybilgnn promote` with a reachable Neo4j")
+        return _gate(settings, snapshot, _Contest(challenger, champion, now), loco)
 
 
 def _gate(settings: Settings, snapshot: Snapshot, contest: _Contest, loco: Any

@@ -1,7 +1,8 @@
 """Point MLflow at the configured store and experiment, once, in one place.
 
 The default store is SQLite (``sqlite:///mlruns/mlflow.db``: MLflow 3 refuses a plain file
-store) with artifacts under ``registry.artifact_root``; a tracking server URL works the same.
+store) with artifacts under ``registry.artifact_root``; behind a tracking server
+(``http(s)://``) the server keeps the artifacts (``artifact_location``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from sybilgnn.config import Settings
 from sybilgnn.errors import SybilgnnError
 
-__all__ = ["configure_tracking", "ensure_sqlite_parent", "client_for"]
+__all__ = ["artifact_location", "configure_tracking", "ensure_sqlite_parent", "client_for"]
 
 _KNOWN: dict[tuple[str, str], str] = {}
 
@@ -49,19 +50,30 @@ def configure_tracking(settings: Settings) -> str:
     return experiment_id
 
 
+def artifact_location(tracking_uri: str, artifact_root: str) -> str | None:
+    """Where a new experiment keeps its artifacts.
+
+    A URI (``s3://``, ``mlflow-artifacts:/``...) as given. A local folder as an absolute
+    ``file://`` URI, except behind a tracking server (``http(s)://``): other machines cannot
+    read this one's folders, so the server's own artifact store (``mlflow server
+    --artifacts-destination``, proxied) keeps them (None lets the server choose).
+    """
+    if "://" in artifact_root or artifact_root.startswith("mlflow-artifacts:"):
+        return artifact_root
+    if tracking_uri.startswith(("http://", "https://")):
+        return None
+    root = Path(artifact_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root.as_uri()
+
+
 def _find_or_create(settings: Settings) -> str:
     reg = settings.registry
     client = MlflowClient()
     try:
         experiment = client.get_experiment_by_name(reg.experiment)
         if experiment is None:
-            location = None
-            if "://" not in str(reg.artifact_root):
-                root = Path(reg.artifact_root).resolve()
-                root.mkdir(parents=True, exist_ok=True)
-                location = root.as_uri()
-            else:
-                location = str(reg.artifact_root)
+            location = artifact_location(reg.tracking_uri, str(reg.artifact_root))
             try:
                 return client.create_experiment(reg.experiment, artifact_location=location)
             except mlflow.exceptions.MlflowException:
