@@ -61,6 +61,10 @@ class Neo4jSettings(_Section):
                            "leader switch) before the command fails")
     connect_timeout_s: float = Field(default=15.0, gt=0, description="how long one attempt "
                                      "to open a connection may take")
+    ca_file: Path | None = Field(
+        default=None, description="PEM certificate(s) to trust for a server's TLS (a company "
+        "CA or the server's self-signed certificate), with a bolt+s:// or neo4j+s:// uri; "
+        "unset: the system's trusted CAs")
     procedures: Literal["auto", "off", "required"] = Field(
         default="auto", description="sybilgnn's server-side procedures for export, "
         "transactional (delta) ingest and write-back: auto = use them when the server has them, off = plain Cypher, "

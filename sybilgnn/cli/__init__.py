@@ -91,6 +91,11 @@ def _third_party_message(exc: Exception) -> str | None:
         reason = " ".join(str(exc).split())
         return (f"the connection to Neo4j broke mid-run ({reason}); check that the server "
                 f"still runs (`sybilgnn neo4j status`, its log under neo4j.home) and {rerun}")
+    if isinstance(exc, ServiceUnavailable) and ("SSLCertVerification" in str(exc)
+                                                or "CERTIFICATE_VERIFY_FAILED" in str(exc)):
+        return ("Neo4j's TLS certificate was not trusted; set neo4j.ca_file to the PEM "
+                "certificate of the server's CA (or its self-signed certificate), and check "
+                "that neo4j.uri names the host the certificate was issued for")
     if isinstance(exc, ServiceUnavailable):
         reason = " ".join(str(exc).split())
         return (f"Neo4j is not reachable ({reason}); start it with `sybilgnn neo4j start` "

@@ -9,9 +9,9 @@ import click
 from sybilgnn.cli.common import cli, pass_settings
 from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
-from sybilgnn.neo4j.plugin import PLUGIN_PREFIX, build_plugin
+from sybilgnn.neo4j.plugin import API_VERSION, PLUGIN_PREFIX, build_plugin
 from sybilgnn.neo4j.query import format_table, run_read_query
-from sybilgnn.neo4j.server import LocalNeo4j
+from sybilgnn.neo4j.server import LocalNeo4j, pinned_version
 
 
 def _local(settings: Settings) -> LocalNeo4j:
@@ -38,6 +38,33 @@ def install(settings: Settings) -> None:
     click.echo(f"sybilgnn procedures: {jar}" if jar else
                "sybilgnn procedures: not built (no JDK `javac` on PATH); export and write-back "
                "will use plain Cypher")
+
+
+@neo4j_group.command("plugin")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Copy the jar into this folder (e.g. a server's plugins/).")
+@pass_settings
+def plugin(settings: Settings, out_dir: str | None) -> None:
+    """Build sybilgnn's procedures jar for a Neo4j server that sybilgnn does not manage, and
+    say where it goes."""
+    import shutil
+    from pathlib import Path
+
+    server = LocalNeo4j(settings.neo4j)  # only its jar cache: nothing is started
+    server.install()
+    jar = build_plugin(server.lib_dir)
+    if jar is None:
+        raise InputError("no JDK `javac` on PATH: the procedures cannot be built here; install "
+                         "a JDK 17 (or build on a machine that has one)")
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        jar = Path(shutil.copy2(jar, Path(out_dir) / jar.name))
+    version = pinned_version()
+    click.echo(f"sybilgnn procedures (API {API_VERSION}, built against Neo4j {version}): {jar}")
+    click.echo("Copy it into the plugins/ folder of each Neo4j server sybilgnn uses (same "
+               "5.x version), remove older sybilgnn-procedures-*.jar files there, and restart "
+               "the server. Check: `sybilgnn neo4j query \"CALL sybilgnn.version()\"`. "
+               "Without it, every command works through plain Cypher and says so once.")
 
 
 @neo4j_group.command("start")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from neo4j import Driver, GraphDatabase
+from neo4j import Driver, GraphDatabase, TrustCustomCAs
 
 from sybilgnn.config import Settings
+from sybilgnn.errors import InputError
 
 __all__ = ["bolt_uri", "open_driver"]
 
@@ -18,6 +20,26 @@ def bolt_uri(settings: Settings) -> str:
     return settings.neo4j.uri
 
 
+def _tls_options(uri: str, ca_file: Path | None) -> tuple[str, dict[str, Any]]:
+    """The URI and driver options that trust ``ca_file`` for a ``+s`` scheme.
+
+    The driver takes a custom trust store only with the plain schemes, so ``bolt+s://`` /
+    ``neo4j+s://`` with a CA file become ``bolt://`` / ``neo4j://`` with encryption on and
+    that trust store: still encrypted, still verified (hostname included), by that CA.
+    """
+    if ca_file is None:
+        return uri, {}
+    scheme, rest = uri.split("://", 1)
+    if not scheme.endswith("+s"):
+        raise InputError(f"neo4j.ca_file is set but neo4j.uri {uri!r} does not ask for "
+                         "verified TLS; use a bolt+s:// or neo4j+s:// uri, or unset ca_file")
+    if not Path(ca_file).is_file():
+        raise InputError(f"neo4j.ca_file {ca_file}: no such file; give the PEM certificate "
+                         "of the server's CA (or its self-signed certificate)")
+    return f"{scheme[:-2]}://{rest}", {"encrypted": True,
+                                       "trusted_certificates": TrustCustomCAs(str(ca_file))}
+
+
 def open_driver(settings: Settings, **kwargs: Any) -> Driver:
     """A driver with the configured credentials, already connected once; callers close it
     (use it as a context). The connection check makes a server that is down or a wrong
@@ -26,8 +48,10 @@ def open_driver(settings: Settings, **kwargs: Any) -> Driver:
     within that budget instead of after the driver's own default."""
     options: dict[str, Any] = {"max_transaction_retry_time": settings.neo4j.retry_s,
                                "connection_timeout": settings.neo4j.connect_timeout_s, **kwargs}
+    uri, tls = _tls_options(bolt_uri(settings),
+                            None if settings.neo4j.managed else settings.neo4j.ca_file)
     driver = GraphDatabase.driver(
-        bolt_uri(settings), auth=(settings.neo4j.user, settings.resolved_password()), **options
+        uri, auth=(settings.neo4j.user, settings.resolved_password()), **tls, **options
     )
     try:
         driver.verify_connectivity()

@@ -107,7 +107,21 @@ def use_procedures(session: Any, mode: str) -> bool:
             f"procedures (version {API_VERSION} needed); copy the jar built by "
             "`sybilgnn neo4j install` into the server's plugins/ folder, or set "
             "neo4j.procedures to auto")
-    if version is not None:
-        LOG.warning("the server's sybilgnn procedures are API version %s, this client needs %s; "
-                    "using plain Cypher", version, API_VERSION)
+    _say_once_plain_cypher(version)
     return False
+
+
+_ANNOUNCED: set[int | None] = set()
+
+
+def _say_once_plain_cypher(version: int | None) -> None:
+    """Tell the user, once per process, that the server lacks the procedures this client
+    needs (every export and ingest asks; one line is enough)."""
+    if version in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(version)
+    found = ("has none of sybilgnn's procedures" if version is None else
+             f"has sybilgnn's procedures at API version {version}, this client needs "
+             f"{API_VERSION}")
+    LOG.warning("the Neo4j server %s; reading and writing through plain Cypher (same results, "
+                "slower). `sybilgnn neo4j plugin` builds the jar to install", found)

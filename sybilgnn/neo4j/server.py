@@ -23,7 +23,7 @@ from sybilgnn.errors import SybilgnnError
 from sybilgnn.neo4j.plugin import install_plugin
 from sybilgnn.processes import pid_alive
 
-__all__ = ["LocalNeo4j", "Neo4jServerError", "ServerStatus"]
+__all__ = ["LocalNeo4j", "Neo4jServerError", "ServerStatus", "pinned_version"]
 
 POM_PATH = Path(__file__).with_name("pom.xml")
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
@@ -61,6 +61,14 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def pinned_version() -> str:
+    """The Neo4j version the package installs and builds its procedures against (pom.xml)."""
+    import re
+
+    found = re.search(r"<neo4j\.version>([^<]+)</neo4j\.version>", POM_PATH.read_text())
+    return found.group(1) if found else "unknown"
 
 
 class LocalNeo4j:
