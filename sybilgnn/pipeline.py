@@ -92,7 +92,7 @@ def run_pipeline(
     say(f"  scored {scored.n_scored:,} accounts, flagged {scored.n_flagged:,} "
         f"in {scored.n_fleets:,} fleets (run {scored.run_id}, model v{scored.model_version})")
     report = timed("report", lambda: write_report(settings, scored.run_id))
-    measured = _measure_truth(settings, directory, graph)
+    measured = _measure_truth(settings, directory, graph, outcome.trained.loco)
     return PipelineSummary(directory, ingested, outcome, scored, report, seconds, measured)
 
 
@@ -130,10 +130,10 @@ def _simulate(settings: Settings, timed: _Timed, *, accounts: int | None,
     return folder
 
 
-def _measure_truth(settings: Settings, directory: Path, graph: Any) -> Any:
-    """The run's flags against a simulated world's answer key (evaluation only); ``None``
-    for real data, which has none."""
-    from sybilgnn.evaluation import read_truth, truth_report
+def _measure_truth(settings: Settings, directory: Path, graph: Any, loco: Any = None) -> Any:
+    """The run's flags, and the retrain's leave-one-campaign-out (``loco``), against a
+    simulated world's answer key (evaluation only); ``None`` for real data, which has none."""
+    from sybilgnn.evaluation import loco_against_truth, read_truth, truth_report
 
     truth = read_truth(directory)
     if truth is None:
@@ -141,8 +141,11 @@ def _measure_truth(settings: Settings, directory: Path, graph: Any) -> Any:
     node_type = graph.snapshot.labelled_type
     store = graph.snapshot.data[node_type]
     labelled = (store.y.cpu().numpy() >= 0) if "y" in store else None
-    return truth_report(graph.snapshot.id_maps[node_type], graph.scores, graph.flags,
-                        truth, active_fleet_members(settings), labelled)
+    report = truth_report(graph.snapshot.id_maps[node_type], graph.scores, graph.flags,
+                          truth, active_fleet_members(settings), labelled)
+    if loco is not None:
+        report.loco_lines = loco_against_truth(loco, truth, seed=settings.train.seed)
+    return report
 
 
 def active_fleet_members(settings: Settings) -> dict[str, list[str]]:

@@ -6,6 +6,6 @@ report at the population's prevalence live below training, in ``sybilgnn.measure
 
 from __future__ import annotations
 
-from sybilgnn.evaluation.truth import TruthReport, read_truth, truth_report
+from sybilgnn.evaluation.truth import TruthReport, loco_against_truth, read_truth, truth_report
 
-__all__ = ["TruthReport", "read_truth", "truth_report"]
+__all__ = ["TruthReport", "loco_against_truth", "read_truth", "truth_report"]

@@ -33,12 +33,23 @@ from sybilgnn.data.splits import make_splits
 from sybilgnn.errors import SybilgnnError
 from sybilgnn.measures.population import MIN_POSITIVES
 
-__all__ = ["LocoResult", "leave_one_campaign_out", "held_out_snapshot"]
+__all__ = ["HoldoutScores", "LocoResult", "leave_one_campaign_out", "held_out_snapshot"]
 
 FIGURE = "recall_at_budget"
 MIN_SLICE_FAKES = 5  # fewer fakes (or legitimate accounts) in train or validation: re-split
 AS_LABELLED = "recall_at_1pct_fpr"
 FIGURE_TEXT = "mean recall within the expected-fakes queue"
+
+
+@dataclass(frozen=True)
+class HoldoutScores:
+    """One model's calibrated probabilities on one held-out campaign's evaluation rows (the
+    campaign's labelled fakes and the later periods' labelled legitimate accounts): what
+    an evaluation with better labels (a simulator's truth) re-measures without retraining."""
+
+    keys: np.ndarray    # the accounts' ids (labelled node type's key)
+    y: np.ndarray       # labels as the platform gave them
+    probs: np.ndarray
 
 
 @dataclass
@@ -48,6 +59,7 @@ class LocoResult:
     by_model: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # campaign -> why
     prevalence: float | None = None  # the queue's length was this share of unseen accounts
+    holdout: dict[str, dict[str, HoldoutScores]] = field(default_factory=dict)
 
     def mean(self, model: str, figure: str = FIGURE) -> float:
         values = [m.get(figure, math.nan) for m in self.by_model.get(model, {}).values()]
@@ -174,6 +186,7 @@ def leave_one_campaign_out(snapshot: Snapshot, settings: Settings, *,
     """Train the GNN (and the baselines) once per labelled campaign with it held out."""
     from sybilgnn.training import train
     from sybilgnn.training.baselines import run_baselines
+    from sybilgnn.training.predict import predict
 
     result = LocoResult(prevalence=prevalence)
     store = snapshot.data[snapshot.labelled_type]
@@ -198,8 +211,15 @@ def leave_one_campaign_out(snapshot: Snapshot, settings: Settings, *,
             result.skipped[str(campaign)] = f"could not train without it: {exc}"
             continue
         result.by_model.setdefault("gnn", {})[str(campaign)] = gnn.metrics.get("holdout", {})
+        probs = {"gnn": predict(gnn, held)}
         if with_baselines:
             rate = prevalence if prevalence is not None else gnn.threshold_info.get("prevalence")
-            for name, per_split in run_baselines(held, settings, prevalence=rate).items():
+            for name, per_split in run_baselines(held, settings, prevalence=rate,
+                                                 keep_probs=probs).items():
                 result.by_model.setdefault(name, {})[str(campaign)] = per_split.get("holdout", {})
+        rows = held.data[held.labelled_type].holdout_mask.cpu().numpy()
+        keys = np.asarray(held.id_maps[held.labelled_type], dtype=object)[rows]
+        for name, p in probs.items():
+            result.holdout.setdefault(name, {})[str(campaign)] = HoldoutScores(
+                keys, y[rows].astype(np.int64), np.asarray(p, dtype=np.float64)[rows])
     return result

@@ -34,10 +34,12 @@ def fit_gradient_boosting(features: np.ndarray, y: np.ndarray, train: np.ndarray
     return np.asarray(model.decision_function(features), dtype=np.float64)
 
 
-def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float | None = None
+def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float | None = None,
+                  keep_probs: dict[str, np.ndarray] | None = None
                   ) -> dict[str, dict[str, dict[str, float]]]:
     """Both baselines: model name -> split -> metrics, calibrated and thresholded on val, at
-    the GNN's population prevalence (``prevalence``, else ``train.prevalence``)."""
+    the GNN's population prevalence (``prevalence``, else ``train.prevalence``).
+    ``keep_probs`` receives each baseline's calibrated probabilities of every row."""
     prevalence = settings.train.prevalence if prevalence is None else prevalence
     schema = GraphSchema.from_settings(settings)
     schema.check_snapshot(snapshot)
@@ -52,6 +54,8 @@ def run_baselines(snapshot: Snapshot, settings: Settings, *, prevalence: float |
         weights = prevalence_weights(labels.y[val], prevalence)
         calibrator = fit_calibrator(logits[val], labels.y[val], settings.train.calibration, weights)
         probs = apply_calibrator(calibrator, logits)
+        if keep_probs is not None:
+            keep_probs[name] = probs
         chosen = choose_threshold(labels.y[val], probs[val], settings.train.target_precision,
                                   weights)
         results[name] = split_metrics(labels, probs, chosen["threshold"], prevalence=prevalence,

@@ -10,6 +10,7 @@ import torch
 
 from sybilgnn.config import load_settings
 from sybilgnn.evaluation.loco import held_out_snapshot, leave_one_campaign_out
+from sybilgnn.measures.population import population_metrics
 from tests.synthetic import planted_snapshot
 
 
@@ -65,6 +66,17 @@ def test_each_campaign_is_held_out_in_turn_against_test_period_legit_accounts() 
     table = result.table()
     assert f"**{result.mean('gnn'):.3f}** / {float(np.mean(labelled)):.3f}" in table
     assert "within a review queue as long as the fakes" in table
+    # every model's holdout probabilities are kept, on exactly the holdout rows, and give
+    # back the figure the table shows
+    holdout = held.data["account"].holdout_mask.numpy()
+    keys = np.asarray(world.id_maps["account"], dtype=object)[holdout]
+    for model, per in result.holdout.items():
+        scores = per["campaign-1"]
+        assert scores.keys.tolist() == keys.tolist()
+        assert scores.y.tolist() == y[holdout].tolist()
+        again = population_metrics(scores.y, scores.probs, 0.5, prevalence=None, n_boot=0)
+        assert again["recall_at_1pct_fpr"] == pytest.approx(
+            result.by_model[model]["campaign-1"]["recall_at_1pct_fpr"])
 
 
 def test_campaigns_with_too_few_labelled_fakes_are_not_measurable() -> None:
