@@ -33,10 +33,11 @@ import numpy as np
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
+from sybilgnn.registry._aliases import (PromotionDecision, _move_champion, _tag_versions,
+                                        _version_of, set_champion)
 from sybilgnn.registry._lease import promotion_lease
 from sybilgnn.registry._log import CHALLENGER, CHAMPION
-from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_registered_model, \
-    resolve_version
+from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_registered_model
 from sybilgnn.registry._tracking import client_for
 
 __all__ = ["PromotionDecision", "GateError", "promote", "evaluate_on_snapshot", "set_champion"]
@@ -46,28 +47,6 @@ log = logging.getLogger(__name__)
 
 class GateError(SybilgnnError):
     """The gate could not compare the two models; nothing was promoted."""
-
-
-@dataclass(frozen=True)
-class PromotionDecision:
-    promoted: bool
-    reason: str
-    champion_version: str | None      # champion after the decision
-    challenger_version: str | None
-    previous_champion: str | None
-    metric: str
-    split: str
-    challenger_score: float | None = None
-    champion_score: float | None = None
-
-    def describe(self) -> str:
-        scores = ""
-        if self.challenger_score is not None:
-            champ = "n/a" if self.champion_score is None else f"{self.champion_score:.4f}"
-            scores = (f" ({self.split} {self.metric}: challenger {self.challenger_score:.4f}, "
-                      f"champion {champ})")
-        verdict = "promoted" if self.promoted else "not promoted"
-        return f"v{self.challenger_version} {verdict}: {self.reason}{scores}"
 
 
 def gate_rows(snapshot: Snapshot, split: str, since: float | None = None) -> np.ndarray:
@@ -216,43 +195,6 @@ def _champion_failed(settings: Settings, snapshot: Snapshot, champion: str, chal
         f"{snapshot.content_hash[:12]}, so challenger v{challenger} was not compared and "
         f"nothing was promoted. Cause: {exc}. Fix the cause, or promote explicitly "
         f"(`sybilgnn promote --version {challenger}`) if the champion is known broken.")
-
-
-def _tag_versions(settings: Settings, tags_by_version: dict[str, dict[str, Any]]) -> None:
-    client, _ = client_for(settings)
-    name = settings.registry.model_name
-    for version, tags in tags_by_version.items():
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, str(value))
-
-
-def _version_of(settings: Settings, alias: str) -> str | None:
-    try:
-        return str(resolve_version(settings, alias).version)
-    except ModelNotFoundError:
-        return None
-
-
-def set_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
-    """Point ``champion`` at ``version`` without a comparison: explicit rollback / roll-forward."""
-    with promotion_lease(settings):
-        return _move_champion(settings, version, reason=reason)
-
-
-def _move_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
-    """``set_champion`` for a caller that holds the promotion lease."""
-    target = str(resolve_version(settings, version).version)
-    previous = _version_of(settings, CHAMPION)
-    client, _ = client_for(settings)
-    client.set_registered_model_alias(settings.registry.model_name, CHAMPION, target)
-    now = datetime.now(timezone.utc).isoformat()
-    tags = {target: {"promotion.decision": "manual", "promotion.reason": reason,
-                     "promotion.at": now, "promotion.previous_champion": previous or ""}}
-    if previous and previous != target:
-        tags[previous] = {"promotion.replaced_by": target, "promotion.replaced_at": now}
-    _tag_versions(settings, tags)
-    return PromotionDecision(True, reason, target, target, previous,
-                             settings.registry.promote_metric, settings.registry.promote_split)
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,21 @@ def test_a_compile_error_is_reported_with_the_compiler_output(
     lib_dir.mkdir()
     with pytest.raises(RuntimeError, match="could not compile the sybilgnn Neo4j procedures"):
         plugin.build_plugin(lib_dir)
+
+
+def test_plugin_command_builds_the_jar_for_a_server_it_does_not_manage(
+        neo4j_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sybilgnn.cli import main
+
+    lib_dir = _lib_dir(neo4j_settings)
+    main([f"--set=neo4j.lib_dir={lib_dir}", "--set=neo4j.managed=false",
+          "--set=neo4j.uri=bolt+s://graph.example:7687", "neo4j", "plugin",
+          "--out", str(tmp_path / "out")])
+    built = plugin.build_plugin(lib_dir)
+    assert built is not None
+    copied = tmp_path / "out" / built.name
+    assert copied.read_bytes() == built.read_bytes()
+    out = capsys.readouterr().out
+    assert out.startswith(f"sybilgnn procedures (API {plugin.API_VERSION}, built against "
+                          f"Neo4j 5.26.30): {copied}\n")
+    assert "plugins/ folder" in out and "CALL sybilgnn.version()" in out
