@@ -31,9 +31,9 @@ from sybilgnn.training.crossfit import (CrossFit, operating_point, out_of_fold_l
 from sybilgnn.training.inputs import (AccountLabels, GraphInputs, account_labels, graph_inputs,
                                       labels_through,
                                       resolve_device, resolve_settings)
-from sybilgnn.training.loop import (FullGraphFit, TrainResult, _copy_state, audit_estimate,
-                                    seeded)
+from sybilgnn.training.loop import FullGraphFit, TrainResult, _copy_state, seeded
 from sybilgnn.training.predict import load_model, model_target, predict_logits
+from sybilgnn.training.prevalence import audit_estimate
 
 __all__ = ["refit_on_all_labels", "quantile_map"]
 
