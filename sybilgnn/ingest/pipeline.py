@@ -29,6 +29,7 @@ from sybilgnn.features.hashing import keyed_hash_many, load_secret
 from sybilgnn.features.prompt_similarity import similar_account_pairs
 from sybilgnn.ingest import loaders
 from sybilgnn.ingest.changes import next_change_seq, stamp_changes
+from sybilgnn.ingest.first_load import ingest_bulk
 from sybilgnn.ingest.ledger import (Prevalidated, already_ingested, dedupe_accounts,
                                     existing_accounts, finish_files, finish_summary,
                                     read_new_tables, reject_unknown_accounts)
@@ -83,8 +84,6 @@ def ingest_directory(settings: Settings, directory: str | Path, *, driver: Any =
         if mode == "auto" and rows < settings.ingest.bulk_min_rows:
             return _ingest_transactional(settings, directory, own, progress,
                                          prevalidated=(validated, started))
-    from sybilgnn.ingest.first_load import ingest_bulk  # it builds on this module's steps
-
     return ingest_bulk(settings, directory, progress, prevalidated=(validated, started))
 
 
