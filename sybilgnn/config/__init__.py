@@ -31,6 +31,7 @@ __all__ = [
     "Settings",
     "export_schema_problem",
     "load_settings",
+    "with_postgres_driver",
 ]
 
 ENV_PREFIX = "SYBILGNN__"
@@ -380,6 +381,16 @@ class Settings(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def with_postgres_driver(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` with the driver the ``postgres`` extra installs
+    (psycopg2) named: SQLAlchemy 2.1 made psycopg 3 the default for a bare URL, which the
+    extra does not install. A URL that names its driver is left as it is."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
 
 
 def _set_nested(tree: dict[str, Any], dotted: str, value: Any, origin: str) -> None:

@@ -121,3 +121,20 @@ def test_a_postgresql_storage_without_its_driver_says_how_to_get_it(
                              ["tune.storage=postgresql://u@127.0.0.1:1/optuna"])
     with pytest.raises(InputError, match=r"pip install 'sybilgnn\[postgres\]'"):
         open_study(settings)
+
+
+def test_a_bare_postgresql_url_opens_with_the_installed_driver(
+        tmp_path: Path, mlflow_uri: str, postgres_server: PostgresServer) -> None:
+    from sybilgnn.config import with_postgres_driver
+
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which the extra does not install
+    assert with_postgres_driver("postgresql://u@db/x") == "postgresql+psycopg2://u@db/x"
+    assert with_postgres_driver("postgres://u@db/x") == "postgresql+psycopg2://u@db/x"
+    assert with_postgres_driver("postgresql+psycopg://u@db/x") == "postgresql+psycopg://u@db/x"
+    assert with_postgres_driver("sqlite:///a.db") == "sqlite:///a.db"
+    settings = _on_postgres(tmp_path, mlflow_uri, postgres_server, [])
+    bare = settings.tune.storage.replace("postgresql+psycopg2://", "postgresql://")
+    settings.tune.storage = bare
+    study = open_study(settings, study_name="bare-url")
+    study.enqueue_trial({})
+    assert [t.state for t in study.trials] == [TrialState.WAITING]
