@@ -79,19 +79,27 @@ def tune_cmd(settings: Settings, snapshot_dir: str | None, n_trials: int | None,
 @_SNAPSHOT_OPTION
 @click.option("--version", "version", default=None,
               help="Point champion at this version without comparing (rollback / roll-forward).")
+@click.option("--challenger", "challenger", default=None,
+              help="Judge this version instead of the one the challenger alias points at "
+                   "(e.g. a retrain's version that gave up waiting for the promotion lease).")
 @pass_settings
-def promote_cmd(settings: Settings, snapshot_dir: str | None, version: str | None) -> None:
+def promote_cmd(settings: Settings, snapshot_dir: str | None, version: str | None,
+                challenger: str | None) -> None:
     """Make the challenger champion if it beats the champion on the current snapshot.
 
-    Exit code 0 when promoted, 10 when the challenger is not better.
+    Exit code 0 when promoted, 10 when the challenger is not better, 3 when another
+    promotion held the registry's lease for longer than registry.promotion_wait_s.
     """
     from sybilgnn.registry import promote
     from sybilgnn.retrain import EXIT_NOT_PROMOTED, load_or_export_snapshot
 
+    if version is not None and challenger is not None:
+        raise click.UsageError("--version moves the champion without a comparison; "
+                               "--challenger names the version the gate compares: pick one")
     snapshot = None
     if version is None:
         snapshot = load_or_export_snapshot(settings, snapshot_dir)
-    decision = promote(settings, snapshot, version=version)
+    decision = promote(settings, snapshot, version=version, challenger=challenger)
     click.echo(decision.describe())
     click.echo(f"champion: v{decision.champion_version}")
     if not decision.promoted:

@@ -49,6 +49,20 @@ def test_a_held_lease_keeps_a_promotion_waiting_then_gives_up_naming_the_holder(
     decision = promote(settings, tiny_snapshot)
     assert (decision.promoted, decision.champion_version) == (True, "1")
     assert not _lease_exists(lease)
+    # a later version moved the alias; the operator judges the one that gave up waiting
+    log_and_register(train(tiny_snapshot, settings), tiny_snapshot, settings)  # v2
+    log_and_register(train(tiny_snapshot, settings), tiny_snapshot, settings)  # v3
+    snapshot_dir = tiny_snapshot.save(tmp_path / "snap")
+    with pytest.raises(SystemExit) as exited:
+        main([*overrides, "promote", "--snapshot", str(snapshot_dir), "--challenger", "2"])
+    assert exited.value.code == 10  # same weights as v1: not better
+    assert MlflowClient().get_model_version(
+        settings.registry.model_name, "2").tags["promotion.compared_with"] == "1"
+    assert "promotion.decision" not in MlflowClient().get_model_version(
+        settings.registry.model_name, "3").tags
+    with pytest.raises(SystemExit) as exited:
+        main([*overrides, "promote", "--version", "2", "--challenger", "3"])
+    assert exited.value.code == 2
 
 
 def test_a_waiting_promotion_proceeds_once_the_lease_is_released(
