@@ -75,9 +75,8 @@ def main() -> None:
         for count in (int(w) for w in args.workers.split(",")):
             url = server.url(f"bench_workers_{count}")
             wall = _run_workers(count, url, snapshot_dir, root, args.trials, args.epochs)
-            storage = url
-            (name,) = optuna.get_all_study_names(storage)
-            study = optuna.load_study(study_name=name, storage=storage)
+            (name,) = optuna.get_all_study_names(url)
+            study = optuna.load_study(study_name=name, storage=url)
             states = [t.state for t in study.trials]
             done = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
             pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)

@@ -10,7 +10,7 @@ from sybilgnn.browser.guide import write_guide_files
 from sybilgnn.browser.queries import VERDICTS
 from sybilgnn.browser.serve import DEFAULT_GUIDE_PORT, GuideServer
 from sybilgnn.cli.common import cli, pass_settings
-from sybilgnn.config import Settings, with_postgres_driver
+from sybilgnn.config import Settings
 from sybilgnn.graph_schema import GraphSchema
 from sybilgnn.neo4j.connection import open_driver
 
@@ -95,6 +95,5 @@ def report(settings: Settings, run_id: str | None, out: str | None,
     path = write_report(settings, run_id, Path(out) if out else None)
     click.echo(f"report written: {path}")
     if mlflow_run:
-        log_report_to_mlflow(path, mlflow_run,
-                             tracking_uri=with_postgres_driver(settings.registry.tracking_uri))
+        log_report_to_mlflow(path, mlflow_run, tracking_uri=settings.registry.tracking_uri)
         click.echo(f"logged to MLflow run {mlflow_run}")

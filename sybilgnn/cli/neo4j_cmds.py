@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import click
 
@@ -47,9 +49,6 @@ def install(settings: Settings) -> None:
 def plugin(settings: Settings, out_dir: str | None) -> None:
     """Build sybilgnn's procedures jar for a Neo4j server that sybilgnn does not manage, and
     say where it goes."""
-    import shutil
-    from pathlib import Path
-
     server = LocalNeo4j(settings.neo4j)  # only its jar cache: nothing is started
     server.install()
     jar = build_plugin(server.lib_dir)

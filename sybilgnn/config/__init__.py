@@ -287,6 +287,11 @@ class TuneSettings(_Section):
     heartbeat_interval_s: int = Field(default=10, ge=1)
     grace_period_s: int | None = Field(default=None, ge=1)
 
+    @field_validator("storage")
+    @classmethod
+    def _storage_driver(cls, value: str) -> str:
+        return with_postgres_driver(value)
+
 
 class RegistrySettings(_Section):
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
@@ -319,6 +324,11 @@ class RegistrySettings(_Section):
         default=3600, gt=0,
         description="a promotion lease older than this belongs to a process that died and is "
                     "taken over")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_driver(cls, value: str) -> str:
+        return with_postgres_driver(value)  # a database store without a server
 
 
 class ScoringSettings(_Section):
@@ -386,7 +396,8 @@ class Settings(_Section):
 def with_postgres_driver(url: str) -> str:
     """``postgresql://`` / ``postgres://`` with the driver the ``postgres`` extra installs
     (psycopg2) named: SQLAlchemy 2.1 made psycopg 3 the default for a bare URL, which the
-    extra does not install. A URL that names its driver is left as it is."""
+    extra does not install. A URL that names its driver is left as it is. Applied when
+    ``tune.storage`` and ``registry.tracking_uri`` are read, so every user of them gets it."""
     for bare in ("postgresql://", "postgres://"):
         if url.startswith(bare):
             return "postgresql+psycopg2://" + url[len(bare):]

@@ -16,7 +16,7 @@ from sybilgnn.registry._log import CHAMPION
 from sybilgnn.registry._model_io import ModelNotFoundError, resolve_version
 from sybilgnn.registry._tracking import client_for
 
-__all__ = ["PromotionDecision", "set_champion"]
+__all__ = ["PromotionDecision", "move_champion", "set_champion", "tag_versions", "version_of"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PromotionDecision:
 
 
 
-def _tag_versions(settings: Settings, tags_by_version: dict[str, dict[str, Any]]) -> None:
+def tag_versions(settings: Settings, tags_by_version: dict[str, dict[str, Any]]) -> None:
     client, _ = client_for(settings)
     name = settings.registry.model_name
     for version, tags in tags_by_version.items():
@@ -50,7 +50,7 @@ def _tag_versions(settings: Settings, tags_by_version: dict[str, dict[str, Any]]
             client.set_model_version_tag(name, version, key, str(value))
 
 
-def _version_of(settings: Settings, alias: str) -> str | None:
+def version_of(settings: Settings, alias: str) -> str | None:
     try:
         return str(resolve_version(settings, alias).version)
     except ModelNotFoundError:
@@ -60,13 +60,13 @@ def _version_of(settings: Settings, alias: str) -> str | None:
 def set_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
     """Point ``champion`` at ``version`` without a comparison: explicit rollback / roll-forward."""
     with promotion_lease(settings):
-        return _move_champion(settings, version, reason=reason)
+        return move_champion(settings, version, reason=reason)
 
 
-def _move_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
+def move_champion(settings: Settings, version: str | int, *, reason: str) -> PromotionDecision:
     """``set_champion`` for a caller that holds the promotion lease."""
     target = str(resolve_version(settings, version).version)
-    previous = _version_of(settings, CHAMPION)
+    previous = version_of(settings, CHAMPION)
     client, _ = client_for(settings)
     client.set_registered_model_alias(settings.registry.model_name, CHAMPION, target)
     now = datetime.now(timezone.utc).isoformat()
@@ -74,6 +74,6 @@ def _move_champion(settings: Settings, version: str | int, *, reason: str) -> Pr
                      "promotion.at": now, "promotion.previous_champion": previous or ""}}
     if previous and previous != target:
         tags[previous] = {"promotion.replaced_by": target, "promotion.replaced_at": now}
-    _tag_versions(settings, tags)
+    tag_versions(settings, tags)
     return PromotionDecision(True, reason, target, target, previous,
                              settings.registry.promote_metric, settings.registry.promote_split)

@@ -132,11 +132,11 @@ def promotion_lease(settings: Settings, *, wait_s: float | None = None) -> Itera
             _drop(client, name, holder.token)
             continue
         if time.monotonic() >= deadline:
-            who = "another process" if holder is None else (
+            held_by = "another process" if holder is None else (
                 f"{holder.who} since {_when(holder.since)}")
             raise PromotionBusyError(
                 f"another promotion of {reg.model_name!r} holds the registry's lease "
-                f"{name!r} ({who}); nothing was promoted. Run `sybilgnn promote` once it has "
+                f"{name!r} ({held_by}); nothing was promoted. Run `sybilgnn promote` once it has "
                 f"finished, or raise registry.promotion_wait_s (now {reg.promotion_wait_s:g}s)")
         if not announced and holder is not None:
             log.info("waiting for the promotion lease %r held by %s", name, holder.who)

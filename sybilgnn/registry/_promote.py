@@ -33,8 +33,8 @@ import numpy as np
 from sybilgnn.config import Settings
 from sybilgnn.data.snapshot import Snapshot
 from sybilgnn.errors import InputError, SybilgnnError
-from sybilgnn.registry._aliases import (PromotionDecision, _move_champion, _tag_versions,
-                                        _version_of, set_champion)
+from sybilgnn.registry._aliases import (PromotionDecision, move_champion, tag_versions,
+                                        version_of, set_champion)
 from sybilgnn.registry._lease import promotion_lease
 from sybilgnn.registry._log import CHALLENGER, CHAMPION
 from sybilgnn.registry._model_io import LoadedModel, ModelNotFoundError, load_registered_model
@@ -187,7 +187,7 @@ def _when(epoch_seconds: float) -> str:
 
 def _champion_failed(settings: Settings, snapshot: Snapshot, champion: str, challenger: str,
                      now: str, exc: Exception) -> NoReturn:
-    _tag_versions(settings, {challenger: {
+    tag_versions(settings, {challenger: {
         "promotion.decision": "error", "promotion.at": now,
         "promotion.reason": f"champion v{champion} could not be evaluated: {exc}"[:4000]}})
     raise GateError(
@@ -221,16 +221,16 @@ def promote(settings: Settings, snapshot: Snapshot | None = None, *,
     if version is not None:
         return set_champion(settings, version, reason=f"explicit promote --version {version}")
     if challenger is None:
-        challenger = _version_of(settings, CHALLENGER)
+        challenger = version_of(settings, CHALLENGER)
         if challenger is None:
             raise ModelNotFoundError(f"registered model {reg.model_name!r} has no "
                                      f"{CHALLENGER!r} alias; train one first (`sybilgnn train`)")
     challenger = str(challenger)
     with promotion_lease(settings):
-        champion = _version_of(settings, CHAMPION)
+        champion = version_of(settings, CHAMPION)
         now = datetime.now(timezone.utc).isoformat()
         if champion is None:
-            decision = _move_champion(settings, challenger,
+            decision = move_champion(settings, challenger,
                                       reason="first model: no champion yet")
             return PromotionDecision(True, decision.reason, challenger, challenger, None,
                                      reg.promote_metric, reg.promote_split)
@@ -312,7 +312,7 @@ def _too_few_rows(settings: Settings, snapshot: Snapshot, rows: np.ndarray,
     reason = (f"not measurable: the {reg.promote_split} split has {int(rows.sum())} labels "
               f"({int(y.sum())} fake){since}; the champion stays until newer labels of "
               "both classes arrive")
-    _tag_versions(settings, {contest.challenger: {
+    tag_versions(settings, {contest.challenger: {
         "promotion.decision": "rejected", "promotion.reason": reason,
         "promotion.at": contest.now, "promotion.compared_with": contest.champion,
         "promotion.rows": int(rows.sum())}})
@@ -365,4 +365,4 @@ def _record_decision(settings: Settings, contest: _Contest, promoted: bool,
                                           contest.challenger)
         tags[contest.champion] = {"promotion.replaced_by": contest.challenger,
                                   "promotion.replaced_at": contest.now}
-    _tag_versions(settings, tags)
+    tag_versions(settings, tags)

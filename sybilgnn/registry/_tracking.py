@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from sybilgnn.config import Settings, with_postgres_driver
+from sybilgnn.config import Settings
 from sybilgnn.errors import SybilgnnError
 
 __all__ = ["artifact_location", "configure_tracking", "ensure_sqlite_parent", "client_for"]
@@ -40,9 +40,8 @@ def configure_tracking(settings: Settings) -> str:
     """
     reg = settings.registry
     ensure_sqlite_parent(reg.tracking_uri)
-    uri = with_postgres_driver(reg.tracking_uri)  # a database store without a server
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(reg.tracking_uri)
+    mlflow.set_registry_uri(reg.tracking_uri)
     known = _KNOWN.get((reg.tracking_uri, reg.experiment))
     if known is not None:
         return known

@@ -22,7 +22,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from sybilgnn.config import Settings, with_postgres_driver
+from sybilgnn.config import Settings
 from sybilgnn.errors import InputError
 from sybilgnn.registry._tracking import ensure_sqlite_parent
 from sybilgnn.processes import pid_alive
@@ -73,7 +73,7 @@ class _RetryAndCloseRun:
 
 
 def _storage(settings: Settings) -> RDBStorage:
-    url = with_postgres_driver(settings.tune.storage)
+    url = settings.tune.storage
     if "://" not in url:
         raise InputError(f"tune.storage: expected a database URL like "
                          f"sqlite:///mlruns/optuna.db or postgresql://..., got {url!r}")
