@@ -48,8 +48,8 @@ def main() -> None:
     for fanout in (int(f) for f in args.fanouts.split(",")):
         started = time.perf_counter()
         result = similar_account_pairs(entries["acct"].to_numpy(),
-                                       signatures[entries["sig"].to_numpy()],
-                                       SimilaritySettings(bucket_fanout=fanout))
+                                       signatures, SimilaritySettings(bucket_fanout=fanout),
+                                       rows=entries["sig"].to_numpy())
         seconds = time.perf_counter() - started
         pairs = result.pairs
         same = np.mean([fleet_of.get(a) is not None and fleet_of.get(a) == fleet_of.get(b)

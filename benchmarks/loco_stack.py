@@ -9,7 +9,10 @@ gradient-boosting baselines and measures recall in queue of:
   (``stack_noagg``: without the aggregates);
 - ``rank_mean`` / ``rank_max``: the mean / the higher of the GNN's and ``hgb_neighbours``'
   percentile ranks (``rank_max`` is what ``model.companion: trees`` ranks by).
-``--no-stack`` skips the cross-fitting (fast).
+``--no-stack`` skips the cross-fitting (fast). ``--caps`` adds, per cap, the fusion as the
+champion ranks (``capped_C``) and two with a second tree model on the account's own
+features (``hgb_features``): the higher of the two trees' scores (``own_C``) or their mean
+(``avg_C``), each mapped onto the GNN's scale and capped the same way.
 
     .venv/bin/python benchmarks/loco_stack.py [--no-stack] SNAPSHOT_DIR
 """
@@ -87,7 +90,8 @@ def main() -> None:
     y_all, group = store.y.numpy(), store.group.numpy()
     caps = [float(c) for c in args.caps.split(",") if c]
     rows = {"gnn": [], "hgb_features": [], "hgb_neighbours": [], "rank_mean": [], "rank_max": [],
-            **{f"capped_{c:g}": [] for c in caps}}
+            **{f"capped_{c:g}": [] for c in caps}, **{f"own_{c:g}": [] for c in caps},
+            **{f"avg_{c:g}": [] for c in caps}}
     if not args.no_stack:
         rows.update({"stack": [], "stack_noagg": []})
     print("| campaign | fakes | " + " | ".join(rows) + " |")
@@ -131,8 +135,12 @@ def main() -> None:
         scores["rank_mean"] = (r_gnn + r_hgb) / 2
         scores["rank_max"] = np.maximum(r_gnn, r_hgb) + 1e-6 * (r_gnn + r_hgb)
         mapped = map_by_quantile(scores["hgb_neighbours"], z)
+        mapped_own = map_by_quantile(scores["hgb_features"], z)
         for c in caps:
             scores[f"capped_{c:g}"] = fuse_logits(z, mapped, max_lift=c)
+        for c in caps:  # a second tree model on the account's own features, same cap
+            scores[f"own_{c:g}"] = fuse_logits(z, np.maximum(mapped, mapped_own), max_lift=c)
+            scores[f"avg_{c:g}"] = fuse_logits(z, (mapped + mapped_own) / 2, max_lift=c)
         positives = account.holdout_mask.numpy() & (y == 1)
         prevalence = float(result.threshold_info["prevalence"])
         cells = []

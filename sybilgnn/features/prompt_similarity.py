@@ -151,9 +151,10 @@ def lsh_params(threshold: float, num_perm: int, *, fn_weight: float = 0.8) -> tu
     return best[1], best[2]
 
 
-def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: int,
-                     fanout: int, tiebreak: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Distinct entry pairs sharing an LSH bucket of at most ``max_bucket`` entries.
+def _band_candidates(band_keys: np.ndarray, max_bucket: int, fanout: int,
+                     tiebreak: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes (``_pair_codes``) of the distinct entry pairs sharing one band's bucket of at
+    most ``max_bucket`` entries, and how many buckets were larger.
 
     A bucket of at most ``fanout + 1`` entries yields all its pairs. In a larger one each
     entry is paired with the next ``fanout`` entries in an order fixed by ``tiebreak`` (a
@@ -162,39 +163,34 @@ def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: 
     all-pairs would be tens of millions of candidates, while each account keeps only
     ``max_edges_per_account`` edges anyway. Identical signatures sort next to each other.
     """
-    n = len(signatures)
+    n = len(band_keys)
+    order = np.lexsort((tiebreak, band_keys))
+    sorted_keys = band_keys[order]
+    cut = np.flatnonzero(np.diff(sorted_keys)) + 1
+    starts = np.concatenate([[0], cut])
+    sizes = np.diff(np.concatenate([starts, [n]]))
+    skipped = int((sizes > max_bucket).sum())
+    usable = (sizes >= 2) & (sizes <= max_bucket)
+    small = usable & (sizes <= fanout + 1)
     codes: list[np.ndarray] = []
-    skipped = 0
-    for band in range(bands):
-        keys = signature_hash(signatures[:, band * rows:(band + 1) * rows])
-        order = np.lexsort((tiebreak, keys))
-        sorted_keys = keys[order]
-        cut = np.flatnonzero(np.diff(sorted_keys)) + 1
-        starts = np.concatenate([[0], cut])
-        sizes = np.diff(np.concatenate([starts, [n]]))
-        skipped += int((sizes > max_bucket).sum())
-        usable = (sizes >= 2) & (sizes <= max_bucket)
-        small = usable & (sizes <= fanout + 1)
-        # bincount, not np.unique: numpy 2.x's hash-based unique is slow on large int arrays
-        small_sizes = sizes[small]
-        for size in np.flatnonzero(np.bincount(small_sizes)) if len(small_sizes) else []:
-            first = starts[small & (sizes == size)]
-            iu, ju = np.triu_indices(int(size), 1)
-            codes.append(_pair_codes(order[first[:, None] + iu[None, :]].ravel(),
-                                     order[first[:, None] + ju[None, :]].ravel(), n))
-        large = usable & ~small
-        if large.any():
-            big_starts, big_sizes = starts[large], sizes[large]
-            positions = np.repeat(big_starts, big_sizes) + _ranges(big_sizes)
-            ends = np.repeat(big_starts + big_sizes, big_sizes)
-            for step in range(1, fanout + 1):
-                ok = positions + step < ends
-                codes.append(_pair_codes(order[positions[ok]], order[positions[ok] + step], n))
+    # bincount, not np.unique: numpy 2.x's hash-based unique is slow on large int arrays
+    small_sizes = sizes[small]
+    for size in np.flatnonzero(np.bincount(small_sizes)) if len(small_sizes) else []:
+        first = starts[small & (sizes == size)]
+        iu, ju = np.triu_indices(int(size), 1)
+        codes.append(_pair_codes(order[first[:, None] + iu[None, :]].ravel(),
+                                 order[first[:, None] + ju[None, :]].ravel(), n))
+    large = usable & ~small
+    if large.any():
+        big_starts, big_sizes = starts[large], sizes[large]
+        positions = np.repeat(big_starts, big_sizes) + _ranges(big_sizes)
+        ends = np.repeat(big_starts + big_sizes, big_sizes)
+        for step in range(1, fanout + 1):
+            ok = positions + step < ends
+            codes.append(_pair_codes(order[positions[ok]], order[positions[ok] + step], n))
     if not codes:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, skipped
-    unique = _sorted_unique(np.concatenate(codes))
-    return unique // n, unique % n, skipped
+        return np.zeros(0, dtype=np.int64), skipped
+    return _sorted_unique(np.concatenate(codes)), skipped
 
 
 def _ranges(sizes: np.ndarray) -> np.ndarray:
@@ -220,38 +216,48 @@ class SimilarityResult:
     """Account pairs (``account_a`` < ``account_b``) with ``similarity`` and ``n_shared``."""
 
     pairs: pd.DataFrame
-    n_prompts: int
-    n_entries: int
-    n_candidates: int
+    n_prompts: int  # (account, prompt) entries given
+    n_entries: int  # after dropping an account's repeats of one signature
+    n_candidates: int  # cross-account pairs verified, per band (a pair found in k bands: k)
     skipped_buckets: int
     bands: int
     rows: int
 
 
 def similar_account_pairs(account_ids: Sequence[str] | np.ndarray, signatures: np.ndarray,
-                          settings: SimilaritySettings) -> SimilarityResult:
-    """Near-duplicate prompt pairs across accounts, aggregated and capped per account."""
-    bands, rows = lsh_params(settings.threshold, signatures.shape[1])
+                          settings: SimilaritySettings, rows: np.ndarray | None = None
+                          ) -> SimilarityResult:
+    """Near-duplicate prompt pairs across accounts, aggregated and capped per account.
+
+    Entry ``i`` is account ``account_ids[i]`` with signature ``signatures[rows[i]]`` (``rows``
+    None: row ``i``), so a caller holding each distinct prompt's signature once need not
+    copy it per sender. Candidates are found, verified and filtered one LSH band at a time:
+    only the pairs that pass the threshold outlive their band, so memory follows the
+    edges, not the candidates (hundreds of millions at a million accounts).
+    """
+    bands, width = lsh_params(settings.threshold, signatures.shape[1])
     accounts = np.asarray(account_ids, dtype=object)
     names, codes = np.unique(accounts, return_inverse=True)  # sorted: code order = id order
-    full_hash = signature_hash(signatures)
-    entry = pd.DataFrame({"acct": codes, "sig": full_hash})
-    keep = ~entry.duplicated().to_numpy()
-    sig, acct = signatures[keep], codes[keep]
-    left, right, skipped = _candidate_pairs(sig, bands, rows, settings.max_bucket_size,
-                                            settings.bucket_fanout, full_hash[keep])
-    cross = acct[left] != acct[right]
-    left, right = left[cross], right[cross]
-    sims = np.empty(len(left), dtype=np.float64)
-    step = 32_768  # small chunks keep the gathered rows in cache
-    for start in range(0, len(left), step):
-        sl = slice(start, start + step)
-        sims[sl] = np.count_nonzero(sig[left[sl]] == sig[right[sl]], axis=1) / sig.shape[1]
-    good = sims >= settings.threshold
-    a, b = acct[left[good]], acct[right[good]]
-    frame = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "sim": sims[good]})
-    agg = frame.groupby(["a", "b"], sort=True).agg(similarity=("sim", "max"),
-                                                  n_shared=("sim", "size")).reset_index()
+    rows = np.arange(len(accounts)) if rows is None else np.asarray(rows, dtype=np.int64)
+    full_hash = signature_hash(signatures)[rows]
+    keep = ~pd.DataFrame({"acct": codes, "sig": full_hash}).duplicated().to_numpy()
+    sig_rows, acct, tiebreak = rows[keep], codes[keep], full_hash[keep]
+    n = len(sig_rows)
+    found = _PairTally(len(names))
+    verified = skipped = 0
+    for band in range(bands):
+        keys = signature_hash(signatures[sig_rows, band * width:(band + 1) * width])
+        pair_codes, band_skipped = _band_candidates(keys, settings.max_bucket_size,
+                                                    settings.bucket_fanout, tiebreak)
+        skipped += band_skipped
+        left, right = pair_codes // n, pair_codes % n
+        cross = acct[left] != acct[right]
+        pair_codes, left, right = pair_codes[cross], left[cross], right[cross]
+        verified += len(pair_codes)
+        sims = _estimated_similarity(signatures, sig_rows[left], sig_rows[right])
+        good = sims >= settings.threshold
+        found.add(pair_codes[good], acct[left[good]], acct[right[good]], sims[good])
+    agg = found.frame()
     agg = agg[agg["n_shared"] >= settings.min_shared_prompts]
     agg = cap_edges(agg, settings.max_edges_per_account)
     pairs = pd.DataFrame({
@@ -260,9 +266,61 @@ def similar_account_pairs(account_ids: Sequence[str] | np.ndarray, signatures: n
         "similarity": agg["similarity"].to_numpy(dtype=np.float64),
         "n_shared": agg["n_shared"].to_numpy(dtype=np.int64),
     })
-    return SimilarityResult(pairs=pairs, n_prompts=len(signatures), n_entries=len(sig),
-                            n_candidates=len(left), skipped_buckets=skipped,
-                            bands=bands, rows=rows)
+    return SimilarityResult(pairs=pairs, n_prompts=len(rows), n_entries=n,
+                            n_candidates=verified, skipped_buckets=skipped,
+                            bands=bands, rows=width)
+
+
+class _PairTally:
+    """Near-duplicate entry pairs found so far, tallied per account pair: the most similar
+    prompt pair and how many distinct prompt pairs the two accounts share. A pair that
+    several bands find counts once; only the entry pairs' codes are kept besides."""
+
+    def __init__(self, accounts: int) -> None:
+        self.accounts = accounts
+        self.seen = np.zeros(0, dtype=np.int64)  # sorted entry-pair codes already counted
+        self.codes = np.zeros(0, dtype=np.int64)  # sorted account-pair codes
+        self.best = np.zeros(0, dtype=np.float64)
+        self.count = np.zeros(0, dtype=np.int64)
+
+    def add(self, entry_codes: np.ndarray, acct_a: np.ndarray, acct_b: np.ndarray,
+            sims: np.ndarray) -> None:
+        """One band's verified pairs (``entry_codes`` sorted and distinct)."""
+        new = np.ones(len(entry_codes), dtype=bool)
+        if len(self.seen):
+            at = np.minimum(np.searchsorted(self.seen, entry_codes), len(self.seen) - 1)
+            new = self.seen[at] != entry_codes
+        self.seen = np.sort(np.concatenate([self.seen, entry_codes[new]]), kind="stable")
+        pair = (np.minimum(acct_a[new], acct_b[new]).astype(np.int64) * self.accounts
+                + np.maximum(acct_a[new], acct_b[new]))
+        codes = np.concatenate([self.codes, pair])
+        order = np.argsort(codes, kind="stable")
+        codes = codes[order]
+        best = np.concatenate([self.best, sims[new]])[order]
+        count = np.concatenate([self.count, np.ones(len(pair), dtype=np.int64)])[order]
+        if len(codes) == 0:
+            return
+        starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+        self.codes = codes[starts]
+        self.best = np.maximum.reduceat(best, starts)
+        self.count = np.add.reduceat(count, starts)
+
+    def frame(self) -> pd.DataFrame:
+        """Account pairs ``a < b`` in order, with ``similarity`` and ``n_shared``."""
+        return pd.DataFrame({"a": self.codes // self.accounts, "b": self.codes % self.accounts,
+                             "similarity": self.best, "n_shared": self.count})
+
+
+def _estimated_similarity(signatures: np.ndarray, left: np.ndarray, right: np.ndarray
+                          ) -> np.ndarray:
+    """Share of equal MinHash values of each pair of signature rows (the Jaccard estimate)."""
+    sims = np.empty(len(left), dtype=np.float64)
+    step = 32_768  # small chunks keep the gathered rows in cache
+    for start in range(0, len(left), step):
+        sl = slice(start, start + step)
+        sims[sl] = (np.count_nonzero(signatures[left[sl]] == signatures[right[sl]], axis=1)
+                    / signatures.shape[1])
+    return sims
 
 
 def cap_edges(pairs: pd.DataFrame, cap: int, *, start_degree: dict[object, int] | None = None,

@@ -92,8 +92,8 @@ def _bulk_prompts(settings: Settings, v: ValidatedTable, summary: IngestSummary,
     clock.lap("minhash")
     entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
     entries = entries[entries["sig"] >= 0].drop_duplicates()
-    result = similar_account_pairs(entries["acct"].to_numpy(),
-                                   signatures[entries["sig"].to_numpy()], settings.similarity)
+    result = similar_account_pairs(entries["acct"].to_numpy(), signatures, settings.similarity,
+                                   rows=entries["sig"].to_numpy())
     summary.similarity = {"prompts": result.n_prompts, "candidates": result.n_candidates,
                           "skipped_buckets": result.skipped_buckets,
                           "bands": result.bands, "rows_per_band": result.rows}

@@ -231,8 +231,8 @@ def _load_prompts(settings: Settings, driver: Any, v: ValidatedTable, marker: st
     touched = set(v.clean["account_id"])
     entries = pd.DataFrame({"acct": v.clean["account_id"].to_numpy(), "sig": index})
     entries = entries[entries["sig"] >= 0].drop_duplicates()
-    result = similar_account_pairs(entries["acct"].to_numpy(),
-                                   signatures[entries["sig"].to_numpy()], similarity)
+    result = similar_account_pairs(entries["acct"].to_numpy(), signatures, similarity,
+                                   rows=entries["sig"].to_numpy())
     lap("similarity")
     summary.relationships["PROMPT_SIMILAR"] = write_similarity(driver, db, result, size, marker,
                                                                procedures=procedures)

@@ -92,3 +92,18 @@ def test_popular_prompt_buckets_are_skipped() -> None:
     assert small.pairs.empty and small.skipped_buckets == 16
     big = similar_account_pairs(accounts, sig, SimilaritySettings(max_bucket_size=5))
     assert len(big.pairs) == 10 and (big.pairs["similarity"] == 1.0).all()
+
+
+def test_prompt_pairs_found_in_every_band_count_once_and_rows_index_signatures() -> None:
+    rng = np.random.default_rng(3)
+    vocab = [f"w{i}" for i in range(500)]
+    distinct = [" ".join(rng.choice(vocab, 20)) for _ in range(2)]
+    sig, _ = minhash_signatures(distinct, num_perm=64)
+    accounts = ["alice", "alice", "bob", "bob"]
+    rows = np.array([0, 1, 0, 1])  # both send both prompts: identical signatures collide
+    # in all 16 bands, yet each of the two shared prompts is one shared pair
+    by_index = similar_account_pairs(accounts, sig, SimilaritySettings(), rows=rows)
+    copied = similar_account_pairs(accounts, sig[rows], SimilaritySettings())
+    assert list(by_index.pairs.itertuples(index=False)) == [("alice", "bob", 1.0, 2)]
+    pd.testing.assert_frame_equal(by_index.pairs, copied.pairs)
+    assert by_index.n_candidates == copied.n_candidates == 2 * 16
