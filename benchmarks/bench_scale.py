@@ -11,7 +11,8 @@ stages after it that need its output are skipped. With ``--model-from REGISTRY_D
 failed ``train`` leaves scoring to the champion of an earlier run's registry (the model is
 inductive: its preprocessing travels with it), so the scoring stage is still measured.
 
-    .venv/bin/python benchmarks/bench_scale.py --accounts 1000000 [--keep-registry DIR]
+    .venv/bin/python benchmarks/bench_scale.py --accounts 1000000 [--events-scale 0.3] \
+        [--keep-registry DIR]
     .venv/bin/python benchmarks/bench_scale.py --accounts 5000000 --model-from DIR
 
 One JSON line per stage, then a summary line.
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--scenario", default="medium")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--events-scale", type=float, default=1.0,
+                        help="every account's activity times this (prompts, IP events)")
     parser.add_argument("--heap", default="4g")
     parser.add_argument("--pagecache", default="4g")
     parser.add_argument("--keep-registry", type=Path, help="copy the registry here at the end")
@@ -119,7 +122,8 @@ def main() -> None:
     try:
         world = home / "world"
         plan = [("simulate", ["simulate", "--accounts", str(args.accounts), "--scenario",
-                              args.scenario, "--seed", str(args.seed), "--out", str(world)]),
+                              args.scenario, "--seed", str(args.seed), "--out", str(world),
+                              "--events-scale", str(args.events_scale)]),
                 ("ingest", ["ingest", str(world)]),
                 ("export", ["export", "--out", str(home / "snapshot")]),
                 ("train", ["train", "--snapshot", str(home / "snapshot"), "--no-baselines"]),
@@ -139,6 +143,7 @@ def main() -> None:
         server.stop()
     first_limit = next((r["stage"] for r in rows if r["rc"] != 0), None)
     print(json.dumps({"accounts": args.accounts, "scenario": args.scenario,
+                      "events_scale": args.events_scale,
                       "epochs": args.epochs, "first_failed_stage": first_limit,
                       "total_wall_s": round(sum(r["wall_s"] for r in rows), 1)}), flush=True)
     if first_limit is None:

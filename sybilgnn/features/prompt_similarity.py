@@ -327,17 +327,31 @@ def cap_edges(pairs: pd.DataFrame, cap: int, *, start_degree: dict[object, int] 
               a: str = "a", b: str = "b") -> pd.DataFrame:
     """Greedy strongest-first selection so that no account ends with more than ``cap`` edges.
 
-    Ties break on ``n_shared`` then the pair's ids, so the result is deterministic.
+    Ties break on ``n_shared`` then the pair's ids, so the result is deterministic. The
+    accounts are coded once (sorted, so code order is id order) and the pairs are walked in
+    chunks: tens of millions of candidate pairs at a million accounts never become Python
+    objects all at once.
     """
     if pairs.empty:
         return pairs
-    ordered = pairs.sort_values(["similarity", "n_shared", a, b],
-                                ascending=[False, False, True, True], kind="stable")
-    degree: dict[object, int] = dict(start_degree or {})
-    keep = np.zeros(len(ordered), dtype=bool)
-    for i, (x, y) in enumerate(zip(ordered[a].tolist(), ordered[b].tolist())):
-        if degree.get(x, 0) < cap and degree.get(y, 0) < cap:
-            keep[i] = True
-            degree[x] = degree.get(x, 0) + 1
-            degree[y] = degree.get(y, 0) + 1
-    return ordered[keep].sort_values([a, b], kind="stable").reset_index(drop=True)
+    codes, ids = pd.factorize(pd.concat([pairs[a], pairs[b]], ignore_index=True), sort=True)
+    left, right = codes[:len(pairs)], codes[len(pairs):]
+    degree = [0] * len(ids)
+    for key, start in (start_degree or {}).items():
+        at = ids.get_indexer([key])[0]
+        if at >= 0:
+            degree[at] = start
+    order = np.lexsort((right, left, -pairs["n_shared"].to_numpy(),
+                        -pairs["similarity"].to_numpy()))
+    kept: list[int] = []
+    chunk = 1 << 20
+    for lo in range(0, len(order), chunk):
+        rows = order[lo:lo + chunk]
+        for row, x, y in zip(rows.tolist(), left[rows].tolist(), right[rows].tolist()):
+            if degree[x] < cap and degree[y] < cap:
+                kept.append(row)
+                degree[x] += 1
+                degree[y] += 1
+    chosen = np.asarray(kept, dtype=np.int64)
+    chosen = chosen[np.lexsort((right[chosen], left[chosen]))]
+    return pairs.iloc[chosen].reset_index(drop=True)
