@@ -94,6 +94,8 @@ def main() -> None:
                         help="every account's activity times this (prompts, IP events)")
     parser.add_argument("--heap", default="4g")
     parser.add_argument("--pagecache", default="4g")
+    parser.add_argument("--until", choices=["simulate", "ingest", "export", "train", "score"],
+                        default="score", help="the last stage to run")
     parser.add_argument("--keep-registry", type=Path, help="copy the registry here at the end")
     parser.add_argument("--model-from", type=Path,
                         help="a kept registry: its champion scores when train cannot")
@@ -137,6 +139,8 @@ def main() -> None:
                 promote_latest(overrides)
             elif row["rc"] != 0 and name != "train":
                 break  # later stages need this one's output
+            if name == args.until:
+                break
         if args.keep_registry and any(r["stage"] == "train" and r["rc"] == 0 for r in rows):
             shutil.copytree(registry, args.keep_registry, dirs_exist_ok=True)
     finally:

@@ -5,6 +5,7 @@
 Simulates a platform (scenario ``medium``) or reads ``--tables DIR``, signs its prompts once,
 then runs ``similar_account_pairs`` per ``bucket_fanout`` (200 = ``max_bucket_size``, i.e. all
 pairs in every bucket, the behaviour before the bound) and prints seconds, candidates, edges,
+the peak RSS so far (the first fan-out's is its own),
 the share of edges inside one true fleet, the share of fake accounts with an edge, and the
 Jaccard overlap of the first two edge sets.
 """
@@ -12,6 +13,7 @@ Jaccard overlap of the first two edge sets.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -25,6 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sybilgnn.config import SimilaritySettings  # noqa: E402
 from sybilgnn.features.prompt_similarity import similar_account_pairs  # noqa: E402
 from sybilgnn.ingest import loaders  # noqa: E402
+
+
+def peak_gib() -> float:
+    """This process's peak resident set so far (the first fan-out's run is its own)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def main() -> None:
@@ -45,6 +52,7 @@ def main() -> None:
     entries = pd.DataFrame({"acct": prompts["account_id"].to_numpy(), "sig": index})
     entries = entries[entries["sig"] >= 0].drop_duplicates()
     edge_sets = []
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     for fanout in (int(f) for f in args.fanouts.split(",")):
         started = time.perf_counter()
         result = similar_account_pairs(entries["acct"].to_numpy(),
@@ -59,7 +67,8 @@ def main() -> None:
         edge_sets.append(set(zip(pairs["account_a"], pairs["account_b"])))
         print(f"bucket_fanout {fanout}: {seconds:.1f} s, {result.n_prompts} prompts, "
               f"{result.n_candidates} candidates, {len(pairs)} edges, same-fleet share "
-              f"{same:.3f}, fakes with an edge {covered:.3f}", flush=True)
+              f"{same:.3f}, fakes with an edge {covered:.3f}, peak RSS {peak_gib():.2f} GiB "
+              f"({before:.2f} GiB before the search)", flush=True)
     if len(edge_sets) >= 2:
         a, b = edge_sets[0], edge_sets[1]
         print(f"edge-set Jaccard of the first two: {len(a & b) / max(len(a | b), 1):.3f}")
