@@ -83,7 +83,7 @@ def promote_latest(overrides: list[str]) -> None:
     set_champion(settings, version_of(settings, "challenger"), reason="bench_scale")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=1_000_000)
@@ -99,13 +99,12 @@ def main() -> None:
     parser.add_argument("--keep-registry", type=Path, help="copy the registry here at the end")
     parser.add_argument("--model-from", type=Path,
                         help="a kept registry: its champion scores when train cannot")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    registry = home / "registry"
-    if args.model_from:
-        shutil.copytree(args.model_from, registry)
-    overrides = [
+
+def bench_overrides(home: Path, registry: Path, args: argparse.Namespace) -> list[str]:
+    """A throw-away server on free ports, a registry of its own, a few full-graph epochs."""
+    return [
         f"neo4j.home={home / 'neo4j'}", f"neo4j.lib_dir={REPO / '.sybilgnn' / 'neo4j-lib'}",
         f"neo4j.password_file={home / 'password'}", f"neo4j.bolt_port={free_port()}",
         f"neo4j.http_port={free_port()}", f"neo4j.heap={args.heap}",
@@ -116,31 +115,48 @@ def main() -> None:
         f"scoring.report_dir={home / 'reports'}", f"train.epochs={args.epochs}",
         f"train.min_epochs={args.epochs}", "train.leave_one_campaign_out=false",
         "train.refit_on_all_labels=false", "train.bootstrap=0"]
-    server = LocalNeo4j(load_settings(None, overrides, environ={}).neo4j)
-    log = home / "stages.log"
+
+
+def run_plan(home: Path, args: argparse.Namespace, overrides: list[str], server: LocalNeo4j
+             ) -> list[dict[str, Any]]:
+    """The stages in order, up to ``--until`` or the first that fails (train excepted when
+    an earlier registry can score)."""
+    world, log = home / "world", home / "stages.log"
     print(f"home {home}; command output in {log}", file=sys.stderr)
+    plan = [("simulate", ["simulate", "--accounts", str(args.accounts), "--scenario",
+                          args.scenario, "--seed", str(args.seed), "--out", str(world),
+                          "--events-scale", str(args.events_scale)]),
+            ("ingest", ["ingest", str(world)]),
+            ("export", ["export", "--out", str(home / "snapshot")]),
+            ("train", ["train", "--snapshot", str(home / "snapshot"), "--no-baselines"]),
+            ("score", ["score"])]
+    rows: list[dict[str, Any]] = []
+    for name, command in plan:
+        if name == "score" and rows[-1]["rc"] != 0 and not args.model_from:
+            break  # nothing to score with
+        row = run_stage(name, command, overrides, server, log)
+        rows.append(row)
+        if name == "train" and row["rc"] == 0:
+            promote_latest(overrides)
+        elif row["rc"] != 0 and name != "train":
+            break  # later stages need this one's output
+        if name == args.until:
+            break
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    registry = home / "registry"
+    if args.model_from:
+        shutil.copytree(args.model_from, registry)
+    overrides = bench_overrides(home, registry, args)
+    server = LocalNeo4j(load_settings(None, overrides, environ={}).neo4j)
     server.start()
     rows: list[dict[str, Any]] = []
     try:
-        world = home / "world"
-        plan = [("simulate", ["simulate", "--accounts", str(args.accounts), "--scenario",
-                              args.scenario, "--seed", str(args.seed), "--out", str(world),
-                              "--events-scale", str(args.events_scale)]),
-                ("ingest", ["ingest", str(world)]),
-                ("export", ["export", "--out", str(home / "snapshot")]),
-                ("train", ["train", "--snapshot", str(home / "snapshot"), "--no-baselines"]),
-                ("score", ["score"])]
-        for name, command in plan:
-            if name == "score" and rows[-1]["rc"] != 0 and not args.model_from:
-                break  # nothing to score with
-            row = run_stage(name, command, overrides, server, log)
-            rows.append(row)
-            if name == "train" and row["rc"] == 0:
-                promote_latest(overrides)
-            elif row["rc"] != 0 and name != "train":
-                break  # later stages need this one's output
-            if name == args.until:
-                break
+        rows = run_plan(home, args, overrides, server)
         if args.keep_registry and any(r["stage"] == "train" and r["rc"] == 0 for r in rows):
             shutil.copytree(registry, args.keep_registry, dirs_exist_ok=True)
     finally:
